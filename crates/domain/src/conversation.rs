@@ -1,0 +1,253 @@
+//! Conversations and their log. Everything both sides of a chat see (messages and events) is one
+//! log entry with a per-conversation `seq` that starts at 1 and has no gaps.
+
+use crate::entities::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
+use crate::error::ValidationErrors;
+use crate::ids::{ConversationId, ServiceId, TenantId, UserId, WorkflowId};
+use crate::validate::{email, optional_text, required_text};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Where a conversation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// Running its workflow, not yet queued.
+    Workflow,
+    /// Waiting in its service's queue.
+    Queued,
+    /// Offered to one agent, awaiting an answer.
+    Offered,
+    /// An agent accepted; the chat is live.
+    Connected,
+    /// Finished by either side.
+    Ended,
+}
+
+impl ConversationStatus {
+    /// The stable text form used in storage and the API.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Workflow => "workflow",
+            Self::Queued => "queued",
+            Self::Offered => "offered",
+            Self::Connected => "connected",
+            Self::Ended => "ended",
+        }
+    }
+
+    /// Parses the stable text form.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Workflow, Self::Queued, Self::Offered, Self::Connected, Self::Ended]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// Still needs the engine's attention (anything but `Ended`).
+    #[must_use]
+    pub const fn is_open(self) -> bool {
+        !matches!(self, Self::Ended)
+    }
+}
+
+/// The customer as the pre-chat form described them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    pub display_name: String,
+    pub email: String,
+    /// The customer accepted the privacy policy (always true for a stored conversation).
+    pub privacy_consent: bool,
+}
+
+/// One chat between a customer and a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub tenant_id: TenantId,
+    pub service_id: ServiceId,
+    /// The workflow this conversation runs, pinned at its start.
+    pub workflow_id: WorkflowId,
+    pub status: ConversationStatus,
+    pub customer: Customer,
+    pub first_message: Option<String>,
+    /// The agent the chat is offered to or connected with.
+    pub agent_id: Option<UserId>,
+    /// Highest `seq` written to the log.
+    pub last_seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+}
+
+/// The visitor's pre-chat form, `POST /api/v1/widget/conversations`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreChatForm {
+    /// The snippet's Contact ID.
+    pub contact_id: String,
+    /// The snippet's Widget Key.
+    pub widget_key: String,
+    pub display_name: String,
+    pub email: String,
+    pub privacy_consent: bool,
+    #[serde(default)]
+    pub first_message: Option<String>,
+}
+
+impl PreChatForm {
+    /// Checks and normalises the form.
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(mut self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        self.display_name = required_text(&mut e, "/display_name", &self.display_name, MAX_NAME_CHARS);
+        self.email = email(&mut e, "/email", &self.email);
+        if !self.privacy_consent {
+            e.push("/privacy_consent", "consent_required", "the privacy policy must be accepted");
+        }
+        self.first_message = optional_text(&mut e, "/first_message", self.first_message.as_deref(), MAX_MESSAGE_CHARS);
+        e.into_result(self)
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Sender {
+    Customer { name: String },
+    Agent { id: UserId, name: String },
+    System,
+}
+
+/// Who ended a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndedBy {
+    Customer,
+    Agent,
+    System,
+}
+
+/// Something that happened to a conversation, as both sides see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConversationEvent {
+    /// The workflow accepted the chat (the reporting boundary "accepted by system").
+    Accepted,
+    /// The chat entered its service's queue.
+    Queued,
+    /// An agent accepted the chat.
+    Connected { agent_id: UserId, agent_name: String },
+    /// The chat is over.
+    Ended { by: EndedBy },
+}
+
+/// The content of one log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryBody {
+    Message { sender: Sender, text: String },
+    Event { event: ConversationEvent },
+}
+
+/// One durable entry of a conversation's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LogEntry {
+    pub conversation_id: ConversationId,
+    /// Position in the conversation, from 1, without gaps.
+    pub seq: i64,
+    /// The sender's idempotency key, when the entry came from a client.
+    pub client_msg_id: Option<String>,
+    #[serde(flatten)]
+    pub body: EntryBody,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Checks a chat message typed by a person.
+///
+/// # Errors
+/// `/text` empty or longer than [`MAX_MESSAGE_CHARS`].
+pub fn validate_message_text(text: &str) -> Result<String, ValidationErrors> {
+    let mut e = ValidationErrors::default();
+    let t = required_text(&mut e, "/text", text, MAX_MESSAGE_CHARS);
+    e.into_result(t)
+}
+
+/// Checks a client's idempotency key: 1 to 64 printable ASCII characters.
+///
+/// # Errors
+/// `/client_msg_id` when malformed.
+pub fn validate_client_msg_id(id: &str) -> Result<(), ValidationErrors> {
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(ValidationErrors::single("/client_msg_id", "invalid_client_msg_id", "must be 1-64 printable ASCII characters"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(consent: bool, msg: Option<&str>) -> PreChatForm {
+        PreChatForm {
+            contact_id: "c".into(),
+            widget_key: "k".into(),
+            display_name: " Ann ".into(),
+            email: "ann@example.com".into(),
+            privacy_consent: consent,
+            first_message: msg.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn pre_chat_form_requires_consent() {
+        let errs = form(false, None).validate().unwrap_err().0;
+        assert_eq!((errs[0].path.as_str(), errs[0].code), ("/privacy_consent", "consent_required"));
+    }
+
+    #[test]
+    fn pre_chat_form_trims_and_drops_a_blank_first_message() {
+        let f = form(true, Some("   ")).validate().unwrap();
+        assert_eq!(f.display_name, "Ann");
+        assert_eq!(f.first_message, None);
+    }
+
+    #[test]
+    fn message_text_over_the_limit_is_refused() {
+        let long = "x".repeat(MAX_MESSAGE_CHARS + 1);
+        assert_eq!(validate_message_text(&long).unwrap_err().0[0].code, "too_long");
+        assert!(validate_message_text("hello").is_ok());
+    }
+
+    #[test]
+    fn client_msg_id_must_be_short_printable_ascii() {
+        assert!(validate_client_msg_id("abc-123").is_ok());
+        assert!(validate_client_msg_id("").is_err());
+        assert!(validate_client_msg_id("with space").is_err());
+        assert!(validate_client_msg_id(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn log_entry_serialises_flat_with_kind_tag() {
+        let e = LogEntry {
+            conversation_id: ConversationId::from_uuid(uuid::Uuid::nil()),
+            seq: 3,
+            client_msg_id: None,
+            body: EntryBody::Event { event: ConversationEvent::Ended { by: EndedBy::Agent } },
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["kind"], "event");
+        assert_eq!(v["event"]["type"], "ended");
+        assert_eq!(v["event"]["by"], "agent");
+        let back: LogEntry = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}

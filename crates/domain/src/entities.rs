@@ -1,0 +1,365 @@
+//! Configuration entities of a tenant and the validated inputs that create them.
+//!
+//! Inputs (`New*`) deny unknown fields, so a typo in an API call is an error rather than silently
+//! ignored. `validate` returns every broken rule at once.
+
+use crate::error::ValidationErrors;
+use crate::ids::{OrgUnitId, ServiceId, TenantId, UserId, WorkflowId};
+use crate::validate::{email, optional_text, required_text, slug};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// Longest display name of anything, in characters.
+pub const MAX_NAME_CHARS: usize = 80;
+/// Longest chat message, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// Shortest agent password.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Most concurrent chats one agent may be configured for.
+pub const MAX_AGENT_CHATS: u32 = 20;
+
+/// A customer company of the installation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// URL-safe short name, unique in the installation; agents type it at login.
+    pub slug: String,
+    pub name: String,
+    /// The organization unit at the top of the tenant's tree, created with the tenant.
+    pub root_ou_id: OrgUnitId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Input of `POST /api/v1/tenants`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub slug: String,
+    pub name: String,
+}
+
+impl NewTenant {
+    /// Checks and normalises the input.
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let slug = slug(&mut e, "/slug", &self.slug);
+        let name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
+        e.into_result(Self { slug, name })
+    }
+}
+
+/// A node in the tenant's organization tree; every configurable entity lives in one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OrgUnit {
+    pub id: OrgUnitId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// `None` only for the tenant's root unit.
+    pub parent_id: Option<OrgUnitId>,
+}
+
+/// Input of `POST /api/v1/org-units`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrgUnit {
+    pub name: String,
+    /// Parent unit; the tenant root when absent.
+    #[serde(default)]
+    pub parent_id: Option<OrgUnitId>,
+}
+
+impl NewOrgUnit {
+    /// Checks and normalises the input.
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        let name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
+        e.into_result(Self { name, ..self })
+    }
+}
+
+/// Licences a user can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Licence {
+    ContactCenter,
+    InstantMessaging,
+    Interact,
+}
+
+impl Licence {
+    /// The stable text form used in storage and the API.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ContactCenter => "contact_center",
+            Self::InstantMessaging => "instant_messaging",
+            Self::Interact => "interact",
+        }
+    }
+
+    /// Parses the stable text form.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::ContactCenter, Self::InstantMessaging, Self::Interact].into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// What an agent says about themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Available,
+    Busy,
+    Away,
+    #[default]
+    Offline,
+}
+
+impl Presence {
+    /// The stable text form used in storage and the API.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Busy => "busy",
+            Self::Away => "away",
+            Self::Offline => "offline",
+        }
+    }
+
+    /// Parses the stable text form.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Available, Self::Busy, Self::Away, Self::Offline].into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// A person who handles chats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub ou_id: OrgUnitId,
+    pub display_name: String,
+    /// Login name, unique within the tenant, lowercase.
+    pub email: String,
+    pub licences: Vec<Licence>,
+    /// The user may receive instant-messaging tasks.
+    pub im_enabled: bool,
+    /// Concurrent chats this user can hold.
+    pub max_chats: u32,
+    pub presence: Presence,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl User {
+    /// Can receive chats from a service queue: IM enabled and licensed.
+    #[must_use]
+    pub fn can_take_chats(&self) -> bool {
+        self.im_enabled && self.licences.contains(&Licence::InstantMessaging)
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_chats() -> u32 {
+    3
+}
+
+/// Input of `POST /api/v1/users`.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Organization unit; the tenant root when absent.
+    #[serde(default)]
+    pub ou_id: Option<OrgUnitId>,
+    pub display_name: String,
+    pub email: String,
+    /// Password for the agent workspace; without one the user cannot sign in.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub licences: Vec<Licence>,
+    #[serde(default = "default_true")]
+    pub im_enabled: bool,
+    #[serde(default = "default_max_chats")]
+    pub max_chats: u32,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("ou_id", &self.ou_id)
+            .field("display_name", &self.display_name)
+            .field("email", &self.email)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("licences", &self.licences)
+            .field("im_enabled", &self.im_enabled)
+            .field("max_chats", &self.max_chats)
+            .finish()
+    }
+}
+
+impl NewUser {
+    /// Checks and normalises the input.
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(mut self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        self.display_name = required_text(&mut e, "/display_name", &self.display_name, MAX_NAME_CHARS);
+        self.email = email(&mut e, "/email", &self.email);
+        if let Some(p) = &self.password {
+            let n = p.chars().count();
+            if n < MIN_PASSWORD_CHARS {
+                e.push("/password", "too_short", format!("must be at least {MIN_PASSWORD_CHARS} characters"));
+            } else if n > 256 {
+                e.push("/password", "too_long", "must be at most 256 characters");
+            }
+        }
+        if !(1..=MAX_AGENT_CHATS).contains(&self.max_chats) {
+            e.push("/max_chats", "out_of_range", format!("must be between 1 and {MAX_AGENT_CHATS}"));
+        }
+        self.licences.sort_unstable();
+        self.licences.dedup();
+        e.into_result(self)
+    }
+}
+
+/// A routing entity that owns a queue of chats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Service {
+    pub id: ServiceId,
+    pub tenant_id: TenantId,
+    pub ou_id: OrgUnitId,
+    pub name: String,
+    /// The instant-messaging workflow each new chat runs.
+    pub workflow_id: WorkflowId,
+    /// Public identifier the widget snippet carries; unique in the installation.
+    pub contact_id: String,
+    /// Second half of the snippet's credentials.
+    pub widget_key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A user's membership of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Membership {
+    pub service_id: ServiceId,
+    pub user_id: UserId,
+    /// Only active members are offered the service's chats.
+    pub active: bool,
+}
+
+/// Input of a member inside `POST /api/v1/services` or `PUT /api/v1/services/{id}/members/{user}`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub user_id: UserId,
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+/// Input of `POST /api/v1/services`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewService {
+    /// Organization unit; the tenant root when absent.
+    #[serde(default)]
+    pub ou_id: Option<OrgUnitId>,
+    pub name: String,
+    pub workflow_id: WorkflowId,
+    #[serde(default)]
+    pub members: Vec<NewMember>,
+}
+
+impl NewService {
+    /// Checks and normalises the input (references are checked by the shell against the store).
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(mut self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        self.name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
+        for (i, m) in self.members.iter().enumerate() {
+            if self.members[..i].iter().any(|o| o.user_id == m.user_id) {
+                e.push(format!("/members/{i}/user_id"), "duplicate", "user is listed twice");
+            }
+        }
+        if self.members.len() > 500 {
+            e.push("/members", "too_many", "at most 500 members per request");
+        }
+        e.into_result(self)
+    }
+}
+
+/// Optional free text that is cleaned the same way everywhere.
+#[must_use]
+pub fn clean_optional(errs: &mut ValidationErrors, path: &str, v: Option<&str>, max: usize) -> Option<String> {
+    optional_text(errs, path, v, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(json: &str) -> Result<NewUser, String> {
+        serde_json::from_str::<NewUser>(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn new_user_refuses_unknown_fields() {
+        let err = user(r#"{"display_name":"A","email":"a@b.co","role":"god"}"#).unwrap_err();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn new_user_reports_every_broken_rule_with_its_path() {
+        let u = user(r#"{"display_name":"","email":"nope","password":"short","max_chats":0}"#).unwrap();
+        let errs = u.validate().unwrap_err().0;
+        let paths: Vec<_> = errs.iter().map(|e| (e.path.as_str(), e.code)).collect();
+        assert_eq!(
+            paths,
+            [("/display_name", "required"), ("/email", "invalid_email"), ("/password", "too_short"), ("/max_chats", "out_of_range")]
+        );
+    }
+
+    #[test]
+    fn new_user_debug_never_shows_the_password() {
+        let u = user(r#"{"display_name":"A","email":"a@b.co","password":"correct horse battery"}"#).unwrap();
+        assert!(!format!("{u:?}").contains("horse"));
+    }
+
+    #[test]
+    fn new_service_refuses_a_member_listed_twice() {
+        let id = uuid::Uuid::nil();
+        let s: NewService = serde_json::from_value(serde_json::json!({
+            "name": "Support", "workflow_id": id,
+            "members": [{"user_id": id}, {"user_id": id}]
+        }))
+        .unwrap();
+        let errs = s.validate().unwrap_err().0;
+        assert_eq!(errs[0].path, "/members/1/user_id");
+    }
+
+    #[test]
+    fn licence_and_presence_text_forms_round_trip() {
+        for l in [Licence::ContactCenter, Licence::InstantMessaging, Licence::Interact] {
+            assert_eq!(Licence::parse(l.as_str()), Some(l));
+        }
+        for p in [Presence::Available, Presence::Busy, Presence::Away, Presence::Offline] {
+            assert_eq!(Presence::parse(p.as_str()), Some(p));
+        }
+    }
+}

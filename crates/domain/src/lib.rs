@@ -1,0 +1,17 @@
+//! Parley's vocabulary: identifiers, configuration entities, the conversation log's entries and
+//! the validation rules that every input passes before anything is stored.
+//!
+//! This crate is pure. It must not depend on tokio, sqlx, axum or anything that does IO, and it
+//! never reads the clock or a random source: ids and timestamps are handed in by the shell.
+
+pub mod conversation;
+pub mod entities;
+pub mod error;
+pub mod ids;
+pub mod validate;
+pub mod workflow;
+
+pub use conversation::*;
+pub use entities::*;
+pub use error::{FieldError, ValidationErrors};
+pub use ids::*;
