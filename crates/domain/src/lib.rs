@@ -15,3 +15,4 @@ pub use conversation::*;
 pub use entities::*;
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
+pub use workflow::{Activity, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind};

@@ -1,0 +1,854 @@
+/*
+ * Parley agent workspace, "My Sessions" (/agent).
+ *
+ * One WebSocket (/ws/v1/agent, cookie-authenticated) carries offers, chats and their log entries.
+ * Reliability rules as in the widget (docs/protocol.md): per-conversation seq dedupe, an outbox
+ * of unacknowledged messages kept in sessionStorage and resent with the same client_msg_id after
+ * a reconnect, reconnect with backoff from 250 ms to 5 s (close code 1012 included).
+ * All server and user data reaches the DOM through textContent only.
+ */
+(function () {
+  'use strict';
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = String(text);
+    return e;
+  }
+  function formatTime(iso) {
+    var d = iso ? new Date(iso) : new Date();
+    if (isNaN(d.getTime())) return '';
+    try {
+      return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    } catch (e) {
+      return '';
+    }
+  }
+  function newClientMsgId() {
+    try {
+      if (window.crypto && typeof window.crypto.randomUUID === 'function') return window.crypto.randomUUID();
+    } catch (e) {
+      /* needs a secure context */
+    }
+    var bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+    else for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    var hex = '';
+    for (var j = 0; j < 16; j++) hex += (bytes[j] + 0x100).toString(16).slice(1);
+    return 'm-' + hex;
+  }
+
+  // ---- storage ----
+
+  var OUTBOX_KEY = 'parley.agent.outbox';
+  var CLOSED_KEY = 'parley.agent.closed';
+  function loadJson(k, fallback) {
+    try {
+      var v = JSON.parse(window.sessionStorage.getItem(k) || 'null');
+      return v == null ? fallback : v;
+    } catch (e) {
+      return fallback;
+    }
+  }
+  function saveJson(k, v) {
+    try {
+      window.sessionStorage.setItem(k, JSON.stringify(v));
+    } catch (e) {
+      /* storage unavailable: keep it in memory only */
+    }
+  }
+
+  // [{conversation_id, client_msg_id, text}] not yet acknowledged
+  var outbox = loadJson(OUTBOX_KEY, []);
+  if (!Array.isArray(outbox)) outbox = [];
+  // conversation ids of ended chats the agent closed, so a reconnect doesn't bring them back
+  var closedIds = loadJson(CLOSED_KEY, {});
+  if (!closedIds || typeof closedIds !== 'object') closedIds = {};
+
+  function saveOutbox() {
+    saveJson(OUTBOX_KEY, outbox);
+  }
+  function removeFromOutbox(id) {
+    var n = outbox.length;
+    outbox = outbox.filter(function (m) {
+      return m.client_msg_id !== id;
+    });
+    if (outbox.length !== n) saveOutbox();
+  }
+
+  // ---- DOM ----
+
+  var connEl = $('conn');
+  var agentNameEl = $('agent-name');
+  var presenceSel = $('presence');
+  var presenceWrap = presenceSel.parentNode;
+  var signOutBtn = $('sign-out');
+  var notifyBtn = $('notify');
+  var noticeEl = $('notice');
+  var offersEl = $('offers');
+  var offersEmpty = $('offers-empty');
+  var offerCount = $('offer-count');
+  var chatsEl = $('chats');
+  var chatsEmpty = $('chats-empty');
+  var paneEmpty = $('pane-empty');
+  var paneChat = $('pane-chat');
+  var pane = {
+    name: paneChat.querySelector('.customer-name'),
+    email: paneChat.querySelector('.customer-email'),
+    service: paneChat.querySelector('.service-name'),
+    status: paneChat.querySelector('.chat-status'),
+    end: paneChat.querySelector('.end'),
+    close: paneChat.querySelector('.close-tab'),
+    firstBox: paneChat.querySelector('.first-message-box'),
+    first: paneChat.querySelector('.first-message'),
+    logWrap: paneChat.querySelector('.log-wrap'),
+    form: paneChat.querySelector('.composer-form'),
+    composer: paneChat.querySelector('.composer'),
+    send: paneChat.querySelector('.send')
+  };
+
+  var noticeTimer = null;
+  function notice(text) {
+    noticeEl.textContent = text;
+    noticeEl.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(function () {
+      noticeEl.hidden = true;
+    }, 6000);
+  }
+
+  function setConn(state, text) {
+    connEl.dataset.state = state;
+    connEl.textContent = text;
+  }
+
+  // ---- state ----
+
+  var me = null; // {id, display_name}
+  var offers = Object.create(null); // conversation_id -> <li>
+  var chats = Object.create(null); // conversation_id -> chat model
+  var selectedId = null;
+
+  function updateCounts() {
+    var n = offersEl.children.length;
+    offersEmpty.hidden = n > 0;
+    offerCount.hidden = n === 0;
+    offerCount.textContent = String(n);
+    chatsEmpty.hidden = chatsEl.children.length > 0;
+    var unread = 0;
+    Object.keys(chats).forEach(function (id) {
+      unread += chats[id].unread;
+    });
+    var total = n + unread;
+    document.title = (total ? '(' + total + ') ' : '') + 'My Sessions · Parley';
+  }
+
+  // ---- offers ----
+
+  function customerName(c) {
+    return (c && c.display_name) || 'Customer';
+  }
+
+  function addOffer(o, live) {
+    if (!o || !o.conversation_id || offers[o.conversation_id]) return;
+    var li = el('li', 'offer');
+    li.dataset.conversationId = o.conversation_id;
+    var head = el('div', 'offer-head');
+    head.appendChild(el('span', 'offer-service', o.service_name || 'Chat'));
+    head.appendChild(el('span', 'offer-pulse'));
+    li.appendChild(head);
+    li.appendChild(el('div', 'offer-customer', customerName(o.customer)));
+    if (o.customer && o.customer.email) li.appendChild(el('div', 'offer-email', o.customer.email));
+    if (o.first_message) li.appendChild(el('p', 'offer-message', o.first_message));
+    var actions = el('div', 'offer-actions');
+    var accept = el('button', 'accept btn btn-primary btn-small', 'Accept');
+    accept.type = 'button';
+    accept.setAttribute('aria-label', 'Accept chat from ' + customerName(o.customer));
+    var decline = el('button', 'decline btn btn-ghost btn-small', 'Decline');
+    decline.type = 'button';
+    decline.setAttribute('aria-label', 'Decline chat from ' + customerName(o.customer));
+    actions.appendChild(accept);
+    actions.appendChild(decline);
+    li.appendChild(actions);
+    offersEl.appendChild(li);
+    offers[o.conversation_id] = li;
+    updateCounts();
+    if (live) alertOffer(o);
+  }
+
+  function removeOffer(id) {
+    var li = offers[id];
+    if (!li) return;
+    li.remove();
+    delete offers[id];
+    updateCounts();
+  }
+
+  offersEl.addEventListener('click', function (ev) {
+    var btn = ev.target.closest('button');
+    var li = ev.target.closest('.offer');
+    if (!btn || !li) return;
+    var id = li.dataset.conversationId;
+    if (!ready) {
+      notice('Not connected. Please wait a moment and try again.');
+      return;
+    }
+    if (btn.classList.contains('accept')) {
+      sendFrame({ type: 'accept', conversation_id: id });
+      li.classList.add('accepting');
+      li.querySelectorAll('button').forEach(function (b) {
+        b.disabled = true;
+      });
+      btn.textContent = 'Accepting…';
+    } else if (btn.classList.contains('decline')) {
+      sendFrame({ type: 'decline', conversation_id: id });
+      removeOffer(id);
+    }
+  });
+
+  // ---- notifications (all guarded: headless browsers and old ones lack some APIs) ----
+
+  var audioCtx = null;
+  function unlockAudio() {
+    try {
+      var AC = window.AudioContext || window.webkitAudioContext;
+      if (!AC) return;
+      if (!audioCtx) audioCtx = new AC();
+      if (audioCtx.state === 'suspended' && audioCtx.resume) audioCtx.resume().catch(function () {});
+    } catch (e) {
+      audioCtx = null;
+    }
+  }
+  // Audio may only start after a user gesture; create the context on the first one.
+  document.addEventListener('pointerdown', unlockAudio, { once: true, capture: true });
+  document.addEventListener('keydown', unlockAudio, { once: true, capture: true });
+
+  function beep() {
+    try {
+      if (!audioCtx || audioCtx.state !== 'running') return;
+      var t = audioCtx.currentTime;
+      var osc = audioCtx.createOscillator();
+      var gain = audioCtx.createGain();
+      osc.type = 'sine';
+      osc.frequency.setValueAtTime(880, t);
+      osc.frequency.setValueAtTime(1175, t + 0.12);
+      gain.gain.setValueAtTime(0.0001, t);
+      gain.gain.exponentialRampToValueAtTime(0.15, t + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, t + 0.3);
+      osc.connect(gain);
+      gain.connect(audioCtx.destination);
+      osc.start(t);
+      osc.stop(t + 0.32);
+    } catch (e) {
+      /* no sound, no problem */
+    }
+  }
+
+  function notificationsSupported() {
+    try {
+      return 'Notification' in window && typeof window.Notification === 'function';
+    } catch (e) {
+      return false;
+    }
+  }
+  function refreshNotifyButton() {
+    notifyBtn.hidden = !(notificationsSupported() && window.Notification.permission === 'default');
+  }
+  notifyBtn.addEventListener('click', function () {
+    unlockAudio();
+    try {
+      var r = window.Notification.requestPermission(refreshNotifyButton);
+      if (r && r.then) r.then(refreshNotifyButton, refreshNotifyButton);
+    } catch (e) {
+      notifyBtn.hidden = true;
+    }
+  });
+  refreshNotifyButton();
+
+  function alertOffer(o) {
+    beep();
+    try {
+      if (notificationsSupported() && window.Notification.permission === 'granted' && document.hidden) {
+        var n = new window.Notification('New chat: ' + (o.service_name || 'Parley'), {
+          body: customerName(o.customer) + (o.first_message ? ': ' + o.first_message : ''),
+          tag: 'parley-offer-' + o.conversation_id
+        });
+        n.onclick = function () {
+          try {
+            window.focus();
+            n.close();
+          } catch (e) {
+            /* ignore */
+          }
+        };
+      }
+    } catch (e) {
+      /* notifications unavailable */
+    }
+  }
+
+  // ---- chats ----
+
+  function ensureChat(id) {
+    var c = chats[id];
+    if (c) return c;
+    c = {
+      id: id,
+      info: { conversation_id: id, customer: {} },
+      ended: false,
+      lastSeq: 0,
+      bySeq: Object.create(null),
+      byClientId: Object.create(null),
+      unread: 0,
+      draft: '',
+      logEl: el('ol', 'log'),
+      tabEl: el('li', 'chat-tab')
+    };
+    c.logEl.setAttribute('role', 'log');
+    c.logEl.setAttribute('aria-live', 'polite');
+    c.logEl.setAttribute('aria-label', 'Conversation');
+    c.tabEl.dataset.conversationId = id;
+    chats[id] = c;
+    chatsEl.appendChild(c.tabEl);
+    // Messages still waiting for an ack (e.g. from before a reload) show up as pending.
+    outbox.forEach(function (m) {
+      if (m.conversation_id === id) showPending(c, m);
+    });
+    renderTab(c);
+    updateCounts();
+    return c;
+  }
+
+  function upsertChat(info, select) {
+    if (!info || !info.conversation_id) return null;
+    var c = ensureChat(info.conversation_id);
+    c.info = info;
+    if (info.status === 'ended') markChatEnded(c);
+    renderTab(c);
+    if (select || !selectedId) selectChat(c.id);
+    else if (selectedId === c.id) renderPane();
+    return c;
+  }
+
+  function renderTab(c) {
+    var li = c.tabEl;
+    li.textContent = '';
+    li.classList.toggle('selected', c.id === selectedId);
+    li.classList.toggle('ended', c.ended);
+    var btn = el('button', 'tab-select');
+    btn.type = 'button';
+    if (c.id === selectedId) btn.setAttribute('aria-current', 'true');
+    var name = customerName(c.info.customer);
+    btn.appendChild(el('span', 'tab-name', name));
+    btn.appendChild(el('span', 'tab-sub', c.ended ? 'Chat ended' : c.info.service_name || ''));
+    var badge = el('span', 'unread', c.unread ? String(c.unread) : '');
+    badge.hidden = !c.unread;
+    badge.setAttribute('aria-label', c.unread + ' unread');
+    btn.appendChild(badge);
+    li.appendChild(btn);
+    if (c.ended) {
+      var close = el('button', 'close-tab', '×');
+      close.type = 'button';
+      close.setAttribute('aria-label', 'Close chat with ' + name);
+      li.appendChild(close);
+    }
+  }
+
+  chatsEl.addEventListener('click', function (ev) {
+    var li = ev.target.closest('.chat-tab');
+    if (!li) return;
+    var id = li.dataset.conversationId;
+    if (ev.target.closest('.close-tab')) closeChat(id);
+    else selectChat(id);
+  });
+
+  function selectChat(id) {
+    var prev = selectedId && chats[selectedId];
+    if (prev && prev.id !== id) prev.draft = pane.composer.value;
+    selectedId = chats[id] ? id : null;
+    Object.keys(chats).forEach(function (k) {
+      renderTab(chats[k]);
+    });
+    var c = chats[id];
+    if (c) {
+      c.unread = 0;
+      renderTab(c);
+      pane.composer.value = c.draft || '';
+    }
+    renderPane();
+    updateCounts();
+    if (c && !c.ended) pane.composer.focus();
+  }
+
+  function renderPane() {
+    var c = selectedId && chats[selectedId];
+    paneEmpty.hidden = !!c;
+    paneChat.hidden = !c;
+    if (!c) {
+      pane.logWrap.textContent = '';
+      return;
+    }
+    paneChat.dataset.conversationId = c.id;
+    var cust = c.info.customer || {};
+    pane.name.textContent = customerName(cust);
+    pane.email.textContent = cust.email || '';
+    pane.service.textContent = c.info.service_name || '';
+    pane.first.textContent = c.info.first_message || '';
+    pane.firstBox.hidden = !c.info.first_message;
+    pane.status.textContent = c.ended ? 'Chat ended' : 'Connected';
+    pane.status.classList.toggle('is-ended', c.ended);
+    pane.end.hidden = c.ended;
+    pane.end.disabled = !!c.ending;
+    pane.close.hidden = !c.ended;
+    pane.composer.disabled = c.ended;
+    pane.send.disabled = c.ended;
+    if (pane.logWrap.firstChild !== c.logEl) {
+      pane.logWrap.textContent = '';
+      pane.logWrap.appendChild(c.logEl);
+      c.logEl.scrollTop = c.logEl.scrollHeight;
+    }
+  }
+
+  function markChatEnded(c) {
+    if (c.ended) return;
+    c.ended = true;
+    c.ending = false;
+    c.info.status = 'ended';
+    outbox.forEach(function (m) {
+      if (m.conversation_id !== c.id) return;
+      var li = c.byClientId[m.client_msg_id];
+      if (li && !li.dataset.seq) markFailed(li);
+    });
+    outbox = outbox.filter(function (m) {
+      return m.conversation_id !== c.id;
+    });
+    saveOutbox();
+    renderTab(c);
+    if (selectedId === c.id) renderPane();
+  }
+
+  function closeChat(id) {
+    var c = chats[id];
+    if (!c || !c.ended) return;
+    c.tabEl.remove();
+    delete chats[id];
+    closedIds[id] = true;
+    saveJson(CLOSED_KEY, closedIds);
+    if (selectedId === id) {
+      selectedId = null;
+      var next = chatsEl.querySelector('.chat-tab');
+      if (next) selectChat(next.dataset.conversationId);
+      else renderPane();
+    }
+    updateCounts();
+  }
+
+  pane.close.addEventListener('click', function () {
+    if (selectedId) closeChat(selectedId);
+  });
+  pane.end.addEventListener('click', function () {
+    var c = selectedId && chats[selectedId];
+    if (!c || c.ended) return;
+    if (!ready) {
+      notice('Not connected. Please wait a moment and try again.');
+      return;
+    }
+    sendFrame({ type: 'end', conversation_id: c.id });
+    c.ending = true;
+    pane.end.disabled = true;
+  });
+
+  // ---- log entries ----
+
+  // Confirmed entries stay in seq order; pending (no seq yet) ones stay after them.
+  function place(log, li, seq) {
+    var node = log.lastElementChild;
+    while (node && (node === li || !node.dataset.seq || Number(node.dataset.seq) > seq)) {
+      node = node.previousElementSibling;
+    }
+    log.insertBefore(li, node ? node.nextElementSibling : log.firstElementChild);
+  }
+
+  function messageLi(kind, name, text, time) {
+    var li = el('li', 'entry ' + kind);
+    var meta = el('div', 'meta');
+    meta.appendChild(el('span', 'name', name));
+    if (time) meta.appendChild(el('time', 'time', time));
+    li.appendChild(meta);
+    li.appendChild(el('p', 'text', text));
+    return li;
+  }
+  function setDeliveryState(li, text) {
+    var s = li.querySelector('.state');
+    if (!text) {
+      if (s) s.remove();
+      return;
+    }
+    if (!s) {
+      s = el('span', 'state');
+      li.appendChild(s);
+    }
+    s.textContent = text;
+  }
+  function markFailed(li, why) {
+    li.classList.remove('pending');
+    li.classList.add('failed');
+    setDeliveryState(li, why || 'Not delivered');
+  }
+
+  function eventText(ev) {
+    switch (ev && ev.type) {
+      case 'accepted':
+        return 'Chat started';
+      case 'queued':
+        return 'Customer entered the queue';
+      case 'connected':
+        return (ev.agent_name || 'An agent') + ' joined';
+      case 'ended':
+        return (
+          'The chat has ended' +
+          (ev.by === 'customer' ? ' (by the customer)' : ev.by === 'agent' ? ' (by the agent)' : '')
+        );
+      default:
+        return '';
+    }
+  }
+
+  function isMine(entry) {
+    return (
+      entry.kind === 'message' &&
+      entry.sender &&
+      entry.sender.role === 'agent' &&
+      me &&
+      String(entry.sender.id) === String(me.id)
+    );
+  }
+
+  function buildEntry(c, entry) {
+    if (entry.kind === 'event') {
+      return el('li', 'entry event event-' + ((entry.event && entry.event.type) || 'other'), eventText(entry.event));
+    }
+    var s = entry.sender || {};
+    var time = formatTime(entry.created_at);
+    if (s.role === 'customer') return messageLi('msg-customer', s.name || customerName(c.info.customer), entry.text, time);
+    if (s.role === 'agent') return messageLi('msg-agent' + (isMine(entry) ? ' mine' : ''), s.name || 'Agent', entry.text, time);
+    return messageLi('msg-system', c.info.service_name || 'System', entry.text, time);
+  }
+
+  function renderEntry(c, entry, live) {
+    var seq = Number(entry && entry.seq);
+    if (!(seq > 0) || seq <= c.lastSeq) return;
+    var own = isMine(entry) && entry.client_msg_id;
+    var li = c.bySeq[seq] || (own ? c.byClientId[entry.client_msg_id] : null);
+    if (li) {
+      li.classList.remove('pending', 'failed');
+      setDeliveryState(li, '');
+      if (!li.querySelector('time')) li.querySelector('.meta').appendChild(el('time', 'time', formatTime(entry.created_at)));
+    } else {
+      li = buildEntry(c, entry);
+      if (own) c.byClientId[entry.client_msg_id] = li;
+    }
+    li.dataset.seq = String(seq);
+    c.bySeq[seq] = li;
+    var log = c.logEl;
+    var nearEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+    place(log, li, seq);
+    c.lastSeq = seq;
+    if (own) removeFromOutbox(entry.client_msg_id);
+    if (nearEnd || own) log.scrollTop = log.scrollHeight;
+
+    if (entry.kind === 'event' && entry.event && entry.event.type === 'ended') markChatEnded(c);
+    if (live && entry.kind === 'message' && entry.sender && entry.sender.role === 'customer') {
+      if (c.id !== selectedId) {
+        c.unread += 1;
+        renderTab(c);
+        updateCounts();
+      }
+    }
+  }
+
+  // ---- sending ----
+
+  function showPending(c, m) {
+    var li = messageLi('msg-agent mine pending', (me && me.display_name) || 'You', m.text, '');
+    li.dataset.clientMsgId = m.client_msg_id;
+    setDeliveryState(li, 'Sending…');
+    c.byClientId[m.client_msg_id] = li;
+    c.logEl.appendChild(li);
+    c.logEl.scrollTop = c.logEl.scrollHeight;
+  }
+
+  function sendMessage() {
+    var c = selectedId && chats[selectedId];
+    if (!c || c.ended) return;
+    var text = pane.composer.value;
+    if (!text.trim()) return;
+    var m = { conversation_id: c.id, client_msg_id: newClientMsgId(), text: text };
+    outbox.push(m);
+    saveOutbox();
+    showPending(c, m);
+    pane.composer.value = '';
+    c.draft = '';
+    if (ready) sendFrame({ type: 'send', conversation_id: m.conversation_id, client_msg_id: m.client_msg_id, text: m.text });
+  }
+
+  pane.form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    sendMessage();
+    pane.composer.focus();
+  });
+  pane.composer.addEventListener('keydown', function (ev) {
+    // Enter sends, Shift+Enter is a newline; leave IME composition alone.
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      sendMessage();
+    }
+  });
+
+  function onAck(f) {
+    removeFromOutbox(f.client_msg_id);
+    var c = chats[f.conversation_id];
+    var li = c && c.byClientId[f.client_msg_id];
+    if (!li) return;
+    li.classList.remove('pending');
+    setDeliveryState(li, '');
+    var seq = Number(f.seq);
+    if (seq > 0 && !li.dataset.seq) {
+      // The entry frame may come later (or only in a replay); it confirms this <li> in place.
+      li.dataset.seq = String(seq);
+      c.bySeq[seq] = li;
+      place(c.logEl, li, seq);
+      if (!li.querySelector('time')) li.querySelector('.meta').appendChild(el('time', 'time', formatTime()));
+    }
+  }
+
+  function onError(f) {
+    var c = f.conversation_id && chats[f.conversation_id];
+    if (f.client_msg_id) {
+      removeFromOutbox(f.client_msg_id);
+      var li = c && c.byClientId[f.client_msg_id];
+      if (li && !li.dataset.seq) markFailed(li, 'Not delivered: ' + (f.message || f.code || 'error'));
+    }
+    if (f.code === 'conversation_ended' && c) markChatEnded(c);
+    if (f.conversation_id && offers[f.conversation_id]) removeOffer(f.conversation_id);
+    if (c && c.ending) {
+      c.ending = false;
+      if (selectedId === c.id) renderPane();
+    }
+    notice(f.message || 'Something went wrong (' + (f.code || 'error') + ').');
+  }
+
+  // ---- presence ----
+
+  var presence = 'offline';
+  function setPresence(p) {
+    if (!p) return;
+    presence = String(p);
+    presenceSel.value = presence;
+    presenceWrap.dataset.presence = presence;
+  }
+  presenceSel.addEventListener('change', function () {
+    if (!ready) {
+      presenceSel.value = presence;
+      notice('Not connected. Please wait a moment and try again.');
+      return;
+    }
+    // The server echoes the presence now in force; until then show the choice.
+    presenceWrap.dataset.presence = presenceSel.value;
+    sendFrame({ type: 'presence', presence: presenceSel.value });
+  });
+
+  // ---- sign out ----
+
+  signOutBtn.addEventListener('click', function () {
+    stopped = true;
+    clearTimeout(retryTimer);
+    if (ws) {
+      try {
+        ws.close(1000);
+      } catch (e) {
+        /* ignore */
+      }
+    }
+    signOutBtn.disabled = true;
+    try {
+      window.sessionStorage.removeItem(OUTBOX_KEY);
+      window.sessionStorage.removeItem(CLOSED_KEY);
+    } catch (e) {
+      /* ignore */
+    }
+    fetch('/api/v1/agent/logout', { method: 'POST', credentials: 'same-origin' })
+      .catch(function () {})
+      .then(function () {
+        location.href = '/agent/login';
+      });
+  });
+
+  // ---- WebSocket ----
+
+  var ws = null;
+  var ready = false; // hello received on the current socket
+  var stopped = false;
+  var backoff = 250;
+  var closesBeforeHello = 0;
+  var retryTimer = null;
+
+  function sendFrame(obj) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+  }
+
+  function connect() {
+    if (stopped) return;
+    clearTimeout(retryTimer);
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var sock;
+    try {
+      sock = new WebSocket(proto + '//' + location.host + '/ws/v1/agent');
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    ready = false;
+    sock.onmessage = function (ev) {
+      if (sock !== ws) return;
+      var f;
+      try {
+        f = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      handleFrame(f);
+    };
+    sock.onclose = function () {
+      if (sock !== ws) return;
+      ws = null;
+      if (!ready) closesBeforeHello++;
+      ready = false;
+      presenceSel.disabled = true;
+      if (stopped) return;
+      setConn('reconnecting', 'Reconnecting…');
+      if (closesBeforeHello >= 2) checkSessionThenReconnect();
+      else scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 5000);
+  }
+
+  // The socket closed twice before `hello`. Browsers hide the upgrade's HTTP status, so ask the
+  // API whether the session is still valid; a server that is merely down means "keep trying".
+  function checkSessionThenReconnect() {
+    fetch('/api/v1/agent/me', { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (res) {
+        if (res.status === 401 || res.status === 403 || res.status === 404) {
+          stopped = true;
+          location.href = '/agent/login';
+        } else {
+          scheduleReconnect();
+        }
+      })
+      .catch(scheduleReconnect);
+  }
+
+  function onHello(f) {
+    ready = true;
+    backoff = 250;
+    closesBeforeHello = 0;
+    setConn('online', 'Online');
+    me = f.user || me;
+    agentNameEl.textContent = (me && me.display_name) || '';
+    presenceSel.disabled = false;
+    setPresence(f.presence);
+
+    // Offers: the hello list is the truth.
+    Object.keys(offers).forEach(removeOffer);
+    (Array.isArray(f.offers) ? f.offers : []).forEach(function (o) {
+      addOffer(o, false);
+    });
+
+    // Chats: add or refresh; a local open chat the server no longer lists ended meanwhile.
+    var listed = Object.create(null);
+    (Array.isArray(f.chats) ? f.chats : []).forEach(function (info) {
+      if (!info || !info.conversation_id || closedIds[info.conversation_id]) return;
+      listed[info.conversation_id] = true;
+      upsertChat(info, false);
+    });
+    Object.keys(chats).forEach(function (id) {
+      var c = chats[id];
+      c.ending = false;
+      if (!listed[id]) markChatEnded(c);
+    });
+    if (!selectedId) {
+      var first = chatsEl.querySelector('.chat-tab');
+      if (first) selectChat(first.dataset.conversationId);
+    }
+    renderPane();
+
+    // Resend unacknowledged messages with their original ids; drop those for unknown chats.
+    outbox = outbox.filter(function (m) {
+      return chats[m.conversation_id] && !chats[m.conversation_id].ended;
+    });
+    saveOutbox();
+    outbox.forEach(function (m) {
+      sendFrame({ type: 'send', conversation_id: m.conversation_id, client_msg_id: m.client_msg_id, text: m.text });
+    });
+  }
+
+  function handleFrame(f) {
+    switch (f && f.type) {
+      case 'hello':
+        onHello(f);
+        break;
+      case 'offer':
+        addOffer(f.offer, true);
+        break;
+      case 'offer_withdrawn':
+        removeOffer(f.conversation_id);
+        break;
+      case 'chat':
+        if (f.chat) {
+          removeOffer(f.chat.conversation_id);
+          var isNew = !chats[f.chat.conversation_id];
+          if (closedIds[f.chat.conversation_id] && f.chat.status !== 'ended') delete closedIds[f.chat.conversation_id];
+          if (!closedIds[f.chat.conversation_id]) upsertChat(f.chat, isNew);
+        }
+        break;
+      case 'entry':
+        if (f.entry) {
+          var id = f.conversation_id || f.entry.conversation_id;
+          if (!id || closedIds[id]) break;
+          renderEntry(ensureChat(id), f.entry, true);
+        }
+        break;
+      case 'ack':
+        onAck(f);
+        break;
+      case 'presence':
+        setPresence(f.presence);
+        break;
+      case 'error':
+        onError(f);
+        break;
+      default:
+        break;
+    }
+  }
+
+  window.addEventListener('online', function () {
+    if (!ws && !stopped) {
+      backoff = 250;
+      connect();
+    }
+  });
+
+  updateCounts();
+  connect();
+})();

@@ -1,0 +1,761 @@
+/*
+ * Parley chat widget: the page inside the iframe (/widget/frame).
+ *
+ * Flow: pre-chat form → POST /api/v1/widget/conversations → WebSocket /ws/v1/visitor.
+ * Reliability rules (see docs/protocol.md):
+ *  - every log entry is shown once: anything with seq <= lastSeq is ignored;
+ *  - each message gets a client_msg_id and stays in the outbox (sessionStorage) until acked;
+ *    after a reconnect the outbox is resent with the same ids, the server deduplicates;
+ *  - reconnects back off from 250 ms to 5 s, close code 1012 (server restart) included.
+ * All server and user data reaches the DOM through textContent only.
+ */
+(function () {
+  'use strict';
+
+  var params = new URLSearchParams(location.search);
+  var contactId = params.get('contact_id') || '';
+  var widgetKey = params.get('widget_key') || '';
+  var STORE_KEY = 'parley.widget.' + contactId;
+  var embedded = window.parent !== window;
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+  var form = $('prechat');
+  var formError = $('form-error');
+  var startBtn = $('start');
+  var prechatView = $('prechat-view');
+  var chatView = $('chat-view');
+  var titleEl = $('title');
+  var statusEl = $('status');
+  var log = $('log');
+  var composerForm = $('composer-form');
+  var composer = $('composer');
+  var sendBtn = $('send');
+  var endBtn = $('end');
+  var endedBox = $('ended');
+  var restartBtn = $('restart');
+  var minimizeBtn = $('minimize');
+
+  var FIELDS = ['display_name', 'email', 'first_message', 'privacy_consent'];
+
+  // ---- storage (sessionStorage may be unavailable, e.g. blocked third-party storage) ----
+
+  var memory = {};
+  function storeGet(k) {
+    try {
+      return window.sessionStorage.getItem(k);
+    } catch (e) {
+      return Object.prototype.hasOwnProperty.call(memory, k) ? memory[k] : null;
+    }
+  }
+  function storeSet(k, v) {
+    try {
+      window.sessionStorage.setItem(k, v);
+    } catch (e) {
+      memory[k] = v;
+    }
+  }
+  function storeRemove(k) {
+    try {
+      window.sessionStorage.removeItem(k);
+    } catch (e) {
+      /* ignore */
+    }
+    delete memory[k];
+  }
+
+  // state = {conversation_id, visitor_token, last_seq, outbox:[{client_msg_id,text}],
+  //          service_name, display_name, agent_name, ended}
+  var state = null;
+
+  function loadState() {
+    try {
+      var s = JSON.parse(storeGet(STORE_KEY) || 'null');
+      if (s && typeof s.conversation_id === 'string' && typeof s.visitor_token === 'string') {
+        s.last_seq = Number(s.last_seq) || 0;
+        s.outbox = Array.isArray(s.outbox) ? s.outbox : [];
+        return s;
+      }
+    } catch (e) {
+      /* corrupt: start over */
+    }
+    return null;
+  }
+  function saveState() {
+    if (state) storeSet(STORE_KEY, JSON.stringify(state));
+  }
+
+  // ---- helpers ----
+
+  function newClientMsgId() {
+    try {
+      if (window.crypto && typeof window.crypto.randomUUID === 'function') return window.crypto.randomUUID();
+    } catch (e) {
+      /* randomUUID needs a secure context; fall through */
+    }
+    var bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+    else for (var i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    var hex = '';
+    for (var j = 0; j < 16; j++) hex += (bytes[j] + 0x100).toString(16).slice(1);
+    return 'm-' + hex;
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = String(text);
+    return e;
+  }
+
+  function formatTime(iso) {
+    var d = iso ? new Date(iso) : new Date();
+    if (isNaN(d.getTime())) return '';
+    try {
+      return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function setStatus(text) {
+    statusEl.textContent = text;
+  }
+
+  function postToHost(type) {
+    // Nothing secret is sent; the host origin is unknown to us, hence '*'.
+    if (embedded) {
+      try {
+        window.parent.postMessage({ type: type }, '*');
+      } catch (e) {
+        /* ignore */
+      }
+    }
+  }
+
+  // ---- pre-chat form ----
+
+  function fieldInput(name) {
+    return $(name);
+  }
+  function fieldErrorEl(name) {
+    return form.querySelector('[data-error-for="' + name + '"]');
+  }
+
+  function setFieldError(name, message) {
+    var errEl = fieldErrorEl(name);
+    var input = fieldInput(name);
+    if (errEl) errEl.textContent = message || '';
+    if (input) {
+      if (message) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    }
+  }
+
+  function clearErrors() {
+    formError.textContent = '';
+    FIELDS.forEach(function (f) {
+      setFieldError(f, '');
+    });
+  }
+
+  function sentence(s) {
+    s = String(s || '');
+    if (!s) return s;
+    s = s.charAt(0).toUpperCase() + s.slice(1);
+    return /[.!?]$/.test(s) ? s : s + '.';
+  }
+
+  function validateForm() {
+    var errors = {};
+    var name = $('display_name').value.trim();
+    var emailInput = $('email');
+    var email = emailInput.value.trim();
+    if (!name) errors.display_name = 'Please enter your name.';
+    if (!email) errors.email = 'Please enter your e-mail address.';
+    else if (emailInput.validity && emailInput.validity.typeMismatch) errors.email = 'Please enter a valid e-mail address.';
+    if (!$('privacy_consent').checked) errors.privacy_consent = 'Please accept the privacy policy to continue.';
+    if ($('first_message').value.length > 4000) errors.first_message = 'Please keep the message under 4000 characters.';
+    var first = null;
+    FIELDS.forEach(function (f) {
+      if (errors[f]) {
+        setFieldError(f, errors[f]);
+        if (!first) first = f;
+      }
+    });
+    if (first) {
+      formError.textContent = 'Please check the highlighted fields.';
+      fieldInput(first).focus();
+      return false;
+    }
+    return true;
+  }
+
+  // Shows an application/problem+json body: field errors next to their field, the rest on top.
+  function showProblem(problem, status) {
+    var p = problem && typeof problem === 'object' ? problem : {};
+    var errors = Array.isArray(p.errors) ? p.errors : [];
+    var unplaced = [];
+    var first = null;
+    errors.forEach(function (e) {
+      var name = String((e && e.path) || '').replace(/^\//, '');
+      var msg = sentence((e && e.message) || 'This value is not valid');
+      if (FIELDS.indexOf(name) >= 0) {
+        setFieldError(name, msg);
+        if (!first) first = name;
+      } else {
+        unplaced.push(msg);
+      }
+    });
+    var main;
+    if (errors.length && !unplaced.length) main = 'Please check the highlighted fields.';
+    else if (unplaced.length) main = unplaced.join(' ');
+    else if (status === 404 || p.code === 'not_found') main = 'This chat is not available right now.';
+    else main = sentence(p.detail || p.title || 'Something went wrong (' + status + '). Please try again.');
+    formError.textContent = main;
+    if (first) fieldInput(first).focus();
+  }
+
+  FIELDS.forEach(function (f) {
+    var input = fieldInput(f);
+    input.addEventListener(f === 'privacy_consent' ? 'change' : 'input', function () {
+      setFieldError(f, '');
+    });
+  });
+
+  var submitting = false;
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (submitting) return;
+    clearErrors();
+    if (!validateForm()) return;
+
+    var displayName = $('display_name').value.trim();
+    var body = {
+      contact_id: contactId,
+      widget_key: widgetKey,
+      display_name: displayName,
+      email: $('email').value.trim(),
+      privacy_consent: true
+    };
+    var firstMessage = $('first_message').value.trim();
+    if (firstMessage) body.first_message = firstMessage;
+
+    submitting = true;
+    startBtn.disabled = true;
+    startBtn.textContent = 'Starting…';
+    fetch('/api/v1/widget/conversations', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, application/problem+json' },
+      body: JSON.stringify(body),
+      credentials: 'omit'
+    })
+      .then(function (res) {
+        return res.text().then(function (t) {
+          var data = null;
+          try {
+            data = t ? JSON.parse(t) : null;
+          } catch (e) {
+            /* not JSON */
+          }
+          return { res: res, data: data };
+        });
+      })
+      .then(function (r) {
+        if (r.res.status === 201 && r.data && r.data.conversation_id && r.data.visitor_token) {
+          state = {
+            conversation_id: String(r.data.conversation_id),
+            visitor_token: String(r.data.visitor_token),
+            last_seq: 0,
+            outbox: [],
+            service_name: r.data.service_name ? String(r.data.service_name) : '',
+            display_name: displayName,
+            agent_name: '',
+            ended: false
+          };
+          saveState();
+          enterChat(true);
+          connect();
+        } else {
+          showProblem(r.data, r.res.status);
+        }
+      })
+      .catch(function () {
+        formError.textContent = 'We could not reach the chat service. Please check your connection and try again.';
+      })
+      .then(function () {
+        submitting = false;
+        startBtn.disabled = false;
+        startBtn.textContent = 'Start chat';
+      });
+  });
+
+  // ---- chat view & log ----
+
+  var lastSeq = 0; // highest seq rendered in this page
+  var bySeq = Object.create(null); // seq -> <li>
+  var byClientId = Object.create(null); // own client_msg_id -> <li>
+
+  function enterChat(focus) {
+    prechatView.hidden = true;
+    chatView.hidden = false;
+    document.body.classList.add('chat-active');
+    if (state.service_name) titleEl.textContent = state.service_name;
+    endBtn.hidden = !!state.ended;
+    setStatus('Connecting…');
+    renderEnded(!!state.ended);
+    if (focus && !state.ended) composer.focus();
+  }
+
+  function scrollToEndIfNear(force) {
+    var near = log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+    if (force || near) log.scrollTop = log.scrollHeight;
+  }
+
+  // Confirmed entries stay in seq order; pending (no seq yet) ones stay after them.
+  function place(li, seq) {
+    var node = log.lastElementChild;
+    while (node && (node === li || !node.dataset.seq || Number(node.dataset.seq) > seq)) {
+      node = node.previousElementSibling;
+    }
+    log.insertBefore(li, node ? node.nextElementSibling : log.firstElementChild);
+  }
+
+  function messageLi(kind, name, text, time) {
+    var li = el('li', 'entry ' + kind);
+    var meta = el('div', 'meta');
+    meta.appendChild(el('span', 'name', name));
+    if (time) meta.appendChild(el('time', 'time', time));
+    li.appendChild(meta);
+    li.appendChild(el('p', 'text', text));
+    return li;
+  }
+
+  function setDeliveryState(li, text) {
+    var s = li.querySelector('.state');
+    if (!text) {
+      if (s) s.remove();
+      return;
+    }
+    if (!s) {
+      s = el('span', 'state');
+      li.appendChild(s);
+    }
+    s.textContent = text;
+  }
+
+  function eventText(ev) {
+    switch (ev && ev.type) {
+      case 'accepted':
+        return 'Chat started';
+      case 'queued':
+        return 'You are in the queue';
+      case 'connected':
+        return (ev.agent_name || 'An agent') + ' joined';
+      case 'ended':
+        return 'The chat has ended';
+      default:
+        return '';
+    }
+  }
+
+  function myName() {
+    return (state && state.display_name) || 'You';
+  }
+
+  function buildEntry(entry) {
+    var time = formatTime(entry.created_at);
+    if (entry.kind === 'event') {
+      var li = el('li', 'entry event event-' + ((entry.event && entry.event.type) || 'other'), eventText(entry.event));
+      return li;
+    }
+    var sender = entry.sender || {};
+    if (sender.role === 'customer') return messageLi('msg-customer', sender.name || myName(), entry.text, time);
+    if (sender.role === 'agent') return messageLi('msg-agent', sender.name || 'Agent', entry.text, time);
+    return messageLi('msg-system', (state && state.service_name) || 'Parley', entry.text, time);
+  }
+
+  // Renders one LogEntry unless already shown. `live` is false for history and replay.
+  function renderEntry(entry, live) {
+    var seq = Number(entry && entry.seq);
+    if (!(seq > 0) || seq <= lastSeq) return;
+
+    var own = entry.kind === 'message' && entry.sender && entry.sender.role === 'customer' && entry.client_msg_id;
+    var li = bySeq[seq] || (own ? byClientId[entry.client_msg_id] : null);
+    if (li) {
+      // Our own message, already on screen (pending or acked): confirm it in place.
+      li.classList.remove('pending', 'failed');
+      setDeliveryState(li, '');
+      var t = li.querySelector('time');
+      if (!t) li.querySelector('.meta').appendChild(el('time', 'time', formatTime(entry.created_at)));
+    } else {
+      li = buildEntry(entry);
+      if (own) byClientId[entry.client_msg_id] = li;
+    }
+    li.dataset.seq = String(seq);
+    bySeq[seq] = li;
+    place(li, seq);
+
+    lastSeq = seq;
+    state.last_seq = seq;
+    if (own) removeFromOutbox(entry.client_msg_id);
+    saveState();
+
+    if (entry.kind === 'event') applyEvent(entry.event || {});
+    else if (live && entry.sender && entry.sender.role !== 'customer') postToHost('parley:unread');
+    scrollToEndIfNear(own);
+  }
+
+  function applyEvent(ev) {
+    if (ev.type === 'queued') {
+      if (!state.agent_name) setStatus('Waiting for an agent…');
+    } else if (ev.type === 'connected') {
+      state.agent_name = String(ev.agent_name || '');
+      saveState();
+      setStatus('Connected with ' + (state.agent_name || 'an agent'));
+    } else if (ev.type === 'ended') {
+      markEnded();
+    }
+  }
+
+  function renderEnded(ended) {
+    endedBox.hidden = !ended;
+    composerForm.hidden = ended;
+    composer.disabled = ended;
+    sendBtn.disabled = ended;
+    endBtn.hidden = ended;
+    if (ended) setStatus('Chat ended');
+  }
+
+  function markEnded() {
+    if (!state) return;
+    state.ended = true;
+    // Unsent messages can no longer be delivered.
+    state.outbox.forEach(function (m) {
+      var li = byClientId[m.client_msg_id];
+      if (li && !li.dataset.seq) markFailed(li);
+    });
+    state.outbox = [];
+    saveState();
+    renderEnded(true);
+    // The socket stays open for whatever the server still sends; onclose won't reconnect.
+  }
+
+  function markFailed(li, why) {
+    li.classList.remove('pending');
+    li.classList.add('failed');
+    setDeliveryState(li, why || 'Not delivered');
+  }
+
+  // ---- sending ----
+
+  function removeFromOutbox(id) {
+    if (!state) return;
+    var before = state.outbox.length;
+    state.outbox = state.outbox.filter(function (m) {
+      return m.client_msg_id !== id;
+    });
+    if (state.outbox.length !== before) saveState();
+  }
+
+  function showPending(msg) {
+    var li = messageLi('msg-customer pending', myName(), msg.text, '');
+    li.dataset.clientMsgId = msg.client_msg_id;
+    setDeliveryState(li, 'Sending…');
+    byClientId[msg.client_msg_id] = li;
+    log.appendChild(li);
+    scrollToEndIfNear(true);
+  }
+
+  function sendMessage() {
+    if (!state || state.ended) return;
+    var text = composer.value;
+    if (!text.trim()) return;
+    var msg = { client_msg_id: newClientMsgId(), text: text };
+    state.outbox.push(msg);
+    saveState();
+    showPending(msg);
+    composer.value = '';
+    autosize();
+    if (ready) sendFrame({ type: 'send', client_msg_id: msg.client_msg_id, text: msg.text });
+  }
+
+  function onAck(f) {
+    removeFromOutbox(f.client_msg_id);
+    var li = byClientId[f.client_msg_id];
+    if (!li) return;
+    li.classList.remove('pending');
+    setDeliveryState(li, '');
+    var seq = Number(f.seq);
+    if (seq > 0 && !li.dataset.seq) {
+      // The entry itself may arrive later (or only in a replay); it will confirm this <li>.
+      li.dataset.seq = String(seq);
+      bySeq[seq] = li;
+      place(li, seq);
+      if (!li.querySelector('time')) li.querySelector('.meta').appendChild(el('time', 'time', formatTime()));
+    }
+  }
+
+  function onError(f) {
+    if (f.code === 'conversation_ended') {
+      markEnded();
+      return;
+    }
+    if (f.client_msg_id) {
+      removeFromOutbox(f.client_msg_id);
+      var li = byClientId[f.client_msg_id];
+      if (li && !li.dataset.seq) markFailed(li, 'Not delivered: ' + (f.message || f.code || 'error'));
+    }
+  }
+
+  composerForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    sendMessage();
+    composer.focus();
+  });
+  composer.addEventListener('keydown', function (ev) {
+    // Enter sends, Shift+Enter is a newline; leave IME composition alone.
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      sendMessage();
+    }
+  });
+  function autosize() {
+    composer.style.height = 'auto';
+    composer.style.height = Math.min(composer.scrollHeight + 2, 140) + 'px';
+  }
+  composer.addEventListener('input', autosize);
+
+  endBtn.addEventListener('click', function () {
+    if (!state || state.ended) return;
+    if (ready) {
+      sendFrame({ type: 'end' });
+      endBtn.disabled = true;
+    } else {
+      setStatus('Not connected, trying again…');
+    }
+  });
+
+  restartBtn.addEventListener('click', function () {
+    stopSocket();
+    storeRemove(STORE_KEY);
+    state = null;
+    lastSeq = 0;
+    bySeq = Object.create(null);
+    byClientId = Object.create(null);
+    log.textContent = '';
+    composer.value = '';
+    $('first_message').value = '';
+    $('privacy_consent').checked = false;
+    clearErrors();
+    endBtn.disabled = false;
+    chatView.hidden = true;
+    prechatView.hidden = false;
+    document.body.classList.remove('chat-active');
+    titleEl.textContent = 'Chat with us';
+    setStatus('We usually reply in a few minutes');
+    $('display_name').focus();
+  });
+
+  minimizeBtn.hidden = !embedded;
+  minimizeBtn.addEventListener('click', function () {
+    postToHost('parley:close');
+  });
+  document.addEventListener('keydown', function (ev) {
+    if (ev.key === 'Escape') postToHost('parley:close');
+  });
+  window.addEventListener('message', function (ev) {
+    if (ev.source !== window.parent || !ev.data || ev.data.type !== 'parley:focus') return;
+    if (!chatView.hidden && !composer.disabled) composer.focus();
+    else if (!prechatView.hidden) $('display_name').focus();
+  });
+
+  // ---- WebSocket with reconnect ----
+
+  var ws = null;
+  var ready = false; // hello received on the current socket
+  var stopped = false;
+  var backoff = 250;
+  var closesBeforeHello = 0;
+  var retryTimer = null;
+
+  function sendFrame(obj) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(obj));
+  }
+
+  function connect() {
+    if (!state || state.ended) return;
+    stopped = false;
+    clearTimeout(retryTimer);
+    var proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    var url =
+      proto +
+      '//' +
+      location.host +
+      '/ws/v1/visitor?token=' +
+      encodeURIComponent(state.visitor_token) +
+      '&since_seq=' +
+      lastSeq;
+    var sock;
+    try {
+      sock = new WebSocket(url);
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    ready = false;
+
+    sock.onmessage = function (ev) {
+      if (sock !== ws) return;
+      var f;
+      try {
+        f = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      handleFrame(f);
+    };
+    sock.onclose = function () {
+      if (sock !== ws) return;
+      ws = null;
+      if (!ready) closesBeforeHello++;
+      ready = false;
+      if (stopped || !state || state.ended) return;
+      setStatus('Reconnecting…');
+      if (closesBeforeHello >= 2) checkTokenThenReconnect();
+      else scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 5000);
+  }
+
+  // Two failed upgrades in a row: maybe the server is down, maybe the token is no longer valid.
+  // Browsers hide the upgrade status, so ask the HTTP API, which says 401 for a dead token.
+  function checkTokenThenReconnect() {
+    fetchLog(0)
+      .then(function () {
+        scheduleReconnect();
+      })
+      .catch(function (err) {
+        if (err && err.status === 401) {
+          markEnded();
+          setStatus('This chat is no longer available');
+        } else {
+          scheduleReconnect();
+        }
+      });
+  }
+
+  function stopSocket() {
+    stopped = true;
+    ready = false;
+    clearTimeout(retryTimer);
+    if (ws) {
+      var s = ws;
+      ws = null;
+      try {
+        s.close(1000);
+      } catch (e) {
+        /* ignore */
+      }
+    }
+  }
+
+  function handleFrame(f) {
+    switch (f && f.type) {
+      case 'hello':
+        ready = true;
+        backoff = 250;
+        closesBeforeHello = 0;
+        endBtn.disabled = false;
+        if (f.status === 'ended') {
+          // The replay that follows still renders; nothing more can be sent.
+          markEnded();
+          return;
+        }
+        if (f.status === 'connected') setStatus('Connected with ' + (state.agent_name || 'an agent'));
+        else setStatus('Waiting for an agent…');
+        // Resend everything not yet acknowledged, with the original ids.
+        state.outbox.forEach(function (m) {
+          sendFrame({ type: 'send', client_msg_id: m.client_msg_id, text: m.text });
+        });
+        break;
+      case 'entry':
+        if (f.entry) renderEntry(f.entry, true);
+        break;
+      case 'ack':
+        onAck(f);
+        break;
+      case 'error':
+        onError(f);
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- resume after reload ----
+
+  function fetchLog(since) {
+    return fetch(
+      '/api/v1/widget/conversations/' + encodeURIComponent(state.conversation_id) + '/log?since_seq=' + since,
+      { headers: { Authorization: 'Bearer ' + state.visitor_token, Accept: 'application/json' }, credentials: 'omit' }
+    ).then(function (res) {
+      if (!res.ok) {
+        var err = new Error('log ' + res.status);
+        err.status = res.status;
+        throw err;
+      }
+      return res.json().then(function (body) {
+        var entries = Array.isArray(body) ? body : body && body.entries;
+        if (!Array.isArray(entries)) throw new Error('bad log body');
+        return entries;
+      });
+    });
+  }
+
+  function resume() {
+    enterChat(false);
+    // The page is blank after a reload: fetch the transcript, then stream from the last seq we
+    // rendered. If the transcript can't be fetched, a socket from 0 replays all of it instead.
+    fetchLog(0)
+      .then(function (entries) {
+        entries.forEach(function (e) {
+          renderEntry(e, false);
+        });
+      })
+      .catch(function (err) {
+        if (err && err.status === 401) {
+          markEnded();
+          setStatus('This chat is no longer available');
+        }
+      })
+      .then(function () {
+        state.outbox.forEach(function (m) {
+          if (!byClientId[m.client_msg_id]) showPending(m);
+        });
+        if (state.ended) {
+          renderEnded(true);
+          return;
+        }
+        connect();
+        if (!composer.disabled) composer.focus();
+      });
+  }
+
+  window.addEventListener('online', function () {
+    if (state && !state.ended && !ws && !stopped) {
+      backoff = 250;
+      connect();
+    }
+  });
+
+  state = loadState();
+  if (state) resume();
+})();

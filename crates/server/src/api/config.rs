@@ -1,0 +1,388 @@
+//! The tenant admin's configuration API: organization units, users, workflows, services and
+//! their members, API keys, the widget snippet, and read access to conversations.
+//! Every handler starts from [`TenantAdmin`], so every store call carries the caller's tenant.
+
+use super::{found, ou_or_root};
+use crate::auth::{TenantAdmin, hash_password, mint_api_key, random_hex};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::tenant_engine::Command;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use parley_domain::validate::required_text;
+use parley_domain::{
+    Conversation, ConversationId, LogEntry, MAX_NAME_CHARS, Membership, NewOrgUnit, NewService, NewUser,
+    NewWorkflow, OrgUnit, OrgUnitId, Presence, Service, ServiceId, Tenant, User, UserId, ValidationErrors, Workflow,
+    WorkflowId,
+};
+use parley_store::StoreError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The caller's tenant.
+#[utoipa::path(get, path = "/api/v1/tenant", tag = "tenant", security(("api_key" = [])),
+    responses((status = 200, body = Tenant), (status = 401, body = Problem)))]
+pub async fn get_tenant(admin: TenantAdmin, State(state): State<AppState>) -> ApiResult<Json<Tenant>> {
+    Ok(Json(state.store.get_tenant(admin.tenant_id).await?))
+}
+
+/// Input of `POST /api/v1/api-keys`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+}
+
+/// A new API key, shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub api_key: String,
+}
+
+/// Creates another admin API key for the tenant.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "tenant", security(("api_key" = [])), request_body = NewApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_api_key(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<NewApiKey>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    let mut e = ValidationErrors::default();
+    let name = required_text(&mut e, "/name", &input.name, MAX_NAME_CHARS);
+    e.into_result(())?;
+    let (record, api_key) = mint_api_key(admin.tenant_id, &name, state.clock.now());
+    state.store.create_api_key(&record).await?;
+    Ok((StatusCode::CREATED, Json(CreatedApiKey { id: record.id.0, name, api_key })))
+}
+
+/// Creates an organization unit under a parent (the root when absent).
+#[utoipa::path(post, path = "/api/v1/org-units", tag = "tenant", security(("api_key" = [])), request_body = NewOrgUnit,
+    responses((status = 201, body = OrgUnit), (status = 400, body = Problem), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_org_unit(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<NewOrgUnit>,
+) -> ApiResult<(StatusCode, Json<OrgUnit>)> {
+    let input = input.validate()?;
+    let parent = ou_or_root(&state, admin.tenant_id, input.parent_id, "/parent_id").await?;
+    let ou = OrgUnit { id: OrgUnitId::from_uuid(Uuid::now_v7()), tenant_id: admin.tenant_id, name: input.name, parent_id: Some(parent) };
+    state.store.create_org_unit(&ou).await?;
+    Ok((StatusCode::CREATED, Json(ou)))
+}
+
+/// Lists the tenant's organization units, root first.
+#[utoipa::path(get, path = "/api/v1/org-units", tag = "tenant", security(("api_key" = [])),
+    responses((status = 200, body = Vec<OrgUnit>), (status = 401, body = Problem)))]
+pub async fn list_org_units(admin: TenantAdmin, State(state): State<AppState>) -> ApiResult<Json<Vec<OrgUnit>>> {
+    Ok(Json(state.store.list_org_units(admin.tenant_id).await?))
+}
+
+/// One organization unit.
+#[utoipa::path(get, path = "/api/v1/org-units/{id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = OrgUnit), (status = 404, body = Problem)))]
+pub async fn get_org_unit(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<OrgUnit>> {
+    found(state.store.get_org_unit(admin.tenant_id, OrgUnitId::from_uuid(id)).await, "organization unit").map(Json)
+}
+
+/// Creates a user (an agent when licensed for instant messaging).
+#[utoipa::path(post, path = "/api/v1/users", tag = "tenant", security(("api_key" = [])), request_body = NewUser,
+    responses((status = 201, body = User), (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_user(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    let input = input.validate()?;
+    let user = create_user_in(&state, admin.tenant_id, input).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Creates a user (shared with `parley demo`).
+///
+/// # Errors
+/// Unknown organization unit, taken e-mail, store failures.
+pub async fn create_user_in(state: &AppState, tenant: parley_domain::TenantId, input: NewUser) -> ApiResult<User> {
+    let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
+    let password_hash = match input.password.clone() {
+        Some(p) => Some(tokio::task::spawn_blocking(move || hash_password(&p)).await.map_err(|e| ApiError::internal(&e))??),
+        None => None,
+    };
+    let user = User {
+        id: UserId::from_uuid(Uuid::now_v7()),
+        tenant_id: tenant,
+        ou_id,
+        display_name: input.display_name,
+        email: input.email,
+        licences: input.licences,
+        im_enabled: input.im_enabled,
+        max_chats: input.max_chats,
+        presence: Presence::Offline,
+        created_at: state.clock.now(),
+    };
+    match state.store.create_user(&user, password_hash.as_deref()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::conflict("email_taken", "a user with this e-mail exists in the tenant"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let _ = state.engines.send(tenant, Command::Refresh).await;
+    Ok(user)
+}
+
+/// Lists the tenant's users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "tenant", security(("api_key" = [])),
+    responses((status = 200, body = Vec<User>), (status = 401, body = Problem)))]
+pub async fn list_users(admin: TenantAdmin, State(state): State<AppState>) -> ApiResult<Json<Vec<User>>> {
+    Ok(Json(state.store.list_users(admin.tenant_id).await?))
+}
+
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
+pub async fn get_user(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<User>> {
+    found(state.store.get_user(admin.tenant_id, UserId::from_uuid(id)).await, "user").map(Json)
+}
+
+/// Creates a workflow after checking its graph.
+#[utoipa::path(post, path = "/api/v1/workflows", tag = "tenant", security(("api_key" = [])), request_body = NewWorkflow,
+    responses((status = 201, body = Workflow), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_workflow(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<NewWorkflow>,
+) -> ApiResult<(StatusCode, Json<Workflow>)> {
+    let input = input.validate()?;
+    let wf = create_workflow_in(&state, admin.tenant_id, input).await?;
+    Ok((StatusCode::CREATED, Json(wf)))
+}
+
+/// Creates a workflow (shared with `parley demo`).
+///
+/// # Errors
+/// Unknown organization unit, store failures.
+pub async fn create_workflow_in(state: &AppState, tenant: parley_domain::TenantId, input: NewWorkflow) -> ApiResult<Workflow> {
+    let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
+    let wf = Workflow {
+        id: WorkflowId::from_uuid(Uuid::now_v7()),
+        tenant_id: tenant,
+        ou_id,
+        name: input.name,
+        kind: input.kind,
+        definition: input.definition,
+        created_at: state.clock.now(),
+    };
+    state.store.create_workflow(&wf).await?;
+    Ok(wf)
+}
+
+/// Lists the tenant's workflows.
+#[utoipa::path(get, path = "/api/v1/workflows", tag = "tenant", security(("api_key" = [])),
+    responses((status = 200, body = Vec<Workflow>), (status = 401, body = Problem)))]
+pub async fn list_workflows(admin: TenantAdmin, State(state): State<AppState>) -> ApiResult<Json<Vec<Workflow>>> {
+    Ok(Json(state.store.list_workflows(admin.tenant_id).await?))
+}
+
+/// One workflow.
+#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Workflow), (status = 404, body = Problem)))]
+pub async fn get_workflow(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Workflow>> {
+    found(state.store.get_workflow(admin.tenant_id, WorkflowId::from_uuid(id)).await, "workflow").map(Json)
+}
+
+/// Creates a service with its workflow and members; mints its snippet credentials.
+#[utoipa::path(post, path = "/api/v1/services", tag = "tenant", security(("api_key" = [])), request_body = NewService,
+    responses((status = 201, body = Service), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn create_service(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<NewService>,
+) -> ApiResult<(StatusCode, Json<Service>)> {
+    let input = input.validate()?;
+    let service = create_service_in(&state, admin.tenant_id, input).await?;
+    Ok((StatusCode::CREATED, Json(service)))
+}
+
+/// Creates a service (shared with `parley demo`).
+///
+/// # Errors
+/// Unknown references (organization unit, workflow, member users), store failures.
+pub async fn create_service_in(state: &AppState, tenant: parley_domain::TenantId, input: NewService) -> ApiResult<Service> {
+    let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
+    match state.store.get_workflow(tenant, input.workflow_id).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => return Err(ApiError::unknown_reference("/workflow_id", "workflow")),
+        Err(e) => return Err(e.into()),
+    }
+    let service_id = ServiceId::from_uuid(Uuid::now_v7());
+    let mut members = Vec::with_capacity(input.members.len());
+    for (i, m) in input.members.iter().enumerate() {
+        check_user(state, tenant, m.user_id, &format!("/members/{i}/user_id")).await?;
+        members.push(Membership { service_id, user_id: m.user_id, active: m.active });
+    }
+    let service = Service {
+        id: service_id,
+        tenant_id: tenant,
+        ou_id,
+        name: input.name,
+        workflow_id: input.workflow_id,
+        contact_id: Uuid::new_v4().simple().to_string(),
+        widget_key: random_hex(16),
+        created_at: state.clock.now(),
+    };
+    state.store.create_service(&service, &members).await?;
+    let _ = state.engines.send(tenant, Command::Refresh).await;
+    Ok(service)
+}
+
+async fn check_user(state: &AppState, tenant: parley_domain::TenantId, user: UserId, path: &str) -> ApiResult<()> {
+    match state.store.get_user(tenant, user).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound) => Err(ApiError::unknown_reference(path, "user")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lists the tenant's services.
+#[utoipa::path(get, path = "/api/v1/services", tag = "tenant", security(("api_key" = [])),
+    responses((status = 200, body = Vec<Service>), (status = 401, body = Problem)))]
+pub async fn list_services(admin: TenantAdmin, State(state): State<AppState>) -> ApiResult<Json<Vec<Service>>> {
+    Ok(Json(state.store.list_services(admin.tenant_id).await?))
+}
+
+/// One service.
+#[utoipa::path(get, path = "/api/v1/services/{id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Service), (status = 404, body = Problem)))]
+pub async fn get_service(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Service>> {
+    found(state.store.get_service(admin.tenant_id, ServiceId::from_uuid(id)).await, "service").map(Json)
+}
+
+/// The members of a service.
+#[utoipa::path(get, path = "/api/v1/services/{id}/members", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Vec<Membership>), (status = 404, body = Problem)))]
+pub async fn list_members(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Vec<Membership>>> {
+    let service = ServiceId::from_uuid(id);
+    found(state.store.get_service(admin.tenant_id, service).await, "service")?;
+    let all = state.store.list_memberships(admin.tenant_id).await?;
+    Ok(Json(all.into_iter().filter(|m| m.service_id == service).collect()))
+}
+
+/// Body of `PUT /api/v1/services/{id}/members/{user_id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberUpdate {
+    /// Whether the member receives the service's chats.
+    pub active: bool,
+}
+
+/// Adds a member or sets their Active flag.
+#[utoipa::path(put, path = "/api/v1/services/{id}/members/{user_id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = MemberUpdate,
+    responses((status = 200, body = Membership), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_member(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
+    ApiJson(body): ApiJson<MemberUpdate>,
+) -> ApiResult<Json<Membership>> {
+    let service = ServiceId::from_uuid(id);
+    found(state.store.get_service(admin.tenant_id, service).await, "service")?;
+    let user = UserId::from_uuid(user);
+    found(state.store.get_user(admin.tenant_id, user).await, "user")?;
+    let m = Membership { service_id: service, user_id: user, active: body.active };
+    state.store.set_membership(admin.tenant_id, &m).await?;
+    let _ = state.engines.send(admin.tenant_id, Command::Refresh).await;
+    Ok(Json(m))
+}
+
+/// Removes a member from a service.
+#[utoipa::path(delete, path = "/api/v1/services/{id}/members/{user_id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_member(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
+) -> ApiResult<StatusCode> {
+    found(state.store.remove_membership(admin.tenant_id, ServiceId::from_uuid(id), UserId::from_uuid(user)).await, "membership")?;
+    let _ = state.engines.send(admin.tenant_id, Command::Refresh).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The copy-paste snippet of a service.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Snippet {
+    pub contact_id: String,
+    pub widget_key: String,
+    /// HTML to paste into a website.
+    pub html: String,
+    /// A page that shows the widget, for trying it out.
+    pub preview_url: String,
+}
+
+/// Builds the snippet for a service (shared with the preview page and `parley demo`).
+#[must_use]
+pub fn snippet_for(base: &str, s: &Service) -> Snippet {
+    Snippet {
+        contact_id: s.contact_id.clone(),
+        widget_key: s.widget_key.clone(),
+        html: format!(
+            "<script src=\"{base}/widget.js\" data-contact-id=\"{}\" data-widget-key=\"{}\" async></script>",
+            s.contact_id, s.widget_key
+        ),
+        preview_url: format!("{base}/widget/preview?contact_id={}&widget_key={}", s.contact_id, s.widget_key),
+    }
+}
+
+/// The widget snippet of a service.
+#[utoipa::path(get, path = "/api/v1/services/{id}/snippet", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Snippet), (status = 404, body = Problem)))]
+pub async fn get_snippet(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Snippet>> {
+    let s = found(state.store.get_service(admin.tenant_id, ServiceId::from_uuid(id)).await, "service")?;
+    Ok(Json(snippet_for(&state.config.public_url, &s)))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Conversation), (status = 404, body = Problem)))]
+pub async fn get_conversation(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Conversation>> {
+    found(state.store.get_conversation(admin.tenant_id, ConversationId::from_uuid(id)).await, "conversation").map(Json)
+}
+
+/// Query of log reads.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SinceSeq {
+    /// Return entries after this `seq` (0 for all).
+    #[serde(default)]
+    pub since_seq: i64,
+}
+
+/// A page of a conversation log.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LogPage {
+    pub entries: Vec<LogEntry>,
+}
+
+/// Most entries returned by one log read.
+pub const LOG_PAGE: u32 = 500;
+
+/// A conversation's log.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/log", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path), SinceSeq), responses((status = 200, body = LogPage), (status = 404, body = Problem)))]
+pub async fn get_conversation_log(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<SinceSeq>,
+) -> ApiResult<Json<LogPage>> {
+    let id = ConversationId::from_uuid(id);
+    found(state.store.get_conversation(admin.tenant_id, id).await, "conversation")?;
+    let entries = state.store.read_log(admin.tenant_id, id, q.since_seq.max(0), LOG_PAGE).await?;
+    Ok(Json(LogPage { entries }))
+}
+

@@ -1,0 +1,34 @@
+//! The REST API under `/api/v1`. Handlers are thin: authenticate (extractor), parse strictly,
+//! validate in `domain`, check references against the store for the caller's tenant, write.
+
+pub mod agent;
+pub mod config;
+pub mod health;
+pub mod tenants;
+pub mod widget;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use parley_domain::{OrgUnitId, TenantId};
+use parley_store::StoreError;
+
+/// The organization unit named in an input, or the tenant's root when absent; an id of another
+/// tenant is reported as an unknown reference at `path`.
+pub async fn ou_or_root(state: &AppState, tenant: TenantId, ou: Option<OrgUnitId>, path: &str) -> ApiResult<OrgUnitId> {
+    match ou {
+        None => Ok(state.store.get_tenant(tenant).await?.root_ou_id),
+        Some(id) => match state.store.get_org_unit(tenant, id).await {
+            Ok(_) => Ok(id),
+            Err(StoreError::NotFound) => Err(ApiError::unknown_reference(path, "organization unit")),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// Maps `NotFound` to a 404 naming the kind of thing.
+pub fn found<T>(r: Result<T, StoreError>, what: &str) -> ApiResult<T> {
+    r.map_err(|e| match e {
+        StoreError::NotFound => ApiError::not_found(what),
+        other => other.into(),
+    })
+}

@@ -1,0 +1,107 @@
+//! The visitor side of the API: start a conversation from the pre-chat form and read its
+//! transcript with the token that start returned.
+
+use super::config::{LOG_PAGE, LogPage, SinceSeq};
+use crate::auth::{Visitor, ct_eq, mint_visitor_token};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use crate::tenant_engine::Command;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use parley_domain::{
+    Conversation, ConversationId, ConversationStatus, Customer, EntryBody, PreChatForm, Sender, Service,
+};
+use parley_store::{NewEntry, StoreError, VisitorCredential};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A started conversation and the visitor's credential for it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StartedConversation {
+    pub conversation_id: ConversationId,
+    /// Bearer token for this conversation only (REST and WebSocket).
+    pub visitor_token: String,
+    /// Where to open the visitor WebSocket (append `?token=…&since_seq=…`).
+    pub ws_url: String,
+    pub service_name: String,
+}
+
+/// The service a snippet names, if its key matches.
+///
+/// # Errors
+/// `404 unknown_widget` for an unknown contact id or a wrong key (indistinguishable on purpose).
+pub async fn service_for_snippet(state: &AppState, contact_id: &str, widget_key: &str) -> ApiResult<Service> {
+    let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_widget", "no chat is configured for this snippet");
+    let service = match state.store.find_service_by_contact_id(contact_id).await {
+        Ok(s) => s,
+        Err(StoreError::NotFound) => return Err(unknown()),
+        Err(e) => return Err(e.into()),
+    };
+    if ct_eq(&service.widget_key, widget_key) { Ok(service) } else { Err(unknown()) }
+}
+
+/// Starts a chat from the pre-chat form.
+#[utoipa::path(post, path = "/api/v1/widget/conversations", tag = "widget", request_body = PreChatForm,
+    responses((status = 201, body = StartedConversation), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn start_conversation(
+    State(state): State<AppState>,
+    ApiJson(form): ApiJson<PreChatForm>,
+) -> ApiResult<(StatusCode, Json<StartedConversation>)> {
+    let form = form.validate()?;
+    let service = service_for_snippet(&state, &form.contact_id, &form.widget_key).await?;
+    let now = state.clock.now();
+    let id = ConversationId::from_uuid(Uuid::now_v7());
+    let conversation = Conversation {
+        id,
+        tenant_id: service.tenant_id,
+        service_id: service.id,
+        workflow_id: service.workflow_id,
+        status: ConversationStatus::Workflow,
+        customer: Customer { display_name: form.display_name.clone(), email: form.email, privacy_consent: true },
+        first_message: form.first_message.clone(),
+        agent_id: None,
+        last_seq: 0,
+        created_at: now,
+        ended_at: None,
+    };
+    let (token, token_hash) = mint_visitor_token(service.tenant_id, id);
+    let ttl = time::Duration::seconds(i64::try_from(state.config.visitor_token_ttl_secs).unwrap_or(i64::MAX / 2));
+    let credential = VisitorCredential { token_hash, expires_at: now + ttl };
+    state.store.create_conversation(&conversation, &credential).await?;
+    if let Some(text) = form.first_message {
+        let sender = Sender::Customer { name: form.display_name };
+        let entry = NewEntry { tenant_id: service.tenant_id, conversation_id: id, client_msg_id: None, body: EntryBody::Message { sender, text }, created_at: now };
+        state.log.append(entry).await?;
+    }
+    state
+        .engines
+        .send(service.tenant_id, Command::Start { conversation: id })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()))?;
+    let started = StartedConversation {
+        conversation_id: id,
+        visitor_token: token,
+        ws_url: format!("{}/ws/v1/visitor", state.config.public_ws_url()),
+        service_name: service.name,
+    };
+    Ok((StatusCode::CREATED, Json(started)))
+}
+
+/// The visitor's transcript.
+#[utoipa::path(get, path = "/api/v1/widget/conversations/{id}/log", tag = "widget", security(("visitor_token" = [])),
+    params(("id" = Uuid, Path), SinceSeq),
+    responses((status = 200, body = LogPage), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn visitor_log(
+    visitor: Visitor,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<SinceSeq>,
+) -> ApiResult<Json<LogPage>> {
+    if visitor.conversation_id.0 != id {
+        return Err(ApiError::forbidden("token_not_for_conversation", "the token belongs to another conversation"));
+    }
+    let entries = state.store.read_log(visitor.tenant_id, visitor.conversation_id, q.since_seq.max(0), LOG_PAGE).await?;
+    Ok(Json(LogPage { entries }))
+}

@@ -1,0 +1,131 @@
+//! Building and running the server: open the store, start the log writer and the engines, bind,
+//! serve until shutdown, then stop in order (stop accepting, close sockets with a reconnect hint,
+//! commit what is queued, close the store).
+
+use crate::bus::{Bus, BusEvent, Topic};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http;
+use crate::state::{AppState, Inner};
+use crate::tenant_engine::{EngineDeps, Engines};
+use anyhow::Context;
+use parley_domain::{LogEntry, TenantId};
+use parley_store::ConversationLog;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A built server, bound and ready to run.
+#[derive(Debug)]
+pub struct App {
+    pub state: AppState,
+    listener: TcpListener,
+    log_task: tokio::task::JoinHandle<()>,
+}
+
+/// Optional parts tests replace.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub listener: Option<TcpListener>,
+}
+
+impl App {
+    /// Opens and migrates the store, starts the log writer and every tenant's engine, binds.
+    ///
+    /// # Errors
+    /// Store or bind failures, with context.
+    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+        if config.database_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
+        }
+        let store = parley_store::connect(&config.database_url).await.context("opening the database")?;
+        store.migrate().await.context("migrating the database")?;
+        let listener = match overrides.listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?,
+        };
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let bus = Arc::new(Bus::new());
+        let hook_bus = Arc::clone(&bus);
+        let hook = move |tenant: TenantId, entry: &LogEntry| {
+            hook_bus.publish(Topic::Conversation(tenant, entry.conversation_id), BusEvent::Entry(entry.clone()));
+        };
+        let (log, log_task) = ConversationLog::start(Arc::clone(&store), config.log_batch, Arc::new(hook));
+        let tracker = TaskTracker::new();
+        let deps = EngineDeps {
+            store: Arc::clone(&store),
+            log: log.clone(),
+            bus: Arc::clone(&bus),
+            clock: Arc::clone(&clock),
+            tracker: tracker.clone(),
+        };
+        let engines = Engines::new(deps);
+        for tenant in store.list_tenants().await.context("listing tenants")? {
+            engines.ensure_started(tenant.id);
+        }
+        let state = AppState::new(Inner { config, store, log, bus, engines, clock, shutdown: CancellationToken::new(), tracker });
+        Ok(Self { state, listener, log_task })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// If the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `state.shutdown` is cancelled, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// Serving errors.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self { state, listener, log_task } = self;
+        let router = http::router(state.clone());
+        let shutdown = state.shutdown.clone();
+        tracing::info!(addr = %listener.local_addr()?, store = ?state.store.backend(), "parley is listening");
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("serving")?;
+        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+        state.tracker.close();
+        state.engines.close();
+        if tokio::time::timeout(grace, state.tracker.wait()).await.is_err() {
+            tracing::warn!("some connections did not close within the grace period");
+        }
+        state.log.stop().await;
+        let _ = log_task.await;
+        state.store.close().await;
+        tracing::info!("parley stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGTERM or Ctrl-C.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                s.recv().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+}

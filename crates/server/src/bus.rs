@@ -1,0 +1,94 @@
+//! In-process fan-out of live events to the sockets that care: a conversation's log entries to
+//! its visitor and agent, an agent's offers and chat changes to that agent's tabs.
+//!
+//! Delivery is best effort by design: a receiver that falls behind is told it lagged and
+//! re-reads the durable log, so no acknowledged entry is ever lost to a slow socket.
+
+use crate::ws::protocol::AgentFrame;
+use parley_domain::{ConversationId, LogEntry, TenantId, UserId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::broadcast;
+
+/// Where an event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    Conversation(TenantId, ConversationId),
+    Agent(TenantId, UserId),
+}
+
+/// What travels on the bus.
+#[derive(Debug, Clone)]
+pub enum BusEvent {
+    /// A committed log entry.
+    Entry(LogEntry),
+    /// A frame for an agent's workspace.
+    Agent(AgentFrame),
+}
+
+/// Events buffered per topic before a slow receiver lags.
+const TOPIC_CAPACITY: usize = 1024;
+
+/// The local bus. Cheap to share behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct Bus {
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<BusEvent>>>>,
+}
+
+impl Bus {
+    /// An empty bus.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Receives every event published to `topic` from now on.
+    pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<BusEvent>> {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        topics.entry(topic).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0).subscribe()
+    }
+
+    /// Sends to the topic's current subscribers; forgets topics nobody listens to any more.
+    pub fn publish(&self, topic: Topic, event: BusEvent) {
+        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = topics.get(&topic) {
+            if tx.send(Arc::new(event)).is_err() {
+                topics.remove(&topic);
+            }
+        }
+    }
+
+    /// Number of topics with a live sender, for tests and metrics.
+    #[must_use]
+    pub fn topic_count(&self) -> usize {
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::protocol::AgentFrame;
+    use parley_domain::Presence;
+    use uuid::Uuid;
+
+    fn topic() -> Topic {
+        Topic::Agent(TenantId::from_uuid(Uuid::nil()), UserId::from_uuid(Uuid::nil()))
+    }
+
+    #[test]
+    fn subscribers_receive_what_is_published_after_they_subscribe() {
+        let bus = Bus::new();
+        let mut rx = bus.subscribe(topic());
+        bus.publish(topic(), BusEvent::Agent(AgentFrame::Presence { presence: Presence::Away }));
+        assert!(matches!(&*rx.try_recv().unwrap(), BusEvent::Agent(AgentFrame::Presence { .. })));
+    }
+
+    #[test]
+    fn topics_without_listeners_are_forgotten() {
+        let bus = Bus::new();
+        drop(bus.subscribe(topic()));
+        bus.publish(topic(), BusEvent::Agent(AgentFrame::Presence { presence: Presence::Away }));
+        assert_eq!(bus.topic_count(), 0);
+    }
+}

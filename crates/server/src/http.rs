@@ -1,0 +1,80 @@
+//! Route table and the layers every request passes: body limit, tracing, panic catching (a
+//! panic becomes a 500 problem, never a dropped connection), and problem+json for unknown
+//! routes and methods.
+
+use crate::api::{agent, config, health, tenants, widget};
+use crate::error::ApiError;
+use crate::extract::MAX_JSON_BYTES;
+use crate::state::AppState;
+use crate::{openapi, pages, ws};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/api/v1/tenants", post(tenants::create_tenant).get(tenants::list_tenants))
+        .route("/api/v1/tenant", get(config::get_tenant))
+        .route("/api/v1/api-keys", post(config::create_api_key))
+        .route("/api/v1/org-units", post(config::create_org_unit).get(config::list_org_units))
+        .route("/api/v1/org-units/{id}", get(config::get_org_unit))
+        .route("/api/v1/users", post(config::create_user).get(config::list_users))
+        .route("/api/v1/users/{id}", get(config::get_user))
+        .route("/api/v1/workflows", post(config::create_workflow).get(config::list_workflows))
+        .route("/api/v1/workflows/{id}", get(config::get_workflow))
+        .route("/api/v1/services", post(config::create_service).get(config::list_services))
+        .route("/api/v1/services/{id}", get(config::get_service))
+        .route("/api/v1/services/{id}/members", get(config::list_members))
+        .route("/api/v1/services/{id}/members/{user_id}", put(config::put_member).delete(config::delete_member))
+        .route("/api/v1/services/{id}/snippet", get(config::get_snippet))
+        .route("/api/v1/conversations/{id}", get(config::get_conversation))
+        .route("/api/v1/conversations/{id}/log", get(config::get_conversation_log))
+        .route("/api/v1/widget/conversations", post(widget::start_conversation))
+        .route("/api/v1/widget/conversations/{id}/log", get(widget::visitor_log))
+        .route("/api/v1/agent/login", post(agent::login))
+        .route("/api/v1/agent/logout", post(agent::logout))
+        .route("/api/v1/agent/me", get(agent::me))
+        .route("/api/v1/agent/history", get(agent::history))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/ws/v1/visitor", get(ws::visitor::upgrade))
+        .route("/ws/v1/agent", get(ws::agent::upgrade));
+    let pages = Router::new()
+        .route("/", get(pages::index))
+        .route("/widget.js", get(pages::widget_js))
+        .route("/widget/frame", get(pages::frame))
+        .route("/widget/frame.js", get(pages::frame_js))
+        .route("/widget/frame.css", get(pages::frame_css))
+        .route("/widget/preview", get(pages::preview))
+        .route("/agent/login", get(pages::login))
+        .route("/agent/login.js", get(pages::login_js))
+        .route("/agent", get(pages::workspace))
+        .route("/agent/app.js", get(pages::agent_js))
+        .route("/agent/app.css", get(pages::agent_css));
+    api.merge(pages)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an unexpected error occurred").into_response()
+}

@@ -1,0 +1,5 @@
+//! The `parley` binary.
+
+fn main() -> std::process::ExitCode {
+    parley_server::cli::main()
+}

@@ -1,0 +1,76 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at
+//! `/api/v1/openapi.json`. A committed snapshot (`docs/openapi.json`) is compared by a test so
+//! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
+
+use crate::api::{agent, config, health, tenants, widget};
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The generated document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Parley API", version = "1", description = "Contact-center chat server: configuration, widget and agent APIs."),
+    paths(
+        health::healthz, health::readyz,
+        tenants::create_tenant, tenants::list_tenants,
+        config::get_tenant, config::create_api_key,
+        config::create_org_unit, config::list_org_units, config::get_org_unit,
+        config::create_user, config::list_users, config::get_user,
+        config::create_workflow, config::list_workflows, config::get_workflow,
+        config::create_service, config::list_services, config::get_service,
+        config::list_members, config::put_member, config::delete_member, config::get_snippet,
+        config::get_conversation, config::get_conversation_log,
+        widget::start_conversation, widget::visitor_log,
+        agent::login, agent::logout, agent::me, agent::history,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "platform", description = "Platform administration (bootstrap token)"),
+        (name = "tenant", description = "Tenant configuration (tenant admin API key)"),
+        (name = "widget", description = "Visitor side of the chat widget"),
+        (name = "agent", description = "Agent sign-in and data"),
+        (name = "health", description = "Probes"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let c = api.components.get_or_insert_with(Default::default);
+        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        c.add_security_scheme("platform_token", bearer());
+        c.add_security_scheme("api_key", bearer());
+        c.add_security_scheme("visitor_token", bearer());
+        c.add_security_scheme("agent_session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("parley_session"))));
+    }
+}
+
+/// The document as served.
+#[must_use]
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_snapshot_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let now = document().to_pretty_json().unwrap() + "\n";
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &now).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(committed == now, "docs/openapi.json is stale: run UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi");
+    }
+}

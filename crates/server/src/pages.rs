@@ -1,0 +1,147 @@
+//! Server-rendered pages and the embedded browser assets (widget loader, widget frame, preview
+//! page, agent sign-in and workspace). Everything is compiled into the binary; nothing is
+//! fetched from elsewhere. Pages send a strict Content-Security-Policy: scripts only from here.
+
+use crate::api::widget::service_for_snippet;
+use crate::auth::Agent;
+use crate::state::AppState;
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+const WIDGET_JS: &str = include_str!("../assets/widget.js");
+const FRAME_HTML: &str = include_str!("../assets/frame.html");
+const FRAME_JS: &str = include_str!("../assets/frame.js");
+const FRAME_CSS: &str = include_str!("../assets/frame.css");
+const PREVIEW_HTML: &str = include_str!("../assets/preview.html");
+const LOGIN_HTML: &str = include_str!("../assets/agent-login.html");
+const LOGIN_JS: &str = include_str!("../assets/agent-login.js");
+const AGENT_HTML: &str = include_str!("../assets/agent.html");
+const AGENT_JS: &str = include_str!("../assets/agent.js");
+const AGENT_CSS: &str = include_str!("../assets/agent.css");
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    let mut res = body.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
+}
+
+/// A page with the CSP; `frame_ancestors` is `*` for the widget frame (domain templates narrow
+/// it later), `'none'` for the agent pages.
+fn page(body: String, frame_ancestors: &str) -> Response {
+    let mut res = Html(body).into_response();
+    let csp = format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; \
+         frame-ancestors {frame_ancestors}; base-uri 'none'; form-action 'self'"
+    );
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Escapes text for HTML element content and double- or single-quoted attributes.
+#[must_use]
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub async fn widget_js() -> Response {
+    asset(WIDGET_JS, "text/javascript; charset=utf-8")
+}
+pub async fn frame_js() -> Response {
+    asset(FRAME_JS, "text/javascript; charset=utf-8")
+}
+pub async fn frame_css() -> Response {
+    asset(FRAME_CSS, "text/css; charset=utf-8")
+}
+pub async fn login_js() -> Response {
+    asset(LOGIN_JS, "text/javascript; charset=utf-8")
+}
+pub async fn agent_js() -> Response {
+    asset(AGENT_JS, "text/javascript; charset=utf-8")
+}
+pub async fn agent_css() -> Response {
+    asset(AGENT_CSS, "text/css; charset=utf-8")
+}
+
+/// The widget frame page (inside the customer's site).
+pub async fn frame() -> Response {
+    page(FRAME_HTML.to_owned(), "*")
+}
+
+/// Query of the preview page.
+#[derive(Debug, Deserialize)]
+pub struct SnippetQuery {
+    #[serde(default)]
+    pub contact_id: String,
+    #[serde(default)]
+    pub widget_key: String,
+}
+
+/// A host page that embeds a snippet, for trying it out.
+pub async fn preview(State(state): State<AppState>, Query(q): Query<SnippetQuery>) -> Response {
+    if let Err(e) = service_for_snippet(&state, &q.contact_id, &q.widget_key).await {
+        let body = format!("<!doctype html><meta charset=utf-8><title>Parley</title><p>{}</p>", escape_html(&e.detail));
+        return (StatusCode::NOT_FOUND, page(body, "'none'")).into_response();
+    }
+    let body = PREVIEW_HTML
+        .replace("{{BASE_URL}}", &escape_html(&state.config.public_url))
+        .replace("{{CONTACT_ID}}", &escape_html(&q.contact_id))
+        .replace("{{WIDGET_KEY}}", &escape_html(&q.widget_key));
+    page(body, "'none'")
+}
+
+pub async fn login() -> Response {
+    page(LOGIN_HTML.to_owned(), "'none'")
+}
+
+/// The workspace, for signed-in agents; others go to the sign-in page.
+pub async fn workspace(State(state): State<AppState>, mut parts: Parts) -> Response {
+    match Agent::from_request_parts(&mut parts, &state).await {
+        Ok(_) => page(AGENT_HTML.to_owned(), "'none'"),
+        Err(_) => Redirect::to("/agent/login").into_response(),
+    }
+}
+
+/// The landing page: where to go.
+pub async fn index(State(state): State<AppState>) -> Response {
+    let base = escape_html(&state.config.public_url);
+    page(
+        format!(
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Parley</title>\
+             <h1>Parley</h1><ul><li><a href=\"{base}/agent/login\">Agent workspace</a></li>\
+             <li><a href=\"{base}/api/v1/openapi.json\">API (OpenAPI)</a></li></ul></html>"
+        ),
+        "'none'",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_html_neutralises_markup_and_quotes() {
+        assert_eq!(escape_html(r#"<script>"x"&'y'</script>"#), "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;");
+    }
+}

@@ -1,0 +1,272 @@
+//! The agent's socket: offers, chat changes and the entries of every chat the agent holds.
+//! Authenticated by the session cookie; each open socket counts as "online" for routing.
+
+use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART};
+use super::{Cursor, MAX_FRAME_BYTES, Sink, close, send, upgrade_error};
+use crate::auth::Agent;
+use crate::bus::{BusEvent, Topic};
+use crate::error::ApiResult;
+use crate::state::AppState;
+use crate::tenant_engine::{Command, EngineError};
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::StreamExt;
+use parley_domain::{
+    ConversationEvent, ConversationId, EntryBody, LogEntry, Sender, User, validate_client_msg_id, validate_message_text,
+};
+use parley_store::NewEntry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+/// `GET /ws/v1/agent` (session cookie).
+pub async fn upgrade(
+    agent: Agent,
+    State(state): State<AppState>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let user = state.store.get_user(agent.tenant_id, agent.user_id).await?;
+    let ws = ws.map_err(|e| upgrade_error(&e))?;
+    let tracker = state.tracker.clone();
+    Ok(ws.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| tracker.track_future(session(state, user, socket))))
+}
+
+/// One chat the socket follows.
+struct Followed {
+    cursor: Cursor,
+    ended: bool,
+}
+
+type LiveEntry = (ConversationId, Result<Arc<BusEvent>, RecvError>);
+
+struct Session {
+    state: AppState,
+    user: User,
+    chats: HashMap<ConversationId, Followed>,
+    /// Forwarders from each followed conversation's topic into `entries_tx`.
+    forwarders: JoinSet<()>,
+    entries_tx: mpsc::Sender<LiveEntry>,
+}
+
+async fn session(state: AppState, user: User, socket: WebSocket) {
+    let tenant = user.tenant_id;
+    let agent_id = user.id;
+    let mut agent_rx = state.bus.subscribe(Topic::Agent(tenant, agent_id));
+    let (mut sink, mut stream) = socket.split();
+    if state.engines.send(tenant, Command::AgentConnected { agent: agent_id }).await.is_err() {
+        close(&mut sink, CLOSE_RESTART, "restart: reconnect").await;
+        return;
+    }
+    let (entries_tx, mut entries_rx) = mpsc::channel::<LiveEntry>(256);
+    let mut s = Session { state: state.clone(), user, chats: HashMap::new(), forwarders: JoinSet::new(), entries_tx };
+    if s.hello(&mut sink).await {
+        let mut heartbeat = tokio::time::interval(std::time::Duration::from_secs(25));
+        heartbeat.reset();
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => {
+                    close(&mut sink, CLOSE_RESTART, "restart: reconnect").await;
+                    break;
+                }
+                msg = stream.next() => match msg {
+                    Some(Ok(Message::Text(text))) => { if !s.on_text(&mut sink, text.as_str()).await { break; } }
+                    Some(Ok(Message::Binary(_))) => {
+                        if !send(&mut sink, &error("text_frames_only", "send JSON text frames".into(), None)).await { break; }
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                },
+                ev = agent_rx.recv() => match ev {
+                    Ok(ev) => { if !s.on_agent_event(&mut sink, &ev).await { break; } }
+                    // Missed offers or chat changes cannot be patched up: let the client reconnect for a fresh hello.
+                    Err(RecvError::Lagged(_)) => { close(&mut sink, 1013, "lagged: reconnect").await; break; }
+                    Err(RecvError::Closed) => break,
+                },
+                Some((conversation, ev)) = entries_rx.recv() => {
+                    if !s.on_entry(&mut sink, conversation, ev).await { break; }
+                }
+                _ = heartbeat.tick() => {
+                    if futures_util::SinkExt::send(&mut sink, Message::Ping(Vec::new().into())).await.is_err() { break; }
+                }
+            }
+        }
+    }
+    s.forwarders.abort_all();
+    let _ = state.engines.send(tenant, Command::AgentDisconnected { agent: agent_id }).await;
+}
+
+fn error(code: &str, message: String, conversation_id: Option<ConversationId>) -> AgentFrame {
+    AgentFrame::Error { code: code.into(), message, conversation_id }
+}
+
+impl Session {
+    async fn hello(&mut self, sink: &mut Sink) -> bool {
+        let agent = self.user.id;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.state.engines.send(self.user.tenant_id, Command::Snapshot { agent, reply: tx }).await.is_err() {
+            return false;
+        }
+        let Ok((presence, offers, chats)) = rx.await else { return false };
+        let ids: Vec<ConversationId> = chats.iter().map(|c| c.conversation_id).collect();
+        let user = AgentIdentity { id: self.user.id, display_name: self.user.display_name.clone() };
+        if !send(sink, &AgentFrame::Hello { user, presence, offers, chats }).await {
+            return false;
+        }
+        for id in ids {
+            if !self.follow(sink, id).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Starts following a chat: subscribe first, then replay its whole log.
+    async fn follow(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
+        if self.chats.contains_key(&conversation) {
+            return true;
+        }
+        let mut rx = self.state.bus.subscribe(Topic::Conversation(self.user.tenant_id, conversation));
+        let tx = self.entries_tx.clone();
+        self.forwarders.spawn(async move {
+            loop {
+                let ev = rx.recv().await;
+                let closed = matches!(ev, Err(RecvError::Closed));
+                if tx.send((conversation, ev)).await.is_err() || closed {
+                    break;
+                }
+            }
+        });
+        self.chats.insert(conversation, Followed { cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 }, ended: false });
+        self.catch_up(sink, conversation).await
+    }
+
+    async fn catch_up(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
+        let Some(f) = self.chats.get_mut(&conversation) else { return true };
+        match f.cursor.catch_up(self.state.store.as_ref()).await {
+            Ok(entries) => self.deliver(sink, conversation, entries).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent replay failed");
+                false
+            }
+        }
+    }
+
+    async fn deliver(&mut self, sink: &mut Sink, conversation: ConversationId, entries: Vec<LogEntry>) -> bool {
+        for entry in entries {
+            if matches!(entry.body, EntryBody::Event { event: ConversationEvent::Ended { .. } }) {
+                if let Some(f) = self.chats.get_mut(&conversation) {
+                    f.ended = true;
+                }
+            }
+            if !send(sink, &AgentFrame::Entry { conversation_id: conversation, entry }).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn on_entry(&mut self, sink: &mut Sink, conversation: ConversationId, ev: Result<Arc<BusEvent>, RecvError>) -> bool {
+        match ev {
+            Ok(ev) => {
+                let BusEvent::Entry(entry) = &*ev else { return true };
+                let Some(f) = self.chats.get_mut(&conversation) else { return true };
+                match f.cursor.live(entry, self.state.store.as_ref()).await {
+                    Ok(entries) => self.deliver(sink, conversation, entries).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "agent gap fill failed");
+                        false
+                    }
+                }
+            }
+            Err(RecvError::Lagged(_)) => self.catch_up(sink, conversation).await,
+            Err(RecvError::Closed) => true,
+        }
+    }
+
+    async fn on_agent_event(&mut self, sink: &mut Sink, ev: &BusEvent) -> bool {
+        let BusEvent::Agent(frame) = ev else { return true };
+        if !send(sink, frame).await {
+            return false;
+        }
+        if let AgentFrame::Chat { chat } = frame {
+            return self.follow(sink, chat.conversation_id).await;
+        }
+        true
+    }
+
+    async fn on_text(&mut self, sink: &mut Sink, text: &str) -> bool {
+        let frame = match crate::extract::parse::<AgentIn>(text.as_bytes()) {
+            Ok(f) => f,
+            Err(e) => return send(sink, &error(e.code, e.detail, None)).await,
+        };
+        let tenant = self.user.tenant_id;
+        let agent = self.user.id;
+        let (conversation, result) = match frame {
+            AgentIn::Presence { presence } => {
+                (None, self.state.engines.send(tenant, Command::Presence { agent, presence }).await)
+            }
+            AgentIn::Accept { conversation_id } => (
+                Some(conversation_id),
+                self.state.engines.ask(tenant, |reply| Command::Accept { agent, conversation: conversation_id, reply }).await,
+            ),
+            AgentIn::Decline { conversation_id } => (
+                Some(conversation_id),
+                self.state.engines.ask(tenant, |reply| Command::Decline { agent, conversation: conversation_id, reply }).await,
+            ),
+            AgentIn::End { conversation_id } => (
+                Some(conversation_id),
+                self.state
+                    .engines
+                    .ask(tenant, |reply| Command::End {
+                        conversation: conversation_id,
+                        by: parley_domain::EndedBy::Agent,
+                        agent: Some(agent),
+                        reply,
+                    })
+                    .await,
+            ),
+            AgentIn::Send { conversation_id, client_msg_id, text } => {
+                return self.on_send(sink, conversation_id, client_msg_id, &text).await;
+            }
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => send(sink, &error(e.code(), e.to_string(), conversation)).await,
+        }
+    }
+
+    async fn on_send(&mut self, sink: &mut Sink, conversation: ConversationId, client_msg_id: String, text: &str) -> bool {
+        if let Err(e) = validate_client_msg_id(&client_msg_id) {
+            return send(sink, &error("validation_failed", e.0[0].message.clone(), Some(conversation))).await;
+        }
+        let text = match validate_message_text(text) {
+            Ok(t) => t,
+            Err(e) => return send(sink, &error("validation_failed", format!("{}: {}", e.0[0].path, e.0[0].message), Some(conversation))).await,
+        };
+        match self.chats.get(&conversation) {
+            None => return send(sink, &error(EngineError::NotYourChat.code(), EngineError::NotYourChat.to_string(), Some(conversation))).await,
+            Some(f) if f.ended => {
+                return send(sink, &error(EngineError::ConversationEnded.code(), EngineError::ConversationEnded.to_string(), Some(conversation))).await;
+            }
+            Some(_) => {}
+        }
+        let entry = NewEntry {
+            tenant_id: self.user.tenant_id,
+            conversation_id: conversation,
+            client_msg_id: Some(client_msg_id.clone()),
+            body: EntryBody::Message { sender: Sender::Agent { id: self.user.id, name: self.user.display_name.clone() }, text },
+            created_at: self.state.clock.now(),
+        };
+        match self.state.log.append(entry).await {
+            Ok(a) => send(sink, &AgentFrame::Ack { conversation_id: conversation, client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent message not stored");
+                send(sink, &error("not_stored", "the message was not stored; send it again".into(), Some(conversation))).await
+            }
+        }
+    }
+}

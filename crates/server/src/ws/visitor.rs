@@ -1,0 +1,186 @@
+//! The visitor's socket: one conversation, authenticated by its visitor token.
+
+use super::protocol::{CLOSE_RESTART, VisitorFrame, VisitorIn};
+use super::{Cursor, MAX_FRAME_BYTES, Sink, close, send, upgrade_error};
+use crate::auth::Visitor;
+use crate::bus::{BusEvent, Topic};
+use crate::error::ApiResult;
+use crate::extract::ApiQuery;
+use crate::state::AppState;
+use crate::tenant_engine::Command;
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::StreamExt;
+use parley_domain::{
+    Conversation, ConversationEvent, ConversationStatus, EndedBy, EntryBody, Sender, validate_client_msg_id,
+    validate_message_text,
+};
+use parley_store::NewEntry;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Query of the visitor socket.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitorQuery {
+    pub token: String,
+    #[serde(default)]
+    pub since_seq: i64,
+}
+
+/// `GET /ws/v1/visitor?token=…&since_seq=…`
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<VisitorQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let visitor = Visitor::authenticate(&state, &q.token).await?;
+    let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
+    let ws = ws.map_err(|e| upgrade_error(&e))?;
+    let tracker = state.tracker.clone();
+    Ok(ws.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| {
+        tracker.track_future(session(state, conversation, q.since_seq.max(0), socket))
+    }))
+}
+
+struct Session {
+    state: AppState,
+    conversation: Conversation,
+    cursor: Cursor,
+    ended: bool,
+}
+
+async fn session(state: AppState, conversation: Conversation, since_seq: i64, socket: WebSocket) {
+    let topic = Topic::Conversation(conversation.tenant_id, conversation.id);
+    // Subscribe before replaying so nothing committed in between is missed.
+    let mut live = state.bus.subscribe(topic);
+    let (mut sink, mut stream) = socket.split();
+    let cursor = Cursor { tenant: conversation.tenant_id, conversation: conversation.id, last: since_seq };
+    let ended = conversation.status == ConversationStatus::Ended;
+    let hello = VisitorFrame::Hello { conversation_id: conversation.id, status: conversation.status, last_seq: conversation.last_seq };
+    let mut s = Session { state: state.clone(), conversation, cursor, ended };
+    if !send(&mut sink, &hello).await || !s.replay(&mut sink).await {
+        return;
+    }
+    let mut heartbeat = tokio::time::interval(std::time::Duration::from_secs(25));
+    heartbeat.reset();
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => {
+                close(&mut sink, CLOSE_RESTART, "restart: reconnect").await;
+                break;
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    if !s.on_text(&mut sink, text.as_str()).await { break; }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    let f = VisitorFrame::Error { code: "text_frames_only".into(), message: "send JSON text frames".into(), client_msg_id: None };
+                    if !send(&mut sink, &f).await { break; }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            },
+            ev = live.recv() => {
+                let ok = match ev {
+                    Ok(ev) => match &*ev {
+                        BusEvent::Entry(entry) => s.on_live(&mut sink, entry).await,
+                        BusEvent::Agent(_) => true,
+                    },
+                    Err(RecvError::Lagged(_)) => s.replay(&mut sink).await,
+                    Err(RecvError::Closed) => false,
+                };
+                if !ok { break; }
+            }
+            _ = heartbeat.tick() => {
+                if futures_util::SinkExt::send(&mut sink, Message::Ping(Vec::new().into())).await.is_err() { break; }
+            }
+        }
+    }
+}
+
+impl Session {
+    async fn replay(&mut self, sink: &mut Sink) -> bool {
+        match self.cursor.catch_up(self.state.store.as_ref()).await {
+            Ok(entries) => self.deliver(sink, entries).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "visitor replay failed");
+                false
+            }
+        }
+    }
+
+    async fn on_live(&mut self, sink: &mut Sink, entry: &parley_domain::LogEntry) -> bool {
+        match self.cursor.live(entry, self.state.store.as_ref()).await {
+            Ok(entries) => self.deliver(sink, entries).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "visitor gap fill failed");
+                false
+            }
+        }
+    }
+
+    async fn deliver(&mut self, sink: &mut Sink, entries: Vec<parley_domain::LogEntry>) -> bool {
+        for entry in entries {
+            if matches!(entry.body, EntryBody::Event { event: ConversationEvent::Ended { .. } }) {
+                self.ended = true;
+            }
+            if !send(sink, &VisitorFrame::Entry { entry }).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn on_text(&mut self, sink: &mut Sink, text: &str) -> bool {
+        let frame = match crate::extract::parse::<VisitorIn>(text.as_bytes()) {
+            Ok(f) => f,
+            Err(e) => return send(sink, &VisitorFrame::Error { code: e.code.into(), message: e.detail, client_msg_id: None }).await,
+        };
+        match frame {
+            VisitorIn::Send { client_msg_id, text } => self.on_send(sink, client_msg_id, &text).await,
+            VisitorIn::End => {
+                let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
+                let r = self
+                    .state
+                    .engines
+                    .ask(tenant, |reply| Command::End { conversation, by: EndedBy::Customer, agent: None, reply })
+                    .await;
+                match r {
+                    Ok(()) => true,
+                    Err(e) => send(sink, &VisitorFrame::Error { code: e.code().into(), message: e.to_string(), client_msg_id: None }).await,
+                }
+            }
+        }
+    }
+
+    async fn on_send(&mut self, sink: &mut Sink, client_msg_id: String, text: &str) -> bool {
+        let err = |code: &str, message: String, id: &str| VisitorFrame::Error { code: code.into(), message, client_msg_id: Some(id.to_owned()) };
+        if let Err(e) = validate_client_msg_id(&client_msg_id) {
+            return send(sink, &err("validation_failed", e.0[0].message.clone(), "")).await;
+        }
+        let text = match validate_message_text(text) {
+            Ok(t) => t,
+            Err(e) => return send(sink, &err("validation_failed", format!("{}: {}", e.0[0].path, e.0[0].message), &client_msg_id)).await,
+        };
+        if self.ended {
+            return send(sink, &err("conversation_ended", "the conversation has ended".into(), &client_msg_id)).await;
+        }
+        let entry = NewEntry {
+            tenant_id: self.conversation.tenant_id,
+            conversation_id: self.conversation.id,
+            client_msg_id: Some(client_msg_id.clone()),
+            body: EntryBody::Message { sender: Sender::Customer { name: self.conversation.customer.display_name.clone() }, text },
+            created_at: self.state.clock.now(),
+        };
+        match self.state.log.append(entry).await {
+            Ok(a) => send(sink, &VisitorFrame::Ack { client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "visitor message not stored");
+                send(sink, &err("not_stored", "the message was not stored; send it again".into(), &client_msg_id)).await
+            }
+        }
+    }
+}

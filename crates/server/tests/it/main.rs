@@ -1,0 +1,27 @@
+//! Parley's integration tests: one binary, real servers on port 0, real sockets.
+
+mod bad_input;
+mod crash;
+mod isolation;
+mod shutdown;
+mod walk;
+
+use parley_testkit::Db;
+
+/// PostgreSQL when configured; CI sets `PARLEY_REQUIRE_POSTGRES=1` so a missing URL fails
+/// instead of silently skipping.
+pub fn postgres() -> Option<Db> {
+    match parley_store::testing::postgres_test_url() {
+        Some(url) => Some(Db::Postgres(url)),
+        None => {
+            assert!(std::env::var_os("PARLEY_REQUIRE_POSTGRES").is_none(), "PARLEY_TEST_DATABASE_URL must be set");
+            eprintln!("skipped: PARLEY_TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+/// Entries of a list of frames, by `seq`.
+pub fn seqs(frames: &[serde_json::Value]) -> Vec<i64> {
+    frames.iter().filter_map(|f| f["entry"]["seq"].as_i64()).collect()
+}

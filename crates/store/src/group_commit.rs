@@ -1,0 +1,123 @@
+//! The conversation log's single writer with group commit.
+//!
+//! Appends from every connection queue up on one channel; the writer takes all that are waiting
+//! (up to a batch size), writes them in one transaction with [`Store::append_batch`], then calls
+//! the commit hook for each new entry in commit order and only then answers each caller. So a
+//! client's acknowledgement always follows the commit, and subscribers see each conversation's
+//! entries in `seq` order.
+
+use crate::{Appended, NewEntry, Result, Store, StoreError};
+use parley_domain::{LogEntry, TenantId};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Called once per newly committed entry (never for duplicates), in commit order, before the
+/// appender gets its answer. It must not block: hand the entry on and return.
+pub trait CommitHook: Send + Sync + 'static {
+    fn committed(&self, tenant: TenantId, entry: &LogEntry);
+}
+
+impl<F: Fn(TenantId, &LogEntry) + Send + Sync + 'static> CommitHook for F {
+    fn committed(&self, tenant: TenantId, entry: &LogEntry) {
+        self(tenant, entry);
+    }
+}
+
+enum Request {
+    Append(NewEntry, oneshot::Sender<Result<Appended>>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// Handle to the writer. Cheap to clone.
+#[derive(Clone)]
+pub struct ConversationLog {
+    tx: mpsc::Sender<Request>,
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for ConversationLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConversationLog").finish_non_exhaustive()
+    }
+}
+
+/// Entries waiting beyond this make appenders wait (back-pressure instead of unbounded memory).
+const QUEUE_DEPTH: usize = 8192;
+
+impl ConversationLog {
+    /// Starts the writer task. `max_batch` bounds one transaction's entries.
+    #[must_use]
+    pub fn start(store: Arc<dyn Store>, max_batch: usize, hook: Arc<dyn CommitHook>) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(writer(Arc::clone(&store), rx, max_batch.max(1), hook));
+        (Self { tx, store }, task)
+    }
+
+    /// Appends one entry and returns once it is committed (or found to be a duplicate).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown conversation; `Unavailable` once the writer has stopped.
+    pub async fn append(&self, entry: NewEntry) -> Result<Appended> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Request::Append(entry, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the conversation log is shutting down".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the conversation log writer stopped".into()))?
+    }
+
+    /// Commits everything queued so far, then stops the writer. Later appends fail `Unavailable`.
+    pub async fn stop(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(Request::Stop(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// The store behind the log, for reads.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batch: usize, hook: Arc<dyn CommitHook>) {
+    let mut entries = Vec::with_capacity(max_batch);
+    let mut replies = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        let mut stop = None;
+        let mut next = Some(first);
+        while let Some(req) = next.take() {
+            match req {
+                Request::Append(e, r) => {
+                    entries.push(e);
+                    replies.push(r);
+                }
+                Request::Stop(r) => {
+                    stop = Some(r);
+                    break;
+                }
+            }
+            if entries.len() < max_batch {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !entries.is_empty() {
+            let results = store.append_batch(&entries).await;
+            for ((entry, reply), result) in entries.drain(..).zip(replies.drain(..)).zip(results) {
+                if let Ok(a) = &result
+                    && !a.duplicate
+                {
+                    hook.committed(entry.tenant_id, &a.entry);
+                }
+                let _ = reply.send(result);
+            }
+        }
+        if let Some(done) = stop {
+            rx.close();
+            let _ = done.send(());
+            return;
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Storage behind one trait, [`Store`], with a SQLite and a PostgreSQL implementation chosen by
+//! the URL scheme, each with its own embedded migrations, both held to the conformance suite in
+//! `tests/conformance.rs`.
+//!
+//! Every call that reads or changes tenant data takes the [`TenantId`]; a row of another tenant
+//! is reported as [`StoreError::NotFound`], never returned. The only tenant-less lookups are the
+//! credential lookups (API key, agent session, widget contact id), whose result names its tenant.
+//!
+//! This crate knows nothing of HTTP, WebSockets or the engine.
+
+mod append;
+mod group_commit;
+mod postgres;
+mod sql;
+mod sqlite;
+pub mod testing;
+
+pub use group_commit::{CommitHook, ConversationLog};
+
+use async_trait::async_trait;
+use parley_domain::workflow::Workflow;
+use parley_domain::{
+    ApiKeyId, Conversation, ConversationId, ConversationStatus, EntryBody, LogEntry, Membership, OrgUnit, OrgUnitId,
+    Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// What went wrong in the store, in terms the API can map once.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row for this tenant.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken; the value names which one (e.g. `tenant_slug`, `user_email`).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// The database could not be reached or is shutting down.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the text is for logs, not for clients.
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    /// Stable code for logs and problem documents.
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable(_) => "store_unavailable",
+            Self::Other(_) => "store_error",
+        }
+    }
+}
+
+/// Result of a store call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which implementation is behind the trait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A tenant admin API key as stored: the secret only as a hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    /// Hex SHA-256 of the secret half of the key.
+    pub secret_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("name", &self.name)
+            .field("secret_hash", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in agent's browser session.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AgentSession {
+    /// Hex SHA-256 of the cookie value.
+    pub token_hash: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for AgentSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSession")
+            .field("tenant_id", &self.tenant_id)
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credential a visitor presents for one conversation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VisitorCredential {
+    /// Hex SHA-256 of the secret half of the visitor token.
+    pub token_hash: String,
+    pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for VisitorCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VisitorCredential").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// A log entry to append; the store assigns its `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub tenant_id: TenantId,
+    pub conversation_id: ConversationId,
+    /// Idempotency key: appending the same key to the same conversation again returns the
+    /// entry written the first time, flagged `duplicate`, and writes nothing.
+    pub client_msg_id: Option<String>,
+    pub body: EntryBody,
+    pub created_at: OffsetDateTime,
+}
+
+/// An entry as written (or as found, for a duplicate `client_msg_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub entry: LogEntry,
+    pub duplicate: bool,
+}
+
+/// Everything Parley persists. Implementations: SQLite (default) and PostgreSQL.
+///
+/// Timestamps round-trip with microsecond precision; callers pass values already truncated to
+/// microseconds. Lists are returned in a stable order (documented per method).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which implementation this is.
+    fn backend(&self) -> Backend;
+    /// Applies the embedded migrations (idempotent).
+    async fn migrate(&self) -> Result<()>;
+    /// A trivial query, for readiness.
+    async fn ping(&self) -> Result<()>;
+    /// Closes the pools after in-flight work.
+    async fn close(&self);
+
+    /// Creates a tenant with its root organization unit and first admin key, atomically.
+    /// `Conflict("tenant_slug")` when the slug is taken.
+    async fn create_tenant(&self, tenant: &Tenant, root: &OrgUnit, key: &ApiKeyRecord) -> Result<()>;
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant>;
+    async fn find_tenant_by_slug(&self, slug: &str) -> Result<Tenant>;
+    /// Ordered by `created_at`, then id.
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()>;
+    /// Credential lookup: the record names its tenant.
+    async fn find_api_key(&self, id: ApiKeyId) -> Result<ApiKeyRecord>;
+
+    async fn create_org_unit(&self, ou: &OrgUnit) -> Result<()>;
+    async fn get_org_unit(&self, tenant: TenantId, id: OrgUnitId) -> Result<OrgUnit>;
+    /// Ordered by insertion (root first).
+    async fn list_org_units(&self, tenant: TenantId) -> Result<Vec<OrgUnit>>;
+
+    /// `Conflict("user_email")` when the e-mail is taken in this tenant.
+    async fn create_user(&self, user: &User, password_hash: Option<&str>) -> Result<()>;
+    async fn get_user(&self, tenant: TenantId, id: UserId) -> Result<User>;
+    /// Ordered by `created_at`, then id.
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>>;
+    /// The user with this (lowercase) e-mail and their password hash, if any.
+    async fn find_user_login(&self, tenant: TenantId, email: &str) -> Result<(User, Option<String>)>;
+    async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()>;
+
+    async fn create_session(&self, session: &AgentSession) -> Result<()>;
+    /// Credential lookup: the session names its tenant. Expired sessions are still returned;
+    /// the caller compares `expires_at` with its clock.
+    async fn find_session(&self, token_hash: &str) -> Result<AgentSession>;
+    async fn delete_session(&self, token_hash: &str) -> Result<()>;
+
+    async fn create_workflow(&self, workflow: &Workflow) -> Result<()>;
+    async fn get_workflow(&self, tenant: TenantId, id: WorkflowId) -> Result<Workflow>;
+    /// Ordered by `created_at`, then id.
+    async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<Workflow>>;
+
+    /// Creates a service and its memberships atomically. `Conflict("service_contact_id")`.
+    async fn create_service(&self, service: &Service, members: &[Membership]) -> Result<()>;
+    async fn get_service(&self, tenant: TenantId, id: ServiceId) -> Result<Service>;
+    /// Ordered by `created_at`, then id.
+    async fn list_services(&self, tenant: TenantId) -> Result<Vec<Service>>;
+    /// Credential lookup by the snippet's Contact ID: the service names its tenant.
+    async fn find_service_by_contact_id(&self, contact_id: &str) -> Result<Service>;
+    /// Inserts or updates one membership (the service must belong to `tenant`).
+    async fn set_membership(&self, tenant: TenantId, membership: &Membership) -> Result<()>;
+    /// `NotFound` when there was no such membership.
+    async fn remove_membership(&self, tenant: TenantId, service: ServiceId, user: UserId) -> Result<()>;
+    /// All memberships of the tenant, ordered by service then user.
+    async fn list_memberships(&self, tenant: TenantId) -> Result<Vec<Membership>>;
+
+    /// Stores a new conversation (with `last_seq` 0) and its visitor credential.
+    async fn create_conversation(&self, conversation: &Conversation, credential: &VisitorCredential) -> Result<()>;
+    async fn get_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation>;
+    async fn visitor_credential(&self, tenant: TenantId, id: ConversationId) -> Result<VisitorCredential>;
+    /// Sets status, agent and end time together.
+    async fn update_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        status: ConversationStatus,
+        agent: Option<UserId>,
+        ended_at: Option<OffsetDateTime>,
+    ) -> Result<()>;
+    /// Conversations not `Ended`, ordered by `created_at`, then id (the engine rebuilds from these).
+    async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>>;
+    /// The agent's most recent conversations, newest first.
+    async fn list_agent_conversations(&self, tenant: TenantId, agent: UserId, limit: u32) -> Result<Vec<Conversation>>;
+
+    /// Appends entries in one transaction and reports each one's outcome in input order. Each
+    /// entry gets the conversation's next `seq` (its `last_seq` + 1); an unknown conversation
+    /// (or one of another tenant) yields `NotFound` for that entry only.
+    async fn append_batch(&self, entries: &[NewEntry]) -> Vec<Result<Appended>>;
+    /// Entries with `seq > since_seq`, ascending, at most `limit`.
+    async fn read_log(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        since_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>>;
+}
+
+impl std::fmt::Debug for dyn Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({:?})", self.backend())
+    }
+}
+
+/// Opens the store the URL names: `sqlite://path/to/file.db` (created if missing) or
+/// `postgres://…` / `postgresql://…`. Does not migrate; call [`Store::migrate`].
+///
+/// # Errors
+/// `Unavailable` when the database cannot be opened, `Other` for an unknown scheme.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::Other(format!(
+            "unsupported database URL scheme in '{}': use sqlite:// or postgres://",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}

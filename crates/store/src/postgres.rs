@@ -1,0 +1,627 @@
+//! The scale-out store: PostgreSQL, shared by every node of a cluster.
+//!
+//! Same schema and semantics as the SQLite store, in native types. Several nodes may append to
+//! one conversation at once: `UPDATE conversations … RETURNING last_seq` row-locks the
+//! conversation until commit, which orders them, and a `client_msg_id` race that a concurrent
+//! node wins surfaces as a unique violation that the shared append fallback turns into a
+//! duplicate answer (see `append.rs`).
+
+use crate::append::{self, LogTx};
+use crate::sql::{self, Cols, db_error, decode_error, one_row, select};
+use crate::{AgentSession, ApiKeyRecord, Appended, Backend, NewEntry, Result, Store, VisitorCredential};
+use async_trait::async_trait;
+use parley_domain::workflow::Workflow;
+use parley_domain::{
+    ApiKeyId, Conversation, ConversationId, ConversationStatus, LogEntry, Membership, OrgUnit, OrgUnitId, Presence,
+    Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{Executor, Postgres, Row};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Enough for the API's concurrency on one node while leaving the server's connection limit to
+/// the other nodes of a cluster.
+const MAX_CONNECTIONS: u32 = 10;
+
+/// [`Store`] on a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database the URL names, e.g. `postgres://parley@db/parley`. Does not
+    /// migrate.
+    ///
+    /// # Errors
+    /// `Unavailable` when the server cannot be reached or refuses us; `Other` for a malformed URL.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(db_error)?.application_name("parley");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Ok(Self { pool })
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db_error)
+    }
+
+    async fn append_tx(&self, batch: &[NewEntry]) -> Result<Vec<Result<Appended>>> {
+        let mut tx = self.begin().await?;
+        let outcomes = append::append_all(&mut *tx, batch).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(outcomes)
+    }
+}
+
+impl Cols for PgRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn time(&self, col: &str) -> Result<OffsetDateTime> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn opt_time(&self, col: &str) -> Result<Option<OffsetDateTime>> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
+        self.try_get::<Json<T>, _>(col).map(|j| j.0).map_err(|e| decode_error(col, e))
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+}
+
+async fn insert_org_unit<'c>(db: impl Executor<'c, Database = Postgres>, ou: &OrgUnit) -> Result<()> {
+    sqlx::query("INSERT INTO org_units (id, tenant_id, name, parent_id) VALUES ($1, $2, $3, $4)")
+        .bind(ou.id.0)
+        .bind(ou.tenant_id.0)
+        .bind(&ou.name)
+        .bind(ou.parent_id.map(|p| p.0))
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_api_key<'c>(db: impl Executor<'c, Database = Postgres>, key: &ApiKeyRecord) -> Result<()> {
+    sqlx::query("INSERT INTO api_keys (id, tenant_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(key.id.0)
+        .bind(key.tenant_id.0)
+        .bind(&key.name)
+        .bind(&key.secret_hash)
+        .bind(key.created_at)
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_membership<'c>(
+    db: impl Executor<'c, Database = Postgres>,
+    tenant: TenantId,
+    m: &Membership,
+) -> Result<u64> {
+    // The EXISTS checks make a service or user of another tenant (or none) insert nothing, which
+    // the caller reports as NotFound; given both belong to `tenant`, so does any existing row.
+    let done = sqlx::query(
+        "INSERT INTO memberships (service_id, user_id, tenant_id, active) \
+         SELECT $2, $3, $1, $4 \
+         WHERE EXISTS (SELECT 1 FROM services WHERE tenant_id = $1 AND id = $2) \
+           AND EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $3) \
+         ON CONFLICT (service_id, user_id) DO UPDATE SET active = excluded.active",
+    )
+    .bind(tenant.0)
+    .bind(m.service_id.0)
+    .bind(m.user_id.0)
+    .bind(m.active)
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected())
+}
+
+impl LogTx for PgConnection {
+    async fn find_by_client_msg_id(&mut self, e: &NewEntry, key: &str) -> Result<Option<LogEntry>> {
+        let row = sqlx::query(concat!(
+            select!(log_entries),
+            " WHERE tenant_id = $1 AND conversation_id = $2 AND client_msg_id = $3"
+        ))
+        .bind(e.tenant_id.0)
+        .bind(e.conversation_id.0)
+        .bind(key)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(sql::log_entry).transpose()
+    }
+
+    async fn next_seq(&mut self, e: &NewEntry) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING last_seq",
+        )
+        .bind(e.tenant_id.0)
+        .bind(e.conversation_id.0)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(|r| r.int("last_seq")).transpose()
+    }
+
+    async fn insert(&mut self, e: &NewEntry, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(e.conversation_id.0)
+        .bind(seq)
+        .bind(e.tenant_id.0)
+        .bind(e.client_msg_id.as_deref())
+        .bind(Json(&e.body))
+        .bind(e.created_at)
+        .execute(&mut *self)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| db_error(e.into()))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant, root: &OrgUnit, key: &ApiKeyRecord) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO tenants (id, slug, name, root_ou_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(tenant.id.0)
+            .bind(&tenant.slug)
+            .bind(&tenant.name)
+            .bind(tenant.root_ou_id.0)
+            .bind(tenant.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_org_unit(&mut *tx, root).await?;
+        insert_api_key(&mut *tx, key).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Tenant> {
+        let row = sqlx::query(concat!(select!(tenants), " WHERE id = $1"))
+            .bind(tenant.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::tenant(&row)
+    }
+
+    async fn find_tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
+        let row = sqlx::query(concat!(select!(tenants), " WHERE slug = $1"))
+            .bind(slug)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::tenant(&row)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(concat!(select!(tenants), " ORDER BY created_at, id"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::tenant).collect()
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        insert_api_key(&self.pool, key).await
+    }
+
+    async fn find_api_key(&self, key: ApiKeyId) -> Result<ApiKeyRecord> {
+        let row = sqlx::query(concat!(select!(api_keys), " WHERE id = $1"))
+            .bind(key.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::api_key(&row)
+    }
+
+    async fn create_org_unit(&self, ou: &OrgUnit) -> Result<()> {
+        insert_org_unit(&self.pool, ou).await
+    }
+
+    async fn get_org_unit(&self, tenant: TenantId, ou: OrgUnitId) -> Result<OrgUnit> {
+        let row = sqlx::query(concat!(select!(org_units), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(ou.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::org_unit(&row)
+    }
+
+    async fn list_org_units(&self, tenant: TenantId) -> Result<Vec<OrgUnit>> {
+        let rows = sqlx::query(concat!(select!(org_units), " WHERE tenant_id = $1 ORDER BY position"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::org_unit).collect()
+    }
+
+    async fn create_user(&self, user: &User, password_hash: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, ou_id, display_name, email, password_hash, licences, im_enabled, \
+             max_chats, presence, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(user.id.0)
+        .bind(user.tenant_id.0)
+        .bind(user.ou_id.0)
+        .bind(&user.display_name)
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(Json(&user.licences))
+        .bind(user.im_enabled)
+        .bind(i64::from(user.max_chats))
+        .bind(user.presence.as_str())
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        let row = sqlx::query(concat!(select!(users), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::user(&row)
+    }
+
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        let rows = sqlx::query(concat!(select!(users), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::user).collect()
+    }
+
+    async fn find_user_login(&self, tenant: TenantId, email: &str) -> Result<(User, Option<String>)> {
+        let row = sqlx::query(concat!(select!(users), " WHERE tenant_id = $1 AND email = $2"))
+            .bind(tenant.0)
+            .bind(email)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok((sql::user(&row)?, row.opt_text("password_hash")?))
+    }
+
+    async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(presence.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn create_session(&self, session: &AgentSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agent_sessions (token_hash, tenant_id, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.token_hash)
+        .bind(session.tenant_id.0)
+        .bind(session.user_id.0)
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<AgentSession> {
+        let row = sqlx::query(concat!(select!(agent_sessions), " WHERE token_hash = $1"))
+            .bind(token_hash)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::session(&row)
+    }
+
+    /// Idempotent: signing out twice is not an error.
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_workflow(&self, workflow: &Workflow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workflows (id, tenant_id, ou_id, name, kind, definition, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(workflow.id.0)
+        .bind(workflow.tenant_id.0)
+        .bind(workflow.ou_id.0)
+        .bind(&workflow.name)
+        .bind(sql::workflow_kind(workflow.kind))
+        .bind(Json(&workflow.definition))
+        .bind(workflow.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_workflow(&self, tenant: TenantId, workflow: WorkflowId) -> Result<Workflow> {
+        let row = sqlx::query(concat!(select!(workflows), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(workflow.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::workflow(&row)
+    }
+
+    async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<Workflow>> {
+        let rows = sqlx::query(concat!(select!(workflows), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::workflow).collect()
+    }
+
+    async fn create_service(&self, service: &Service, members: &[Membership]) -> Result<()> {
+        sql::check_members(service, members)?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(service.id.0)
+        .bind(service.tenant_id.0)
+        .bind(service.ou_id.0)
+        .bind(&service.name)
+        .bind(service.workflow_id.0)
+        .bind(&service.contact_id)
+        .bind(&service.widget_key)
+        .bind(service.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for m in members {
+            one_row(insert_membership(&mut *tx, service.tenant_id, m).await?)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_service(&self, tenant: TenantId, service: ServiceId) -> Result<Service> {
+        let row = sqlx::query(concat!(select!(services), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(service.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::service(&row)
+    }
+
+    async fn list_services(&self, tenant: TenantId) -> Result<Vec<Service>> {
+        let rows = sqlx::query(concat!(select!(services), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::service).collect()
+    }
+
+    async fn find_service_by_contact_id(&self, contact_id: &str) -> Result<Service> {
+        let row = sqlx::query(concat!(select!(services), " WHERE contact_id = $1"))
+            .bind(contact_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::service(&row)
+    }
+
+    async fn set_membership(&self, tenant: TenantId, membership: &Membership) -> Result<()> {
+        one_row(insert_membership(&self.pool, tenant, membership).await?)
+    }
+
+    async fn remove_membership(&self, tenant: TenantId, service: ServiceId, user: UserId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND service_id = $2 AND user_id = $3")
+            .bind(tenant.0)
+            .bind(service.0)
+            .bind(user.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_memberships(&self, tenant: TenantId) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(concat!(select!(memberships), " WHERE tenant_id = $1 ORDER BY service_id, user_id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::membership).collect()
+    }
+
+    async fn create_conversation(&self, c: &Conversation, credential: &VisitorCredential) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, status, customer_name, \
+             customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
+             visitor_expires_at, created_at, ended_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14)",
+        )
+        .bind(c.id.0)
+        .bind(c.tenant_id.0)
+        .bind(c.service_id.0)
+        .bind(c.workflow_id.0)
+        .bind(c.status.as_str())
+        .bind(&c.customer.display_name)
+        .bind(&c.customer.email)
+        .bind(c.customer.privacy_consent)
+        .bind(c.first_message.as_deref())
+        .bind(c.agent_id.map(|a| a.0))
+        .bind(&credential.token_hash)
+        .bind(credential.expires_at)
+        .bind(c.created_at)
+        .bind(c.ended_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_conversation(&self, tenant: TenantId, conversation: ConversationId) -> Result<Conversation> {
+        let row = sqlx::query(concat!(select!(conversations), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::conversation(&row)
+    }
+
+    async fn visitor_credential(&self, tenant: TenantId, conversation: ConversationId) -> Result<VisitorCredential> {
+        let row = sqlx::query(
+            "SELECT visitor_token_hash, visitor_expires_at FROM conversations WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(conversation.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        sql::visitor_credential(&row)
+    }
+
+    async fn update_conversation(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        status: ConversationStatus,
+        agent: Option<UserId>,
+        ended_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(conversation.0)
+        .bind(status.as_str())
+        .bind(agent.map(|a| a.0))
+        .bind(ended_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>> {
+        // `status <> 'ended'` literally, so the partial index conversations_open applies.
+        let rows = sqlx::query(concat!(
+            select!(conversations),
+            " WHERE tenant_id = $1 AND status <> 'ended' ORDER BY created_at, id"
+        ))
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(sql::conversation).collect()
+    }
+
+    async fn list_agent_conversations(&self, tenant: TenantId, agent: UserId, limit: u32) -> Result<Vec<Conversation>> {
+        let rows = sqlx::query(concat!(
+            select!(conversations),
+            " WHERE tenant_id = $1 AND agent_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(tenant.0)
+        .bind(agent.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(sql::conversation).collect()
+    }
+
+    async fn append_batch(&self, entries: &[NewEntry]) -> Vec<Result<Appended>> {
+        append::with_fallback(entries, |batch| self.append_tx(batch)).await
+    }
+
+    /// `NotFound` for a conversation the tenant does not have (rather than an empty log, so a
+    /// caller cannot probe other tenants' ids).
+    async fn read_log(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        since_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>> {
+        let rows = sqlx::query(concat!(
+            select!(log_entries),
+            " WHERE tenant_id = $1 AND conversation_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        ))
+        .bind(tenant.0)
+        .bind(conversation.0)
+        .bind(since_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        if rows.is_empty() {
+            // Only now is it worth a second look-up: nothing new, or no such conversation?
+            self.get_conversation(tenant, conversation).await?;
+        }
+        rows.iter().map(sql::log_entry).collect()
+    }
+}

@@ -1,0 +1,310 @@
+//! What the SQLite and PostgreSQL backends share: turning rows into domain values and database
+//! errors into [`StoreError`]s.
+//!
+//! The two schemas use the same table and column names and differ only in how a UUID, a time and
+//! a JSON value are encoded. [`Cols`] hides exactly that difference, so each domain type is read
+//! from a row by one function here rather than by two near-copies that could drift apart.
+
+use crate::{AgentSession, ApiKeyRecord, StoreError, VisitorCredential};
+use parley_domain::workflow::{Workflow, WorkflowKind};
+use parley_domain::{
+    ApiKeyId, Conversation, ConversationId, ConversationStatus, Customer, LogEntry, Membership, OrgUnit, OrgUnitId,
+    Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+};
+use serde::de::DeserializeOwned;
+use sqlx::error::{DatabaseError, ErrorKind};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Column reads whose encoding differs between the backends (see the migrations' headers).
+pub(crate) trait Cols {
+    fn uuid(&self, col: &str) -> Result<Uuid, StoreError>;
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>, StoreError>;
+    fn time(&self, col: &str) -> Result<OffsetDateTime, StoreError>;
+    fn opt_time(&self, col: &str) -> Result<Option<OffsetDateTime>, StoreError>;
+    fn json<T: DeserializeOwned>(&self, col: &str) -> Result<T, StoreError>;
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn flag(&self, col: &str) -> Result<bool, StoreError>;
+}
+
+/// `SELECT <the columns this module's readers use> FROM <table>`, for both backends (their
+/// column names are the same), as a literal so queries can `concat!` their conditions onto it.
+macro_rules! select {
+    (tenants) => {
+        "SELECT id, slug, name, root_ou_id, created_at FROM tenants"
+    };
+    (api_keys) => {
+        "SELECT id, tenant_id, name, secret_hash, created_at FROM api_keys"
+    };
+    (org_units) => {
+        "SELECT id, tenant_id, name, parent_id FROM org_units"
+    };
+    (users) => {
+        "SELECT id, tenant_id, ou_id, display_name, email, licences, im_enabled, max_chats, presence, created_at, \
+         password_hash FROM users"
+    };
+    (agent_sessions) => {
+        "SELECT token_hash, tenant_id, user_id, created_at, expires_at FROM agent_sessions"
+    };
+    (workflows) => {
+        "SELECT id, tenant_id, ou_id, name, kind, definition, created_at FROM workflows"
+    };
+    (services) => {
+        "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, created_at FROM services"
+    };
+    (memberships) => {
+        "SELECT service_id, user_id, active FROM memberships"
+    };
+    (conversations) => {
+        "SELECT id, tenant_id, service_id, workflow_id, status, customer_name, customer_email, privacy_consent, \
+         first_message, agent_id, last_seq, created_at, ended_at FROM conversations"
+    };
+    (log_entries) => {
+        "SELECT conversation_id, seq, client_msg_id, body, created_at FROM log_entries"
+    };
+}
+pub(crate) use select;
+
+/// A column that could not be read as the schema promises: the database was changed behind our
+/// back or a migration is missing. Not the client's fault, so not `NotFound`.
+pub(crate) fn decode_error(col: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("column {col}: {e}"))
+}
+
+pub(crate) fn tenant(r: &impl Cols) -> Result<Tenant, StoreError> {
+    Ok(Tenant {
+        id: TenantId(r.uuid("id")?),
+        slug: r.text("slug")?,
+        name: r.text("name")?,
+        root_ou_id: OrgUnitId(r.uuid("root_ou_id")?),
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn api_key(r: &impl Cols) -> Result<ApiKeyRecord, StoreError> {
+    Ok(ApiKeyRecord {
+        id: ApiKeyId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        name: r.text("name")?,
+        secret_hash: r.text("secret_hash")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn org_unit(r: &impl Cols) -> Result<OrgUnit, StoreError> {
+    Ok(OrgUnit {
+        id: OrgUnitId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        name: r.text("name")?,
+        parent_id: r.opt_uuid("parent_id")?.map(OrgUnitId),
+    })
+}
+
+pub(crate) fn user(r: &impl Cols) -> Result<User, StoreError> {
+    let presence = r.text("presence")?;
+    let max_chats = r.int("max_chats")?;
+    Ok(User {
+        id: UserId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        display_name: r.text("display_name")?,
+        email: r.text("email")?,
+        licences: r.json("licences")?,
+        im_enabled: r.flag("im_enabled")?,
+        max_chats: u32::try_from(max_chats).map_err(|e| decode_error("max_chats", e))?,
+        presence: Presence::parse(&presence).ok_or_else(|| decode_error("presence", presence))?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn session(r: &impl Cols) -> Result<AgentSession, StoreError> {
+    Ok(AgentSession {
+        token_hash: r.text("token_hash")?,
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        user_id: UserId(r.uuid("user_id")?),
+        created_at: r.time("created_at")?,
+        expires_at: r.time("expires_at")?,
+    })
+}
+
+pub(crate) fn workflow(r: &impl Cols) -> Result<Workflow, StoreError> {
+    let kind = r.text("kind")?;
+    Ok(Workflow {
+        id: WorkflowId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        name: r.text("name")?,
+        kind: parse_workflow_kind(&kind).ok_or_else(|| decode_error("kind", kind))?,
+        definition: r.json("definition")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
+    Ok(Service {
+        id: ServiceId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        name: r.text("name")?,
+        workflow_id: WorkflowId(r.uuid("workflow_id")?),
+        contact_id: r.text("contact_id")?,
+        widget_key: r.text("widget_key")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn membership(r: &impl Cols) -> Result<Membership, StoreError> {
+    Ok(Membership {
+        service_id: ServiceId(r.uuid("service_id")?),
+        user_id: UserId(r.uuid("user_id")?),
+        active: r.flag("active")?,
+    })
+}
+
+pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
+    let status = r.text("status")?;
+    Ok(Conversation {
+        id: ConversationId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        service_id: ServiceId(r.uuid("service_id")?),
+        workflow_id: WorkflowId(r.uuid("workflow_id")?),
+        status: ConversationStatus::parse(&status).ok_or_else(|| decode_error("status", status))?,
+        customer: Customer {
+            display_name: r.text("customer_name")?,
+            email: r.text("customer_email")?,
+            privacy_consent: r.flag("privacy_consent")?,
+        },
+        first_message: r.opt_text("first_message")?,
+        agent_id: r.opt_uuid("agent_id")?.map(UserId),
+        last_seq: r.int("last_seq")?,
+        created_at: r.time("created_at")?,
+        ended_at: r.opt_time("ended_at")?,
+    })
+}
+
+pub(crate) fn visitor_credential(r: &impl Cols) -> Result<VisitorCredential, StoreError> {
+    Ok(VisitorCredential { token_hash: r.text("visitor_token_hash")?, expires_at: r.time("visitor_expires_at")? })
+}
+
+pub(crate) fn log_entry(r: &impl Cols) -> Result<LogEntry, StoreError> {
+    Ok(LogEntry {
+        conversation_id: ConversationId(r.uuid("conversation_id")?),
+        seq: r.int("seq")?,
+        client_msg_id: r.opt_text("client_msg_id")?,
+        body: r.json("body")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+/// Stored text of a workflow kind. An exhaustive match rather than serde, so adding a kind
+/// without deciding its storage name does not compile.
+pub(crate) const fn workflow_kind(kind: WorkflowKind) -> &'static str {
+    match kind {
+        WorkflowKind::InstantMessaging => "instant_messaging",
+    }
+}
+
+fn parse_workflow_kind(s: &str) -> Option<WorkflowKind> {
+    [WorkflowKind::InstantMessaging].into_iter().find(|k| workflow_kind(*k) == s)
+}
+
+/// JSON text of a value we own the type of; it cannot fail for the domain types, but a failure
+/// must still not panic the writer.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Other(format!("cannot encode JSON: {e}")))
+}
+
+/// Conflict name the trait promises for `client_msg_id`; the append fallback matches on it.
+pub(crate) const CLIENT_MSG_ID: &str = "client_msg_id";
+
+/// Unique rules and the conflict name each maps to: (PostgreSQL constraint or index name, the
+/// column list SQLite reports, name). Keep in step with both migrations.
+const CONFLICTS: &[(&str, &str, &str)] = &[
+    ("tenants_pkey", "tenants.id", "tenant_id"),
+    ("tenants_slug_key", "tenants.slug", "tenant_slug"),
+    ("api_keys_pkey", "api_keys.id", "api_key_id"),
+    ("org_units_pkey", "org_units.id", "org_unit_id"),
+    ("org_units_tenant_id_id_key", "org_units.tenant_id, org_units.id", "org_unit_id"),
+    ("users_pkey", "users.id", "user_id"),
+    ("users_tenant_id_id_key", "users.tenant_id, users.id", "user_id"),
+    ("users_tenant_id_email_key", "users.tenant_id, users.email", "user_email"),
+    ("agent_sessions_pkey", "agent_sessions.token_hash", "session_token"),
+    ("workflows_pkey", "workflows.id", "workflow_id"),
+    ("workflows_tenant_id_id_key", "workflows.tenant_id, workflows.id", "workflow_id"),
+    ("services_pkey", "services.id", "service_id"),
+    ("services_tenant_id_id_key", "services.tenant_id, services.id", "service_id"),
+    ("services_contact_id_key", "services.contact_id", "service_contact_id"),
+    ("memberships_pkey", "memberships.service_id, memberships.user_id", "membership"),
+    ("conversations_pkey", "conversations.id", "conversation_id"),
+    ("conversations_tenant_id_id_key", "conversations.tenant_id, conversations.id", "conversation_id"),
+    ("log_entries_pkey", "log_entries.conversation_id, log_entries.seq", "log_seq"),
+    ("log_entries_client_msg_id", "log_entries.conversation_id, log_entries.client_msg_id", CLIENT_MSG_ID),
+];
+
+fn conflict_name(db: &dyn DatabaseError) -> &'static str {
+    // PostgreSQL names the constraint; SQLite only says "UNIQUE constraint failed: t.a, t.b".
+    let found = match db.constraint() {
+        Some(constraint) => CONFLICTS.iter().find(|(pg, _, _)| *pg == constraint),
+        None => db
+            .message()
+            .split_once("constraint failed: ")
+            .and_then(|(_, cols)| CONFLICTS.iter().find(|(_, lite, _)| *lite == cols)),
+    };
+    found.map_or("unique", |(_, _, name)| name)
+}
+
+/// The database cannot serve us right now (as opposed to refusing this statement): busy, out of
+/// disk, shutting down, connection lost. Callers may retry these; the API answers 503.
+fn unavailable_code(code: &str) -> bool {
+    // SQLite reports extended result codes as numbers; the primary code is the low byte.
+    // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+    if let Ok(n) = code.parse::<u32>() {
+        return matches!(n & 0xff, 5 | 6 | 10 | 13 | 14);
+    }
+    // PostgreSQL SQLSTATE classes: connection exception, insufficient resources, operator
+    // intervention (shutdown), system error.
+    ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+}
+
+/// Maps a sqlx error once, for every call of both backends.
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(db) => match db.kind() {
+            ErrorKind::UniqueViolation => StoreError::Conflict(conflict_name(db.as_ref())),
+            // Every reference in the schema includes the tenant, so a violated one means the
+            // referenced row does not exist for this tenant, which callers must not tell apart
+            // from "does not exist at all".
+            ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            _ if db.code().is_some_and(|c| unavailable_code(&c)) => StoreError::Unavailable(db.to_string()),
+            _ => StoreError::Other(db.to_string()),
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Migrate(m) => StoreError::Other(format!("migration failed: {m}")),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+/// `NotFound` when a statement that must touch exactly one row of this tenant touched none.
+pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// The memberships created with a service must all be of that service; the store will not guess
+/// what a member naming another service was meant to be.
+pub(crate) fn check_members(service: &Service, members: &[Membership]) -> Result<(), StoreError> {
+    match members.iter().find(|m| m.service_id != service.id) {
+        None => Ok(()),
+        Some(m) => Err(StoreError::Other(format!(
+            "membership of service {} given when creating service {}",
+            m.service_id, service.id
+        ))),
+    }
+}

@@ -1,0 +1,683 @@
+//! The default store: one SQLite file, so a small installation needs no database server.
+//!
+//! All writes go through a pool of exactly one connection. SQLite allows one writer at a time
+//! anyway; queuing writers in our pool instead of in SQLite's lock means no `SQLITE_BUSY` under
+//! load, and the group-commit writer batches the hot path (log appends) on top. Reads use their
+//! own small pool and, thanks to WAL, never wait for the writer.
+//!
+//! Durability: `synchronous = FULL` in WAL mode fsyncs the log at every commit, so an
+//! acknowledged message survives kill -9 and power loss, which `NORMAL` would not promise.
+
+use crate::append::{self, LogTx};
+use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json};
+use crate::{AgentSession, ApiKeyRecord, Appended, Backend, NewEntry, Result, Store, StoreError, VisitorCredential};
+use async_trait::async_trait;
+use parley_domain::workflow::Workflow;
+use parley_domain::{
+    ApiKeyId, Conversation, ConversationId, ConversationStatus, LogEntry, Membership, OrgUnit, OrgUnitId, Presence,
+    Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Executor, Row, Sqlite};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use uuid::fmt::Hyphenated;
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Readers run concurrently with the writer under WAL; a few cover the API's read traffic
+/// without holding many file handles.
+const READ_CONNECTIONS: u32 = 4;
+
+/// [`Store`] on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// Exactly one connection: every write, so writers queue here rather than on SQLite's lock.
+    write: SqlitePool,
+    /// Read-only connections (the writer's pool itself for an in-memory database, which other
+    /// connections could not share safely).
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its directory) the database file the URL names, e.g.
+    /// `sqlite://data/parley.db`. Does not migrate.
+    ///
+    /// # Errors
+    /// `Unavailable` when the file or its directory cannot be created or opened; `Other` for a
+    /// malformed URL.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db_error)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory && let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+
+        // The writer connects first: it switches the file to WAL, which the readers then find.
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full))
+            .await
+            .map_err(db_error)?;
+        let read = if in_memory {
+            write.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                // A write slipping onto a reader would dodge the single-writer rule; make it fail.
+                .connect_with(options.pragma("query_only", "ON"))
+                .await
+                .map_err(db_error)?
+        };
+        Ok(Self { write, read })
+    }
+
+    /// Starts a write transaction. IMMEDIATE takes the write lock up front, so a second process
+    /// on the same file waits for it (busy timeout) instead of failing at its first write.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+    }
+
+    async fn append_tx(&self, batch: &[NewEntry]) -> Result<Vec<Result<Appended>>> {
+        let mut tx = self.begin().await?;
+        let outcomes = append::append_all(&mut *tx, batch).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(outcomes)
+    }
+}
+
+fn id(u: Uuid) -> Hyphenated {
+    u.hyphenated()
+}
+
+/// Unix microseconds: the precision the trait promises, as an integer that sorts and compares
+/// exactly.
+fn micros(t: OffsetDateTime) -> i64 {
+    let m = (t.unix_timestamp_nanos() / 1000).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+    #[allow(clippy::cast_possible_truncation)] // clamped to the i64 range just above
+    let m = m as i64;
+    m
+}
+
+fn from_micros(col: &str, m: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1000).map_err(|e| decode_error(col, e))
+}
+
+impl Cols for SqliteRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        self.try_get::<Hyphenated, _>(col).map(Hyphenated::into_uuid).map_err(|e| decode_error(col, e))
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        Ok(self.try_get::<Option<Hyphenated>, _>(col).map_err(|e| decode_error(col, e))?.map(Hyphenated::into_uuid))
+    }
+    fn time(&self, col: &str) -> Result<OffsetDateTime> {
+        from_micros(col, self.int(col)?)
+    }
+    fn opt_time(&self, col: &str) -> Result<Option<OffsetDateTime>> {
+        let m: Option<i64> = self.try_get(col).map_err(|e| decode_error(col, e))?;
+        m.map(|m| from_micros(col, m)).transpose()
+    }
+    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
+        let text: &str = self.try_get(col).map_err(|e| decode_error(col, e))?;
+        serde_json::from_str(text).map_err(|e| decode_error(col, e))
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+    fn flag(&self, col: &str) -> Result<bool> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
+}
+
+async fn insert_org_unit<'c>(db: impl Executor<'c, Database = Sqlite>, ou: &OrgUnit) -> Result<()> {
+    sqlx::query("INSERT INTO org_units (id, tenant_id, name, parent_id) VALUES ($1, $2, $3, $4)")
+        .bind(id(ou.id.0))
+        .bind(id(ou.tenant_id.0))
+        .bind(&ou.name)
+        .bind(ou.parent_id.map(|p| id(p.0)))
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_api_key<'c>(db: impl Executor<'c, Database = Sqlite>, key: &ApiKeyRecord) -> Result<()> {
+    sqlx::query("INSERT INTO api_keys (id, tenant_id, name, secret_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id(key.id.0))
+        .bind(id(key.tenant_id.0))
+        .bind(&key.name)
+        .bind(&key.secret_hash)
+        .bind(micros(key.created_at))
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+async fn insert_membership<'c>(
+    db: impl Executor<'c, Database = Sqlite>,
+    tenant: TenantId,
+    m: &Membership,
+) -> Result<u64> {
+    // The EXISTS checks make a service or user of another tenant (or none) insert nothing, which
+    // the caller reports as NotFound; given both belong to `tenant`, so does any existing row.
+    let done = sqlx::query(
+        "INSERT INTO memberships (service_id, user_id, tenant_id, active) \
+         SELECT $2, $3, $1, $4 \
+         WHERE EXISTS (SELECT 1 FROM services WHERE tenant_id = $1 AND id = $2) \
+           AND EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND id = $3) \
+         ON CONFLICT (service_id, user_id) DO UPDATE SET active = excluded.active",
+    )
+    .bind(id(tenant.0))
+    .bind(id(m.service_id.0))
+    .bind(id(m.user_id.0))
+    .bind(m.active)
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    Ok(done.rows_affected())
+}
+
+impl LogTx for SqliteConnection {
+    async fn find_by_client_msg_id(&mut self, e: &NewEntry, key: &str) -> Result<Option<LogEntry>> {
+        let row = sqlx::query(concat!(
+            select!(log_entries),
+            " WHERE tenant_id = $1 AND conversation_id = $2 AND client_msg_id = $3"
+        ))
+        .bind(id(e.tenant_id.0))
+        .bind(id(e.conversation_id.0))
+        .bind(key)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(sql::log_entry).transpose()
+    }
+
+    async fn next_seq(&mut self, e: &NewEntry) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "UPDATE conversations SET last_seq = last_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING last_seq",
+        )
+        .bind(id(e.tenant_id.0))
+        .bind(id(e.conversation_id.0))
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(|r| r.int("last_seq")).transpose()
+    }
+
+    async fn insert(&mut self, e: &NewEntry, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id(e.conversation_id.0))
+        .bind(seq)
+        .bind(id(e.tenant_id.0))
+        .bind(e.client_msg_id.as_deref())
+        .bind(to_json(&e.body)?)
+        .bind(micros(e.created_at))
+        .execute(&mut *self)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.write).await.map_err(|e| db_error(e.into()))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // Readers first: the writer's close is the last connection's, which checkpoints the WAL.
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant, root: &OrgUnit, key: &ApiKeyRecord) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO tenants (id, slug, name, root_ou_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id(tenant.id.0))
+            .bind(&tenant.slug)
+            .bind(&tenant.name)
+            .bind(id(tenant.root_ou_id.0))
+            .bind(micros(tenant.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        insert_org_unit(&mut *tx, root).await?;
+        insert_api_key(&mut *tx, key).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_tenant(&self, tenant: TenantId) -> Result<Tenant> {
+        let row = sqlx::query(concat!(select!(tenants), " WHERE id = $1"))
+            .bind(id(tenant.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::tenant(&row)
+    }
+
+    async fn find_tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
+        let row = sqlx::query(concat!(select!(tenants), " WHERE slug = $1"))
+            .bind(slug)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::tenant(&row)
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(concat!(select!(tenants), " ORDER BY created_at, id"))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::tenant).collect()
+    }
+
+    async fn create_api_key(&self, key: &ApiKeyRecord) -> Result<()> {
+        insert_api_key(&self.write, key).await
+    }
+
+    async fn find_api_key(&self, key: ApiKeyId) -> Result<ApiKeyRecord> {
+        let row = sqlx::query(concat!(select!(api_keys), " WHERE id = $1"))
+            .bind(id(key.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::api_key(&row)
+    }
+
+    async fn create_org_unit(&self, ou: &OrgUnit) -> Result<()> {
+        insert_org_unit(&self.write, ou).await
+    }
+
+    async fn get_org_unit(&self, tenant: TenantId, ou: OrgUnitId) -> Result<OrgUnit> {
+        let row = sqlx::query(concat!(select!(org_units), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(ou.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::org_unit(&row)
+    }
+
+    async fn list_org_units(&self, tenant: TenantId) -> Result<Vec<OrgUnit>> {
+        let rows = sqlx::query(concat!(select!(org_units), " WHERE tenant_id = $1 ORDER BY rowid"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::org_unit).collect()
+    }
+
+    async fn create_user(&self, user: &User, password_hash: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, ou_id, display_name, email, password_hash, licences, im_enabled, \
+             max_chats, presence, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(id(user.id.0))
+        .bind(id(user.tenant_id.0))
+        .bind(id(user.ou_id.0))
+        .bind(&user.display_name)
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(to_json(&user.licences)?)
+        .bind(user.im_enabled)
+        .bind(i64::from(user.max_chats))
+        .bind(user.presence.as_str())
+        .bind(micros(user.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, tenant: TenantId, user: UserId) -> Result<User> {
+        let row = sqlx::query(concat!(select!(users), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(user.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::user(&row)
+    }
+
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        let rows = sqlx::query(concat!(select!(users), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::user).collect()
+    }
+
+    async fn find_user_login(&self, tenant: TenantId, email: &str) -> Result<(User, Option<String>)> {
+        let row = sqlx::query(concat!(select!(users), " WHERE tenant_id = $1 AND email = $2"))
+            .bind(id(tenant.0))
+            .bind(email)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        Ok((sql::user(&row)?, row.opt_text("password_hash")?))
+    }
+
+    async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(user.0))
+            .bind(presence.as_str())
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn create_session(&self, session: &AgentSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO agent_sessions (token_hash, tenant_id, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.token_hash)
+        .bind(id(session.tenant_id.0))
+        .bind(id(session.user_id.0))
+        .bind(micros(session.created_at))
+        .bind(micros(session.expires_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<AgentSession> {
+        let row = sqlx::query(concat!(select!(agent_sessions), " WHERE token_hash = $1"))
+            .bind(token_hash)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::session(&row)
+    }
+
+    /// Idempotent: signing out twice is not an error.
+    async fn delete_session(&self, token_hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn create_workflow(&self, workflow: &Workflow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO workflows (id, tenant_id, ou_id, name, kind, definition, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id(workflow.id.0))
+        .bind(id(workflow.tenant_id.0))
+        .bind(id(workflow.ou_id.0))
+        .bind(&workflow.name)
+        .bind(sql::workflow_kind(workflow.kind))
+        .bind(to_json(&workflow.definition)?)
+        .bind(micros(workflow.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_workflow(&self, tenant: TenantId, workflow: WorkflowId) -> Result<Workflow> {
+        let row = sqlx::query(concat!(select!(workflows), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(workflow.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::workflow(&row)
+    }
+
+    async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<Workflow>> {
+        let rows = sqlx::query(concat!(select!(workflows), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::workflow).collect()
+    }
+
+    async fn create_service(&self, service: &Service, members: &[Membership]) -> Result<()> {
+        sql::check_members(service, members)?;
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id(service.id.0))
+        .bind(id(service.tenant_id.0))
+        .bind(id(service.ou_id.0))
+        .bind(&service.name)
+        .bind(id(service.workflow_id.0))
+        .bind(&service.contact_id)
+        .bind(&service.widget_key)
+        .bind(micros(service.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        for m in members {
+            one_row(insert_membership(&mut *tx, service.tenant_id, m).await?)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_service(&self, tenant: TenantId, service: ServiceId) -> Result<Service> {
+        let row = sqlx::query(concat!(select!(services), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(service.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::service(&row)
+    }
+
+    async fn list_services(&self, tenant: TenantId) -> Result<Vec<Service>> {
+        let rows = sqlx::query(concat!(select!(services), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::service).collect()
+    }
+
+    async fn find_service_by_contact_id(&self, contact_id: &str) -> Result<Service> {
+        let row = sqlx::query(concat!(select!(services), " WHERE contact_id = $1"))
+            .bind(contact_id)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::service(&row)
+    }
+
+    async fn set_membership(&self, tenant: TenantId, membership: &Membership) -> Result<()> {
+        one_row(insert_membership(&self.write, tenant, membership).await?)
+    }
+
+    async fn remove_membership(&self, tenant: TenantId, service: ServiceId, user: UserId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND service_id = $2 AND user_id = $3")
+            .bind(id(tenant.0))
+            .bind(id(service.0))
+            .bind(id(user.0))
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_memberships(&self, tenant: TenantId) -> Result<Vec<Membership>> {
+        let rows = sqlx::query(concat!(select!(memberships), " WHERE tenant_id = $1 ORDER BY service_id, user_id"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::membership).collect()
+    }
+
+    async fn create_conversation(&self, c: &Conversation, credential: &VisitorCredential) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, status, customer_name, \
+             customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
+             visitor_expires_at, created_at, ended_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14)",
+        )
+        .bind(id(c.id.0))
+        .bind(id(c.tenant_id.0))
+        .bind(id(c.service_id.0))
+        .bind(id(c.workflow_id.0))
+        .bind(c.status.as_str())
+        .bind(&c.customer.display_name)
+        .bind(&c.customer.email)
+        .bind(c.customer.privacy_consent)
+        .bind(c.first_message.as_deref())
+        .bind(c.agent_id.map(|a| id(a.0)))
+        .bind(&credential.token_hash)
+        .bind(micros(credential.expires_at))
+        .bind(micros(c.created_at))
+        .bind(c.ended_at.map(micros))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_conversation(&self, tenant: TenantId, conversation: ConversationId) -> Result<Conversation> {
+        let row = sqlx::query(concat!(select!(conversations), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::conversation(&row)
+    }
+
+    async fn visitor_credential(&self, tenant: TenantId, conversation: ConversationId) -> Result<VisitorCredential> {
+        let row = sqlx::query(
+            "SELECT visitor_token_hash, visitor_expires_at FROM conversations WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(id(tenant.0))
+        .bind(id(conversation.0))
+        .fetch_one(&self.read)
+        .await
+        .map_err(db_error)?;
+        sql::visitor_credential(&row)
+    }
+
+    async fn update_conversation(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        status: ConversationStatus,
+        agent: Option<UserId>,
+        ended_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(id(tenant.0))
+        .bind(id(conversation.0))
+        .bind(status.as_str())
+        .bind(agent.map(|a| id(a.0)))
+        .bind(ended_at.map(micros))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>> {
+        // `status <> 'ended'` literally, so the partial index conversations_open applies.
+        let rows = sqlx::query(concat!(
+            select!(conversations),
+            " WHERE tenant_id = $1 AND status <> 'ended' ORDER BY created_at, id"
+        ))
+        .bind(id(tenant.0))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(sql::conversation).collect()
+    }
+
+    async fn list_agent_conversations(&self, tenant: TenantId, agent: UserId, limit: u32) -> Result<Vec<Conversation>> {
+        let rows = sqlx::query(concat!(
+            select!(conversations),
+            " WHERE tenant_id = $1 AND agent_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(id(tenant.0))
+        .bind(id(agent.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(sql::conversation).collect()
+    }
+
+    async fn append_batch(&self, entries: &[NewEntry]) -> Vec<Result<Appended>> {
+        append::with_fallback(entries, |batch| self.append_tx(batch)).await
+    }
+
+    /// `NotFound` for a conversation the tenant does not have (rather than an empty log, so a
+    /// caller cannot probe other tenants' ids).
+    async fn read_log(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        since_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogEntry>> {
+        let rows = sqlx::query(concat!(
+            select!(log_entries),
+            " WHERE tenant_id = $1 AND conversation_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        ))
+        .bind(id(tenant.0))
+        .bind(id(conversation.0))
+        .bind(since_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db_error)?;
+        if rows.is_empty() {
+            // Only now is it worth a second look-up: nothing new, or no such conversation?
+            self.get_conversation(tenant, conversation).await?;
+        }
+        rows.iter().map(sql::log_entry).collect()
+    }
+}

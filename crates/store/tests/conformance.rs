@@ -1,0 +1,925 @@
+//! The conformance suite: what every `Store` implementation must do, written once as stories over
+//! `Arc<dyn Store>` and run on each backend. SQLite runs always; PostgreSQL runs when
+//! `PARLEY_TEST_DATABASE_URL` names a server (each test gets its own fresh database) and is
+//! otherwise skipped with a note on stderr, so the suite stays green on a machine without one.
+
+use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowKind};
+use parley_domain::{
+    ApiKeyId, Conversation, ConversationId, ConversationStatus, Customer, EntryBody, Licence, LogEntry, Membership,
+    OrgUnit, OrgUnitId, Presence, Sender, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+};
+use parley_store::testing::{
+    POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
+    temp_sqlite,
+};
+use parley_store::{
+    AgentSession, ApiKeyRecord, Appended, Backend, ConversationLog, NewEntry, Result, Store, StoreError,
+    VisitorCredential,
+};
+use std::fmt::Debug;
+use std::future::Future;
+use std::slice;
+use std::sync::{Arc, Mutex};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Running each story on both backends
+
+async fn on_sqlite<F, Fut>(story: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (store, _dir) = temp_sqlite().await;
+    assert_eq!(store.backend(), Backend::Sqlite);
+    story(Arc::clone(&store)).await;
+    store.close().await;
+}
+
+async fn on_postgres<F, Fut>(story: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(base) = postgres_test_url() else {
+        eprintln!("note: {POSTGRES_URL_ENV} is not set; the PostgreSQL run of this story is skipped");
+        return;
+    };
+    let url = fresh_postgres_url(&base).await;
+    let store = open_migrated(&url).await;
+    assert_eq!(store.backend(), Backend::Postgres);
+    story(Arc::clone(&store)).await;
+    store.close().await;
+    drop_postgres_db(&base, &url).await;
+}
+
+/// One module per story, holding its `on_sqlite` and `on_postgres` runs, so test names read as
+/// `story_sentence::on_backend`.
+macro_rules! conformance {
+    ($($name:ident => $story:ident;)*) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::on_sqlite(super::$story).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                super::on_postgres(super::$story).await;
+            }
+        }
+    )*};
+}
+
+conformance! {
+    the_store_migrates_idempotently_and_answers_ping => story_migrate_and_ping;
+    tenants_are_created_found_and_listed => story_tenants;
+    a_taken_slug_conflicts_and_leaves_nothing_behind => story_slug_conflict;
+    api_keys_are_found_by_id => story_api_keys;
+    org_units_are_listed_root_first_in_insertion_order => story_org_units;
+    users_are_created_listed_and_found_for_login => story_users;
+    agent_sessions_are_created_found_and_deleted => story_sessions;
+    workflows_round_trip_their_definition => story_workflows;
+    services_are_created_with_their_members_atomically => story_services;
+    memberships_are_upserted_removed_and_listed => story_memberships;
+    conversations_are_stored_updated_and_listed => story_conversations;
+    log_assigns_gapless_seq_per_conversation => story_gapless_seq;
+    a_repeated_client_msg_id_returns_the_original_entry => story_idempotent_append;
+    an_unknown_conversation_fails_only_its_own_entry => story_unknown_conversation;
+    read_log_pages_with_since_seq_and_limit => story_read_log;
+    timestamps_round_trip_at_microsecond_precision => story_timestamps;
+    tenants_cannot_read_or_change_each_others_rows => story_tenant_isolation;
+    concurrent_appenders_get_every_seq_once_in_order => story_concurrent_appends;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: fixed times, fresh ids
+
+/// 2023-11-14T22:13:20Z; every time in the suite is an offset from it (tests never read clocks).
+const T0: i64 = 1_700_000_000;
+
+fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(T0 + secs).expect("a valid time")
+}
+
+fn at_micros(secs: i64, micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from((T0 + secs) * 1_000_000 + micros) * 1000)
+        .expect("a valid time")
+}
+
+fn new_id() -> Uuid {
+    Uuid::new_v4()
+}
+
+fn tenant(slug: &str, created: i64) -> (Tenant, OrgUnit, ApiKeyRecord) {
+    let id = TenantId(new_id());
+    let root = OrgUnit { id: OrgUnitId(new_id()), tenant_id: id, name: "Root".into(), parent_id: None };
+    let t =
+        Tenant { id, slug: slug.into(), name: format!("Tenant {slug}"), root_ou_id: root.id, created_at: at(created) };
+    let key = ApiKeyRecord {
+        id: ApiKeyId(new_id()),
+        tenant_id: id,
+        name: "bootstrap".into(),
+        secret_hash: format!("hash-of-{slug}"),
+        created_at: at(created),
+    };
+    (t, root, key)
+}
+
+fn user(tenant: TenantId, ou: OrgUnitId, email: &str, created: i64) -> User {
+    User {
+        id: UserId(new_id()),
+        tenant_id: tenant,
+        ou_id: ou,
+        display_name: format!("Agent {email}"),
+        email: email.into(),
+        licences: vec![Licence::ContactCenter, Licence::InstantMessaging],
+        im_enabled: true,
+        max_chats: 3,
+        presence: Presence::Offline,
+        created_at: at(created),
+    }
+}
+
+fn workflow(tenant: TenantId, ou: OrgUnitId, created: i64) -> Workflow {
+    Workflow {
+        id: WorkflowId(new_id()),
+        tenant_id: tenant,
+        ou_id: ou,
+        name: "Welcome".into(),
+        kind: WorkflowKind::InstantMessaging,
+        definition: WorkflowDefinition::accept_welcome_queue("Welcome, \"dear\" customer ✓"),
+        created_at: at(created),
+    }
+}
+
+fn service(tenant: TenantId, ou: OrgUnitId, wf: WorkflowId, created: i64) -> Service {
+    let id = ServiceId(new_id());
+    Service {
+        id,
+        tenant_id: tenant,
+        ou_id: ou,
+        name: "Support".into(),
+        workflow_id: wf,
+        contact_id: format!("contact-{}", id.0.simple()),
+        widget_key: "widget-key".into(),
+        created_at: at(created),
+    }
+}
+
+fn conversation(s: &Service, created: i64) -> Conversation {
+    Conversation {
+        id: ConversationId(new_id()),
+        tenant_id: s.tenant_id,
+        service_id: s.id,
+        workflow_id: s.workflow_id,
+        status: ConversationStatus::Workflow,
+        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
+        first_message: Some("Hello?".into()),
+        agent_id: None,
+        last_seq: 0,
+        created_at: at(created),
+        ended_at: None,
+    }
+}
+
+fn credential(tag: &str) -> VisitorCredential {
+    VisitorCredential { token_hash: format!("visitor-{tag}"), expires_at: at(86_400) }
+}
+
+fn text(t: &str) -> EntryBody {
+    EntryBody::Message { sender: Sender::Customer { name: "Ann".into() }, text: t.into() }
+}
+
+fn entry(c: &Conversation, key: Option<&str>, body: &str, created: i64) -> NewEntry {
+    NewEntry {
+        tenant_id: c.tenant_id,
+        conversation_id: c.id,
+        client_msg_id: key.map(str::to_owned),
+        body: text(body),
+        created_at: at(created),
+    }
+}
+
+/// A tenant with one agent, one workflow, one service (the agent a member) and one conversation.
+struct World {
+    tenant: Tenant,
+    root: OrgUnit,
+    key: ApiKeyRecord,
+    agent: User,
+    workflow: Workflow,
+    service: Service,
+    conversation: Conversation,
+}
+
+async fn world(store: &dyn Store, slug: &str) -> World {
+    let (tenant, root, key) = tenant(slug, 0);
+    store.create_tenant(&tenant, &root, &key).await.expect("create tenant");
+    let agent = user(tenant.id, root.id, &format!("agent@{slug}.example"), 1);
+    store.create_user(&agent, Some("argon2-hash")).await.expect("create user");
+    let workflow = workflow(tenant.id, root.id, 2);
+    store.create_workflow(&workflow).await.expect("create workflow");
+    let service = service(tenant.id, root.id, workflow.id, 3);
+    let member = Membership { service_id: service.id, user_id: agent.id, active: true };
+    store.create_service(&service, &[member]).await.expect("create service");
+    let conversation = conversation(&service, 4);
+    store.create_conversation(&conversation, &credential(slug)).await.expect("create conversation");
+    World { tenant, root, key, agent, workflow, service, conversation }
+}
+
+#[track_caller]
+fn assert_not_found<T: Debug>(r: Result<T>, what: &str) {
+    assert!(matches!(r, Err(StoreError::NotFound)), "{what}: expected NotFound, got {r:?}");
+}
+
+#[track_caller]
+fn assert_conflict<T: Debug>(r: Result<T>, name: &str) {
+    assert!(matches!(&r, Err(StoreError::Conflict(n)) if *n == name), "expected Conflict({name}), got {r:?}");
+}
+
+fn appended(r: &Result<Appended>) -> &Appended {
+    r.as_ref().unwrap_or_else(|e| panic!("append failed: {e}"))
+}
+
+async fn seqs(store: &dyn Store, c: &Conversation) -> Vec<i64> {
+    store.read_log(c.tenant_id, c.id, 0, 10_000).await.expect("read log").iter().map(|e| e.seq).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stories
+
+async fn story_migrate_and_ping(store: Arc<dyn Store>) {
+    store.migrate().await.expect("a second migrate is a no-op");
+    store.ping().await.expect("ping");
+}
+
+async fn story_tenants(store: Arc<dyn Store>) {
+    let (a, a_root, a_key) = tenant("acme", 20);
+    let (b, b_root, b_key) = tenant("globex", 10);
+    store.create_tenant(&a, &a_root, &a_key).await.unwrap();
+    store.create_tenant(&b, &b_root, &b_key).await.unwrap();
+
+    assert_eq!(store.get_tenant(a.id).await.unwrap(), a);
+    assert_eq!(store.find_tenant_by_slug("globex").await.unwrap(), b);
+    assert_eq!(store.list_tenants().await.unwrap(), [b.clone(), a.clone()], "ordered by created_at");
+    assert_eq!(store.list_org_units(a.id).await.unwrap(), slice::from_ref(&a_root));
+    assert_eq!(store.get_org_unit(a.id, a_root.id).await.unwrap(), a_root);
+    assert_eq!(store.find_api_key(a_key.id).await.unwrap(), a_key);
+
+    assert_not_found(store.get_tenant(TenantId(new_id())).await, "unknown tenant");
+    assert_not_found(store.find_tenant_by_slug("initech").await, "unknown slug");
+}
+
+async fn story_slug_conflict(store: Arc<dyn Store>) {
+    let (a, a_root, a_key) = tenant("acme", 0);
+    store.create_tenant(&a, &a_root, &a_key).await.unwrap();
+
+    let (mut b, b_root, b_key) = tenant("acme", 1);
+    assert_conflict(store.create_tenant(&b, &b_root, &b_key).await, "tenant_slug");
+    assert_not_found(store.get_tenant(b.id).await, "the refused tenant");
+    assert_not_found(store.get_org_unit(b.id, b_root.id).await, "the refused tenant's root unit");
+    assert_not_found(store.find_api_key(b_key.id).await, "the refused tenant's key");
+    assert_eq!(store.list_tenants().await.unwrap(), slice::from_ref(&a));
+
+    // Nothing of the failed attempt lingers: the very same ids go through with a free slug.
+    b.slug = "acme-2".into();
+    store.create_tenant(&b, &b_root, &b_key).await.unwrap();
+    assert_eq!(store.find_api_key(b_key.id).await.unwrap(), b_key);
+    assert_eq!(store.get_tenant(a.id).await.unwrap(), a, "the first tenant is untouched");
+}
+
+async fn story_api_keys(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let second = ApiKeyRecord {
+        id: ApiKeyId(new_id()),
+        tenant_id: w.tenant.id,
+        name: "ci".into(),
+        secret_hash: "f00d".into(),
+        created_at: at(50),
+    };
+    store.create_api_key(&second).await.unwrap();
+    assert_eq!(store.find_api_key(second.id).await.unwrap(), second);
+    assert_eq!(store.find_api_key(w.key.id).await.unwrap(), w.key);
+    assert_not_found(store.find_api_key(ApiKeyId(new_id())).await, "unknown key");
+    assert_conflict(store.create_api_key(&second).await, "api_key_id");
+
+    let orphan = ApiKeyRecord { id: ApiKeyId(new_id()), tenant_id: TenantId(new_id()), ..second };
+    assert_not_found(store.create_api_key(&orphan).await, "key of an unknown tenant");
+}
+
+async fn story_org_units(store: Arc<dyn Store>) {
+    let (t, root, key) = tenant("acme", 0);
+    store.create_tenant(&t, &root, &key).await.unwrap();
+    // Ids in descending order, so a list ordered by id instead of insertion would come out backwards.
+    let mut ids = [new_id(), new_id()];
+    ids.sort_unstable_by(|x, y| y.cmp(x));
+    let child = OrgUnit { id: OrgUnitId(ids[0]), tenant_id: t.id, name: "Sales".into(), parent_id: Some(root.id) };
+    let grandchild =
+        OrgUnit { id: OrgUnitId(ids[1]), tenant_id: t.id, name: "Inside".into(), parent_id: Some(child.id) };
+    store.create_org_unit(&child).await.unwrap();
+    store.create_org_unit(&grandchild).await.unwrap();
+
+    assert_eq!(store.get_org_unit(t.id, grandchild.id).await.unwrap(), grandchild);
+    assert_eq!(store.list_org_units(t.id).await.unwrap(), [root, child.clone(), grandchild]);
+    assert_not_found(store.get_org_unit(t.id, OrgUnitId(new_id())).await, "unknown unit");
+    assert_conflict(store.create_org_unit(&child).await, "org_unit_id");
+
+    let dangling =
+        OrgUnit { id: OrgUnitId(new_id()), tenant_id: t.id, name: "x".into(), parent_id: Some(OrgUnitId(new_id())) };
+    assert_not_found(store.create_org_unit(&dangling).await, "unit under an unknown parent");
+}
+
+async fn story_users(store: Arc<dyn Store>) {
+    let (t, root, key) = tenant("acme", 0);
+    store.create_tenant(&t, &root, &key).await.unwrap();
+    let ann = User {
+        licences: vec![Licence::InstantMessaging, Licence::Interact],
+        max_chats: 7,
+        ..user(t.id, root.id, "ann@acme.example", 20)
+    };
+    let bob = User { im_enabled: false, licences: vec![], ..user(t.id, root.id, "bob@acme.example", 10) };
+    store.create_user(&ann, Some("$argon2id$ann")).await.unwrap();
+    store.create_user(&bob, None).await.unwrap();
+
+    assert_eq!(store.get_user(t.id, ann.id).await.unwrap(), ann);
+    assert_eq!(store.list_users(t.id).await.unwrap(), [bob.clone(), ann.clone()], "ordered by created_at");
+    assert_eq!(
+        store.find_user_login(t.id, "ann@acme.example").await.unwrap(),
+        (ann.clone(), Some("$argon2id$ann".into()))
+    );
+    assert_eq!(store.find_user_login(t.id, "bob@acme.example").await.unwrap(), (bob.clone(), None));
+    assert_not_found(store.find_user_login(t.id, "eve@acme.example").await, "unknown e-mail");
+    assert_not_found(store.get_user(t.id, UserId(new_id())).await, "unknown user");
+
+    let twin = user(t.id, root.id, "ann@acme.example", 30);
+    assert_conflict(store.create_user(&twin, None).await, "user_email");
+    assert_conflict(
+        store.create_user(&User { email: "ann2@acme.example".into(), ..ann.clone() }, None).await,
+        "user_id",
+    );
+
+    // E-mails are unique per tenant, not across the installation.
+    let (other, other_root, other_key) = tenant("globex", 0);
+    store.create_tenant(&other, &other_root, &other_key).await.unwrap();
+    store.create_user(&user(other.id, other_root.id, "ann@acme.example", 0), None).await.unwrap();
+
+    store.set_presence(t.id, ann.id, Presence::Available).await.unwrap();
+    assert_eq!(store.get_user(t.id, ann.id).await.unwrap().presence, Presence::Available);
+    store.set_presence(t.id, ann.id, Presence::Away).await.unwrap();
+    assert_eq!(store.find_user_login(t.id, "ann@acme.example").await.unwrap().0.presence, Presence::Away);
+    assert_eq!(store.get_user(t.id, bob.id).await.unwrap().presence, Presence::Offline, "only Ann changed");
+    assert_not_found(store.set_presence(t.id, UserId(new_id()), Presence::Busy).await, "presence of an unknown user");
+}
+
+async fn story_sessions(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let session = AgentSession {
+        token_hash: "cookie-hash".into(),
+        tenant_id: w.tenant.id,
+        user_id: w.agent.id,
+        created_at: at(100),
+        expires_at: at(100 + 3600),
+    };
+    store.create_session(&session).await.unwrap();
+    assert_eq!(store.find_session("cookie-hash").await.unwrap(), session);
+    assert_conflict(store.create_session(&session).await, "session_token");
+    assert_not_found(store.find_session("other-hash").await, "unknown session");
+
+    store.delete_session("cookie-hash").await.unwrap();
+    assert_not_found(store.find_session("cookie-hash").await, "deleted session");
+    store.delete_session("cookie-hash").await.expect("signing out twice is fine");
+
+    let stranger = AgentSession { token_hash: "h2".into(), user_id: UserId(new_id()), ..session };
+    assert_not_found(store.create_session(&stranger).await, "session of an unknown user");
+}
+
+async fn story_workflows(store: Arc<dyn Store>) {
+    let (t, root, key) = tenant("acme", 0);
+    store.create_tenant(&t, &root, &key).await.unwrap();
+    let late = workflow(t.id, root.id, 20);
+    let mut early = workflow(t.id, root.id, 10);
+    early.name = "Early".into();
+    early.definition.nodes[1].exits.clear();
+    early.definition.nodes.truncate(2);
+    store.create_workflow(&late).await.unwrap();
+    store.create_workflow(&early).await.unwrap();
+
+    let got = store.get_workflow(t.id, late.id).await.unwrap();
+    assert_eq!(got, late);
+    assert_eq!(got.definition, WorkflowDefinition::accept_welcome_queue("Welcome, \"dear\" customer ✓"));
+    assert_eq!(store.list_workflows(t.id).await.unwrap(), [early, late.clone()], "ordered by created_at");
+    assert_not_found(store.get_workflow(t.id, WorkflowId(new_id())).await, "unknown workflow");
+    assert_conflict(store.create_workflow(&late).await, "workflow_id");
+}
+
+async fn story_services(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let bob = user(t, w.root.id, "bob@acme.example", 5);
+    store.create_user(&bob, None).await.unwrap();
+
+    let sales = service(t, w.root.id, w.workflow.id, 2);
+    let members = [
+        Membership { service_id: sales.id, user_id: w.agent.id, active: true },
+        Membership { service_id: sales.id, user_id: bob.id, active: false },
+    ];
+    store.create_service(&sales, &members).await.unwrap();
+    assert_eq!(store.get_service(t, sales.id).await.unwrap(), sales);
+    assert_eq!(store.find_service_by_contact_id(&sales.contact_id).await.unwrap(), sales);
+    assert_eq!(store.list_services(t).await.unwrap(), [sales.clone(), w.service.clone()], "ordered by created_at");
+    let mut sales_members: Vec<_> =
+        store.list_memberships(t).await.unwrap().into_iter().filter(|m| m.service_id == sales.id).collect();
+    sales_members.sort_by_key(|m| m.user_id);
+    let mut expected = members.to_vec();
+    expected.sort_by_key(|m| m.user_id);
+    assert_eq!(sales_members, expected);
+
+    // A taken contact id refuses the whole service, members included.
+    let clash = Service { contact_id: sales.contact_id.clone(), ..service(t, w.root.id, w.workflow.id, 6) };
+    let clash_member = Membership { service_id: clash.id, user_id: bob.id, active: true };
+    assert_conflict(store.create_service(&clash, &[clash_member]).await, "service_contact_id");
+    assert_not_found(store.get_service(t, clash.id).await, "the refused service");
+
+    // So does a member that is not a user of the tenant, even after the service row went in.
+    let lonely = service(t, w.root.id, w.workflow.id, 7);
+    let ghost = Membership { service_id: lonely.id, user_id: UserId(new_id()), active: true };
+    let ok = Membership { service_id: lonely.id, user_id: bob.id, active: true };
+    assert_not_found(store.create_service(&lonely, &[ok, ghost]).await, "service with an unknown member");
+    assert_not_found(store.get_service(t, lonely.id).await, "the service of the failed create");
+    assert!(
+        store.list_memberships(t).await.unwrap().iter().all(|m| m.service_id != lonely.id && m.service_id != clash.id)
+    );
+
+    let unknown_workflow = service(t, w.root.id, WorkflowId(new_id()), 8);
+    assert_not_found(store.create_service(&unknown_workflow, &[]).await, "service of an unknown workflow");
+    assert_not_found(store.find_service_by_contact_id("no-such-contact").await, "unknown contact id");
+    assert_not_found(store.get_service(t, ServiceId(new_id())).await, "unknown service");
+}
+
+async fn story_memberships(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let bob = user(t, w.root.id, "bob@acme.example", 5);
+    store.create_user(&bob, None).await.unwrap();
+    let other = service(t, w.root.id, w.workflow.id, 6);
+    store.create_service(&other, &[]).await.unwrap();
+
+    let bob_in_main = Membership { service_id: w.service.id, user_id: bob.id, active: true };
+    let agent_in_other = Membership { service_id: other.id, user_id: w.agent.id, active: true };
+    store.set_membership(t, &bob_in_main).await.unwrap();
+    store.set_membership(t, &agent_in_other).await.unwrap();
+    // Upsert: the same pair again changes the flag, it does not add a row.
+    let bob_paused = Membership { active: false, ..bob_in_main };
+    store.set_membership(t, &bob_paused).await.unwrap();
+
+    let mut expected =
+        vec![Membership { service_id: w.service.id, user_id: w.agent.id, active: true }, bob_paused, agent_in_other];
+    expected.sort_by_key(|m| (m.service_id, m.user_id));
+    assert_eq!(store.list_memberships(t).await.unwrap(), expected, "ordered by service, then user");
+
+    store.remove_membership(t, w.service.id, bob.id).await.unwrap();
+    assert_not_found(store.remove_membership(t, w.service.id, bob.id).await, "removing twice");
+    assert!(!store.list_memberships(t).await.unwrap().contains(&bob_paused));
+
+    let ghost_user = Membership { service_id: w.service.id, user_id: UserId(new_id()), active: true };
+    assert_not_found(store.set_membership(t, &ghost_user).await, "membership of an unknown user");
+    let ghost_service = Membership { service_id: ServiceId(new_id()), user_id: bob.id, active: true };
+    assert_not_found(store.set_membership(t, &ghost_service).await, "membership of an unknown service");
+    assert_eq!(store.list_memberships(t).await.unwrap().len(), 2);
+}
+
+async fn story_conversations(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let first = w.conversation.clone();
+    assert_eq!(store.get_conversation(t, first.id).await.unwrap(), first);
+    assert_eq!(store.visitor_credential(t, first.id).await.unwrap(), credential("acme"));
+
+    // last_seq starts at 0 whatever the caller put in it.
+    let second = Conversation { first_message: None, last_seq: 99, ..conversation(&w.service, 10) };
+    store.create_conversation(&second, &credential("second")).await.unwrap();
+    assert_eq!(store.get_conversation(t, second.id).await.unwrap(), Conversation { last_seq: 0, ..second.clone() });
+    let third = conversation(&w.service, 20);
+    store.create_conversation(&third, &credential("third")).await.unwrap();
+    assert_conflict(store.create_conversation(&third, &credential("again")).await, "conversation_id");
+
+    store.update_conversation(t, first.id, ConversationStatus::Connected, Some(w.agent.id), None).await.unwrap();
+    store.update_conversation(t, third.id, ConversationStatus::Connected, Some(w.agent.id), None).await.unwrap();
+    store.update_conversation(t, second.id, ConversationStatus::Queued, None, None).await.unwrap();
+    let connected = store.get_conversation(t, first.id).await.unwrap();
+    assert_eq!(
+        (connected.status, connected.agent_id, connected.ended_at),
+        (ConversationStatus::Connected, Some(w.agent.id), None)
+    );
+
+    store.update_conversation(t, first.id, ConversationStatus::Ended, Some(w.agent.id), Some(at(30))).await.unwrap();
+    let ended = store.get_conversation(t, first.id).await.unwrap();
+    assert_eq!((ended.status, ended.ended_at), (ConversationStatus::Ended, Some(at(30))));
+
+    let open: Vec<_> = store.list_open_conversations(t).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(open, [second.id, third.id], "ended ones excluded, ordered by created_at");
+
+    let history: Vec<_> =
+        store.list_agent_conversations(t, w.agent.id, 10).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(history, [third.id, first.id], "newest first");
+    let latest: Vec<_> =
+        store.list_agent_conversations(t, w.agent.id, 1).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(latest, [third.id]);
+
+    assert_not_found(store.get_conversation(t, ConversationId(new_id())).await, "unknown conversation");
+    assert_not_found(
+        store.visitor_credential(t, ConversationId(new_id())).await,
+        "credential of an unknown conversation",
+    );
+    assert_not_found(
+        store.update_conversation(t, ConversationId(new_id()), ConversationStatus::Ended, None, Some(at(1))).await,
+        "update of an unknown conversation",
+    );
+    assert_not_found(
+        store.update_conversation(t, second.id, ConversationStatus::Offered, Some(UserId(new_id())), None).await,
+        "offer to an unknown agent",
+    );
+    assert_eq!(store.get_conversation(t, second.id).await.unwrap().status, ConversationStatus::Queued);
+}
+
+async fn story_gapless_seq(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let a = w.conversation.clone();
+    let b = conversation(&w.service, 10);
+    store.create_conversation(&b, &credential("b")).await.unwrap();
+
+    let batch = [
+        entry(&a, None, "a1", 11),
+        entry(&b, None, "b1", 12),
+        entry(&a, None, "a2", 13),
+        entry(&a, None, "a3", 14),
+        entry(&b, None, "b2", 15),
+    ];
+    let out = store.append_batch(&batch).await;
+    let got: Vec<_> =
+        out.iter().map(|r| (appended(r).entry.conversation_id, appended(r).entry.seq, appended(r).duplicate)).collect();
+    assert_eq!(got, [(a.id, 1, false), (b.id, 1, false), (a.id, 2, false), (a.id, 3, false), (b.id, 2, false)]);
+    assert_eq!(appended(&out[2]).entry.body, text("a2"), "each outcome belongs to its own input");
+
+    let more = store.append_batch(&[entry(&a, None, "a4", 16)]).await;
+    assert_eq!(appended(&more[0]).entry.seq, 4);
+    assert_eq!(seqs(store.as_ref(), &a).await, [1, 2, 3, 4]);
+    assert_eq!(seqs(store.as_ref(), &b).await, [1, 2]);
+    assert_eq!(store.get_conversation(a.tenant_id, a.id).await.unwrap().last_seq, 4);
+    assert_eq!(store.get_conversation(b.tenant_id, b.id).await.unwrap().last_seq, 2);
+    assert!(store.append_batch(&[]).await.is_empty());
+}
+
+async fn story_idempotent_append(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let c = w.conversation.clone();
+
+    let first = store.append_batch(&[entry(&c, Some("m-1"), "first", 10)]).await;
+    let original = appended(&first[0]).clone();
+    assert_eq!((original.entry.seq, original.duplicate), (1, false));
+
+    let again = store.append_batch(&[entry(&c, Some("m-1"), "edited on retry", 20)]).await;
+    assert_eq!(
+        *appended(&again[0]),
+        Appended { entry: original.entry.clone(), duplicate: true },
+        "the original seq, body and time"
+    );
+    assert_eq!(seqs(store.as_ref(), &c).await, [1], "nothing new written");
+    assert_eq!(store.get_conversation(c.tenant_id, c.id).await.unwrap().last_seq, 1);
+
+    // Within one batch the second use of a key is a duplicate of the first.
+    let batch = [
+        entry(&c, Some("m-2"), "a", 30),
+        entry(&c, Some("m-2"), "b", 31),
+        entry(&c, None, "c", 32),
+        entry(&c, None, "d", 33),
+    ];
+    let out = store.append_batch(&batch).await;
+    let got: Vec<_> =
+        out.iter().map(|r| (appended(r).entry.seq, appended(r).duplicate, appended(r).entry.body.clone())).collect();
+    assert_eq!(got, [(2, false, text("a")), (2, true, text("a")), (3, false, text("c")), (4, false, text("d"))]);
+    assert_eq!(seqs(store.as_ref(), &c).await, [1, 2, 3, 4]);
+
+    // Keys are per conversation: the same key elsewhere is a new entry.
+    let other = conversation(&w.service, 40);
+    store.create_conversation(&other, &credential("other")).await.unwrap();
+    let elsewhere = store.append_batch(&[entry(&other, Some("m-1"), "first", 41)]).await;
+    assert_eq!((appended(&elsewhere[0]).entry.seq, appended(&elsewhere[0]).duplicate), (1, false));
+    let log = store.read_log(c.tenant_id, c.id, 0, 100).await.unwrap();
+    assert_eq!(log[0], original.entry);
+}
+
+async fn story_unknown_conversation(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let foreign = world(store.as_ref(), "globex").await;
+    let c = w.conversation.clone();
+    let unknown = NewEntry { conversation_id: ConversationId(new_id()), ..entry(&c, Some("u"), "lost", 11) };
+    // Another tenant's conversation is as unknown as a made-up one.
+    let smuggled = NewEntry { conversation_id: foreign.conversation.id, ..entry(&c, None, "smuggled", 12) };
+    let batch = [entry(&c, None, "one", 10), unknown, smuggled, entry(&c, Some("k"), "two", 13)];
+
+    let out = store.append_batch(&batch).await;
+    assert_eq!(out.len(), 4);
+    assert_eq!(appended(&out[0]).entry.seq, 1);
+    assert!(matches!(out[1], Err(StoreError::NotFound)), "{:?}", out[1]);
+    assert!(matches!(out[2], Err(StoreError::NotFound)), "{:?}", out[2]);
+    assert_eq!(appended(&out[3]).entry.seq, 2);
+    assert_eq!(seqs(store.as_ref(), &c).await, [1, 2]);
+    assert_eq!(seqs(store.as_ref(), &foreign.conversation).await, Vec::<i64>::new());
+    assert_eq!(store.get_conversation(foreign.tenant.id, foreign.conversation.id).await.unwrap().last_seq, 0);
+}
+
+async fn story_read_log(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let c = w.conversation.clone();
+    let batch: Vec<_> = (1..=5).map(|i| entry(&c, Some(&format!("k{i}")), &format!("m{i}"), 10 + i)).collect();
+    store.append_batch(&batch).await.iter().for_each(|r| assert!(r.is_ok(), "{r:?}"));
+
+    let page = |since, limit| {
+        let store = Arc::clone(&store);
+        async move {
+            store.read_log(c.tenant_id, c.id, since, limit).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(0, 2).await, [1, 2]);
+    assert_eq!(page(2, 10).await, [3, 4, 5]);
+    assert_eq!(page(4, 1).await, [5]);
+    assert_eq!(page(5, 10).await, Vec::<i64>::new(), "nothing new is an empty page, not an error");
+
+    let full = store.read_log(c.tenant_id, c.id, 0, 100).await.unwrap();
+    let expected: Vec<LogEntry> = batch
+        .iter()
+        .zip(1..)
+        .map(|(e, seq)| LogEntry {
+            conversation_id: c.id,
+            seq,
+            client_msg_id: e.client_msg_id.clone(),
+            body: e.body.clone(),
+            created_at: e.created_at,
+        })
+        .collect();
+    assert_eq!(full, expected);
+    assert_not_found(
+        store.read_log(c.tenant_id, ConversationId(new_id()), 0, 10).await,
+        "log of an unknown conversation",
+    );
+}
+
+async fn story_timestamps(store: Arc<dyn Store>) {
+    let created = at_micros(0, 123_456);
+    let (mut t, root, mut key) = tenant("acme", 0);
+    t.created_at = created;
+    key.created_at = at_micros(1, 1);
+    store.create_tenant(&t, &root, &key).await.unwrap();
+    let got = store.get_tenant(t.id).await.unwrap();
+    assert_eq!(got.created_at, created);
+    assert_eq!(got.created_at.microsecond(), 123_456);
+    assert_eq!(store.find_api_key(key.id).await.unwrap().created_at, at_micros(1, 1));
+
+    let agent = User { created_at: at_micros(2, 999_999), ..user(t.id, root.id, "a@acme.example", 0) };
+    store.create_user(&agent, None).await.unwrap();
+    assert_eq!(store.get_user(t.id, agent.id).await.unwrap().created_at, at_micros(2, 999_999));
+
+    let session = AgentSession {
+        token_hash: "s".into(),
+        tenant_id: t.id,
+        user_id: agent.id,
+        created_at: at_micros(3, 7),
+        expires_at: at_micros(3603, 654_321),
+    };
+    store.create_session(&session).await.unwrap();
+    assert_eq!(store.find_session("s").await.unwrap(), session);
+
+    let wf = Workflow { created_at: at_micros(4, 500_001), ..workflow(t.id, root.id, 0) };
+    store.create_workflow(&wf).await.unwrap();
+    let svc = Service { created_at: at_micros(5, 42), ..service(t.id, root.id, wf.id, 0) };
+    store.create_service(&svc, &[]).await.unwrap();
+    assert_eq!(store.get_workflow(t.id, wf.id).await.unwrap().created_at, at_micros(4, 500_001));
+    assert_eq!(store.get_service(t.id, svc.id).await.unwrap().created_at, at_micros(5, 42));
+
+    let conv = Conversation { created_at: at_micros(6, 1), ..conversation(&svc, 0) };
+    let cred = VisitorCredential { token_hash: "v".into(), expires_at: at_micros(86_406, 999_998) };
+    store.create_conversation(&conv, &cred).await.unwrap();
+    store
+        .update_conversation(t.id, conv.id, ConversationStatus::Ended, None, Some(at_micros(7, 300_003)))
+        .await
+        .unwrap();
+    let got = store.get_conversation(t.id, conv.id).await.unwrap();
+    assert_eq!((got.created_at, got.ended_at), (at_micros(6, 1), Some(at_micros(7, 300_003))));
+    assert_eq!(store.visitor_credential(t.id, conv.id).await.unwrap(), cred);
+
+    let e = NewEntry { created_at: at_micros(8, 808_080), ..entry(&conv, None, "tick", 0) };
+    store.append_batch(&[e]).await.iter().for_each(|r| assert!(r.is_ok(), "{r:?}"));
+    assert_eq!(store.read_log(t.id, conv.id, 0, 1).await.unwrap()[0].created_at, at_micros(8, 808_080));
+
+    // Before 1970 too: the encoding must not assume positive times.
+    let (mut old, old_root, old_key) = tenant("vintage", 0);
+    old.created_at = OffsetDateTime::from_unix_timestamp_nanos(-1_234_567_000).unwrap();
+    store.create_tenant(&old, &old_root, &old_key).await.unwrap();
+    assert_eq!(store.get_tenant(old.id).await.unwrap().created_at, old.created_at);
+}
+
+async fn story_tenant_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let ta = a.tenant.id;
+    store
+        .append_batch(&[entry(&b.conversation, Some("b-1"), "for B only", 10)])
+        .await
+        .iter()
+        .for_each(|r| assert!(r.is_ok()));
+    let b_conversation = store.get_conversation(b.tenant.id, b.conversation.id).await.unwrap();
+    let b_memberships = store.list_memberships(b.tenant.id).await.unwrap();
+    let b_users = store.list_users(b.tenant.id).await.unwrap();
+
+    // Reads of B's rows through A.
+    assert_not_found(store.get_org_unit(ta, b.root.id).await, "get_org_unit");
+    assert_not_found(store.get_user(ta, b.agent.id).await, "get_user");
+    assert_not_found(store.find_user_login(ta, &b.agent.email).await, "find_user_login");
+    assert_not_found(store.get_workflow(ta, b.workflow.id).await, "get_workflow");
+    assert_not_found(store.get_service(ta, b.service.id).await, "get_service");
+    assert_not_found(store.get_conversation(ta, b.conversation.id).await, "get_conversation");
+    assert_not_found(store.visitor_credential(ta, b.conversation.id).await, "visitor_credential");
+    assert_not_found(store.read_log(ta, b.conversation.id, 0, 10).await, "read_log");
+
+    // Changes of B's rows through A.
+    assert_not_found(store.set_presence(ta, b.agent.id, Presence::Available).await, "set_presence");
+    let b_pair = Membership { service_id: b.service.id, user_id: b.agent.id, active: false };
+    assert_not_found(store.set_membership(ta, &b_pair).await, "set_membership on B's service and user");
+    let mixed = Membership { service_id: b.service.id, user_id: a.agent.id, active: true };
+    assert_not_found(store.set_membership(ta, &mixed).await, "set_membership on B's service");
+    let mixed = Membership { service_id: a.service.id, user_id: b.agent.id, active: true };
+    assert_not_found(store.set_membership(ta, &mixed).await, "set_membership of B's user");
+    assert_not_found(store.remove_membership(ta, b.service.id, b.agent.id).await, "remove_membership");
+    assert_not_found(
+        store.update_conversation(ta, b.conversation.id, ConversationStatus::Ended, None, Some(at(99))).await,
+        "update_conversation",
+    );
+    let smuggled = NewEntry { tenant_id: ta, ..entry(&b.conversation, Some("b-1"), "from A", 11) };
+    let out = store.append_batch(&[smuggled]).await;
+    assert!(matches!(out[0], Err(StoreError::NotFound)), "append to B's conversation as A: {:?}", out[0]);
+
+    // New rows of A that point at B's rows.
+    assert_not_found(store.create_user(&user(ta, b.root.id, "x@acme.example", 0), None).await, "user in B's unit");
+    let child = OrgUnit { id: OrgUnitId(new_id()), tenant_id: ta, name: "x".into(), parent_id: Some(b.root.id) };
+    assert_not_found(store.create_org_unit(&child).await, "unit under B's unit");
+    assert_not_found(store.create_workflow(&workflow(ta, b.root.id, 0)).await, "workflow in B's unit");
+    assert_not_found(
+        store.create_service(&service(ta, a.root.id, b.workflow.id, 0), &[]).await,
+        "service on B's workflow",
+    );
+    assert_not_found(
+        store
+            .create_conversation(&conversation(&Service { tenant_id: ta, ..b.service.clone() }, 0), &credential("x"))
+            .await,
+        "conversation on B's service",
+    );
+    assert_not_found(
+        store.update_conversation(ta, a.conversation.id, ConversationStatus::Offered, Some(b.agent.id), None).await,
+        "offer A's chat to B's agent",
+    );
+    let session = AgentSession {
+        token_hash: "x".into(),
+        tenant_id: ta,
+        user_id: b.agent.id,
+        created_at: at(0),
+        expires_at: at(1),
+    };
+    assert_not_found(store.create_session(&session).await, "session of A for B's user");
+
+    // B is exactly as it was, and A's lists show nothing of B.
+    assert_eq!(store.get_conversation(b.tenant.id, b.conversation.id).await.unwrap(), b_conversation);
+    assert_eq!(seqs(store.as_ref(), &b.conversation).await, [1]);
+    assert_eq!(store.list_memberships(b.tenant.id).await.unwrap(), b_memberships);
+    assert_eq!(store.list_users(b.tenant.id).await.unwrap(), b_users);
+    assert_eq!(store.get_user(b.tenant.id, b.agent.id).await.unwrap().presence, Presence::Offline);
+    assert_eq!(store.list_users(ta).await.unwrap(), slice::from_ref(&a.agent));
+    assert_eq!(store.list_org_units(ta).await.unwrap(), slice::from_ref(&a.root));
+    assert_eq!(store.list_workflows(ta).await.unwrap(), slice::from_ref(&a.workflow));
+    assert_eq!(store.list_services(ta).await.unwrap(), slice::from_ref(&a.service));
+    assert_eq!(
+        store.list_memberships(ta).await.unwrap(),
+        [Membership { service_id: a.service.id, user_id: a.agent.id, active: true }]
+    );
+    assert_eq!(store.list_open_conversations(ta).await.unwrap(), slice::from_ref(&a.conversation));
+    assert!(store.list_agent_conversations(ta, b.agent.id, 10).await.unwrap().is_empty());
+    assert_eq!(seqs(store.as_ref(), &a.conversation).await, Vec::<i64>::new());
+}
+
+async fn story_concurrent_appends(store: Arc<dyn Store>) {
+    const TASKS: usize = 8;
+    const EACH: usize = 50;
+    let w = world(store.as_ref(), "acme").await;
+    let c = w.conversation.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook = {
+        let seen = Arc::clone(&seen);
+        move |_: TenantId, e: &LogEntry| seen.lock().unwrap().push(e.seq)
+    };
+    let (log, writer) = ConversationLog::start(Arc::clone(&store), 64, Arc::new(hook));
+
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (log, c) = (log.clone(), c.clone());
+            tokio::spawn(async move {
+                let mut acked = Vec::with_capacity(EACH);
+                for i in 0..EACH {
+                    let key = format!("t{t}-m{i}");
+                    let a = log.append(entry(&c, Some(&key), &key, 100)).await.expect("append");
+                    assert!(!a.duplicate);
+                    acked.push(a.entry.seq);
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in tasks {
+        let mine = t.await.expect("appender task");
+        assert!(mine.windows(2).all(|p| p[0] < p[1]), "one appender's entries keep their order");
+        acked.extend(mine);
+    }
+    log.stop().await;
+    writer.await.expect("writer task");
+
+    let all: Vec<i64> = (1..=(TASKS * EACH) as i64).collect();
+    acked.sort_unstable();
+    assert_eq!(acked, all, "every seq acknowledged exactly once");
+    assert_eq!(*seen.lock().unwrap(), all, "the hook saw every entry once, in seq order");
+    assert_eq!(seqs(store.as_ref(), &c).await, all);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Two nodes on one database
+
+/// Two stores on one database append the same keys at the same time; each key is written once
+/// and both nodes answer with the same entry.
+async fn story_two_nodes(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    let w = world(a.as_ref(), "acme").await;
+    let c = w.conversation.clone();
+    for round in 0..20 {
+        let key = format!("k{round}");
+        // The filler makes each batch multi-entry, so a lost race takes the per-entry fallback.
+        let from_a = [entry(&c, Some(&key), "via a", round), entry(&c, None, "filler a", round)];
+        let from_b = [entry(&c, Some(&key), "via b", round), entry(&c, None, "filler b", round)];
+        let (ra, rb) = tokio::join!(a.append_batch(&from_a), b.append_batch(&from_b));
+        let (ka, kb) = (appended(&ra[0]), appended(&rb[0]));
+        assert_eq!(ka.entry, kb.entry, "both nodes answer with the one entry written for {key}");
+        assert!(ka.duplicate != kb.duplicate, "exactly one node wrote {key}");
+        assert!(appended(&ra[1]).entry.seq != appended(&rb[1]).entry.seq);
+    }
+    assert_eq!(seqs(a.as_ref(), &c).await, (1..=60).collect::<Vec<_>>(), "gapless across both nodes");
+}
+
+mod two_nodes_racing_on_one_client_msg_id_write_it_once {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite() {
+        let (a, dir) = temp_sqlite().await;
+        let b = open_migrated(&sqlite_url_in(dir.path())).await;
+        story_two_nodes(Arc::clone(&a), Arc::clone(&b)).await;
+        b.close().await;
+        a.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres() {
+        let Some(base) = postgres_test_url() else {
+            eprintln!("note: {POSTGRES_URL_ENV} is not set; the PostgreSQL run of this story is skipped");
+            return;
+        };
+        let url = fresh_postgres_url(&base).await;
+        let (a, b) = (open_migrated(&url).await, open_migrated(&url).await);
+        story_two_nodes(Arc::clone(&a), Arc::clone(&b)).await;
+        a.close().await;
+        b.close().await;
+        drop_postgres_db(&base, &url).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening stores
+
+#[tokio::test]
+async fn connect_refuses_an_unknown_scheme() {
+    let Err(err) = parley_store::connect("mysql://localhost/parley").await else { panic!("a mysql URL was accepted") };
+    assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn sqlite_creates_missing_directories_and_keeps_a_write_ahead_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested").join("deeper").join("parley.db");
+    let store = open_migrated(&format!("sqlite://{}", file.display())).await;
+    let (t, root, key) = tenant("acme", 0);
+    store.create_tenant(&t, &root, &key).await.unwrap();
+    assert!(file.exists(), "the database file was created");
+    assert!(file.with_extension("db-wal").exists(), "the database runs in WAL mode");
+    store.close().await;
+
+    // Reopening finds the data, and migrating again is a no-op.
+    let again = open_migrated(&format!("sqlite://{}", file.display())).await;
+    assert_eq!(again.get_tenant(t.id).await.unwrap(), t);
+    again.close().await;
+}

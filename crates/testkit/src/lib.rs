@@ -1,0 +1,9 @@
+//! Test support for Parley: spawning servers, WebSocket and HTTP helpers, a WebDriver client for headless Chromium.
+
+pub mod webdriver;
+pub mod client;
+pub mod fixtures;
+pub mod server;
+
+pub use client::{Api, Reply, Ws};
+pub use server::{Db, ServerProcess, TestServer};

@@ -1,0 +1,189 @@
+//! Starting a real Parley server for a test: in-process on port 0 with a temp store and a manual
+//! clock, or as a child process of the `parley` binary (for kill -9 and restart tests).
+
+use anyhow::Context;
+use parley_server::app::{App, Overrides};
+use parley_server::clock::ManualClock;
+use parley_server::config::{Layer, Secret};
+use parley_server::state::AppState;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// The platform admin token every test server uses.
+pub const ADMIN_TOKEN: &str = "test-platform-admin-token";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in the server's temp folder.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server at this base URL.
+    Postgres(String),
+}
+
+impl Db {
+    /// SQLite, plus PostgreSQL when `PARLEY_TEST_DATABASE_URL` is set.
+    #[must_use]
+    pub fn all() -> Vec<Self> {
+        let mut v = vec![Self::Sqlite];
+        if let Some(url) = parley_store::testing::postgres_test_url() {
+            v.push(Self::Postgres(url));
+        }
+        v
+    }
+
+    async fn url(&self, dir: &Path) -> String {
+        match self {
+            Self::Sqlite => format!("sqlite://{}", dir.join("parley.db").display()),
+            Self::Postgres(base) => parley_store::testing::fresh_postgres_url(base).await,
+        }
+    }
+}
+
+/// A server running inside the test process.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub state: AppState,
+    pub clock: ManualClock,
+    pub db: Db,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: Arc<TempDir>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer").field("base", &self.base).field("db", &self.db).finish_non_exhaustive()
+    }
+}
+
+impl TestServer {
+    /// Starts a server on SQLite.
+    pub async fn sqlite() -> Self {
+        Self::spawn(Db::Sqlite).await
+    }
+
+    /// Starts a server on `db` with a manual clock at 2026-01-05 09:00 UTC.
+    ///
+    /// # Panics
+    /// If the server cannot start (a test cannot go on without it).
+    pub async fn spawn(db: Db) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let config = Layer {
+            listen: Some(addr),
+            data_dir: Some(dir.path().to_path_buf()),
+            database_url: Some(db.url(dir.path()).await),
+            public_url: Some(base.clone()),
+            admin_token: Some(Secret::new(ADMIN_TOKEN)),
+            shutdown_grace_secs: Some(5),
+            ..Layer::default()
+        }
+        .finish()
+        .expect("config");
+        let clock = ManualClock::new(time::macros::datetime!(2026-01-05 09:00 UTC));
+        let app = App::build(config, Overrides { clock: Some(Arc::new(clock.clone())), listener: Some(listener) })
+            .await
+            .expect("server starts");
+        let state = app.state.clone();
+        let task = tokio::spawn(app.run());
+        Self { base, state, clock, db, task, _dir: dir }
+    }
+
+    /// `ws://127.0.0.1:PORT`
+    #[must_use]
+    pub fn ws_base(&self) -> String {
+        self.base.replacen("http", "ws", 1)
+    }
+
+    /// Begins a graceful shutdown and waits until the server has stopped.
+    ///
+    /// # Errors
+    /// If the server reported an error while stopping.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        self.task.await.context("server task")?
+    }
+}
+
+/// A `parley serve` child process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    pub base: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts `bin serve` on a free port with its data in `data_dir`, and waits (by reading its
+    /// log, not by sleeping) until it is listening.
+    ///
+    /// # Errors
+    /// If the process fails to start or exits before listening.
+    pub async fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("PARLEY_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stderr = child.stderr.take().context("stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let Some(line) = lines.next_line().await? else { anyhow::bail!("parley exited before listening") };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            if v["message"] == "parley is listening" {
+                break v["addr"].as_str().context("addr field")?.to_owned();
+            }
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { base: format!("http://{addr}"), child })
+    }
+
+    /// `ws://…`
+    #[must_use]
+    pub fn ws_base(&self) -> String {
+        self.base.replacen("http", "ws", 1)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    ///
+    /// # Errors
+    /// If the process cannot be killed.
+    pub async fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    ///
+    /// # Errors
+    /// If the signal cannot be sent or the exit status is not success.
+    pub async fn terminate(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("pid")?;
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        let exit = self.child.wait().await?;
+        anyhow::ensure!(exit.success(), "parley exited with {exit}");
+        Ok(())
+    }
+}
+
+/// Path of a workspace file, for tests that need one.
+#[must_use]
+pub fn workspace_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
