@@ -1,1 +1,175 @@
-//! (being written)
+//! No tenant sees or changes another's data. Every operation in the OpenAPI document is tried
+//! with tenant B's credentials against tenant A's resources; an operation added without a rule
+//! here fails the test, so new endpoints cannot skip this check.
+
+use parley_testkit::{Api, TestServer, Ws, fixtures};
+use serde_json::{Value, json};
+
+struct World {
+    server: TestServer,
+    a: fixtures::Tenant,
+    b: fixtures::Tenant,
+    a_ou: String,
+    a_conv: String,
+}
+
+async fn world() -> World {
+    let server = TestServer::sqlite().await;
+    let a = fixtures::tenant(&server.base, "tenant-a", 1).await.unwrap();
+    let b = fixtures::tenant(&server.base, "tenant-b", 1).await.unwrap();
+    let a_ou = a.admin.get("/api/v1/org-units").await.unwrap().body[1]["id"].as_str().unwrap().to_owned();
+    let (a_conv, _) = a.start_chat(&server.base, "Alice", Some("private to A")).await.unwrap();
+    World { server, a, b, a_ou, a_conv }
+}
+
+impl World {
+    /// The path with A's ids in place of its parameters.
+    fn path_with_a_ids(&self, template: &str) -> String {
+        let id = if template.starts_with("/api/v1/org-units/") {
+            &self.a_ou
+        } else if template.starts_with("/api/v1/users/") {
+            &self.a.agents[0].id
+        } else if template.starts_with("/api/v1/workflows/") {
+            &self.a.workflow_id
+        } else if template.starts_with("/api/v1/services/") {
+            &self.a.service_id
+        } else {
+            &self.a_conv
+        };
+        template.replace("{id}", id).replace("{user_id}", &self.a.agents[0].id)
+    }
+
+    /// A request body for B that points at A's resources.
+    fn body_with_a_refs(&self, path: &str) -> Option<(Value, &'static str)> {
+        let a = &self.a;
+        Some(match path {
+            "/api/v1/org-units" => (json!({"name": "x", "parent_id": self.a_ou}), "/parent_id"),
+            "/api/v1/users" => (json!({"display_name": "x", "email": "x@b.example", "ou_id": self.a_ou}), "/ou_id"),
+            "/api/v1/workflows" => (
+                json!({"name": "x", "kind": "instant_messaging", "ou_id": self.a_ou,
+                       "definition": {"start": "a", "nodes": [{"id": "a", "activity": {"kind": "accept"}}]}}),
+                "/ou_id",
+            ),
+            "/api/v1/services" => (json!({"name": "x", "workflow_id": a.workflow_id}), "/workflow_id"),
+            _ => return None,
+        })
+    }
+}
+
+fn a_ids(w: &World) -> Vec<String> {
+    vec![w.a.id.clone(), w.a_ou.clone(), w.a.agents[0].id.clone(), w.a.workflow_id.clone(), w.a.service_id.clone(), w.a_conv.clone()]
+}
+
+#[tokio::test]
+async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
+    let w = world().await;
+    let doc = serde_json::to_value(parley_server::openapi::document()).unwrap();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let scheme = op["security"][0].as_object().and_then(|s| s.keys().next().cloned()).unwrap_or_default();
+            if scheme != "api_key" {
+                continue;
+            }
+            checked += 1;
+            let m = method.to_uppercase();
+            let has_params = path.contains('{');
+            let r = if has_params {
+                let p = w.path_with_a_ids(path);
+                if m == "PUT" { w.b.admin.send("PUT", &p, &json!({"active": false})).await } else { w.b.admin.raw(&m, &p, None, None).await }
+            } else if m == "POST" {
+                match w.body_with_a_refs(path) {
+                    Some((body, field)) => {
+                        let r = w.b.admin.post(path, &body).await.unwrap();
+                        assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some(field)), "{m} {path}: {}", r.body);
+                        assert_eq!(r.body["errors"][0]["code"], "unknown_reference");
+                        continue;
+                    }
+                    None if path == "/api/v1/api-keys" => w.b.admin.post(path, &json!({"name": "b key"})).await,
+                    None => panic!("no isolation rule for {m} {path}"),
+                }
+            } else {
+                w.b.admin.raw(&m, path, None, None).await
+            }
+            .unwrap();
+            if has_params {
+                assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"), "{m} {path} answered {}", r.body);
+            } else {
+                assert!(r.status.is_success(), "{m} {path}: {}", r.status);
+                let text = r.body.to_string();
+                for id in a_ids(&w) {
+                    assert!(!text.contains(&id), "{m} {path} leaked tenant A's {id}");
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} tenant operations checked");
+    // Nothing of A changed: its service still has its member, active.
+    let members = w.a.admin.get(&format!("/api/v1/services/{}/members", w.a.service_id)).await.unwrap();
+    assert_eq!(members.body[0]["active"], true);
+    let conv = w.a.admin.get(&format!("/api/v1/conversations/{}", w.a_conv)).await.unwrap();
+    assert_ne!(conv.body["status"], "ended");
+}
+
+#[tokio::test]
+async fn a_service_cannot_take_another_tenants_user_as_member() {
+    let w = world().await;
+    let r = w
+        .b
+        .admin
+        .post("/api/v1/services", &json!({"name": "x", "workflow_id": w.b.workflow_id, "members": [{"user_id": w.a.agents[0].id}]}))
+        .await
+        .unwrap();
+    assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some("/members/0/user_id")));
+    let r = w.b.admin.send("PUT", &format!("/api/v1/services/{}/members/{}", w.b.service_id, w.a.agents[0].id), &json!({"active": true})).await.unwrap();
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
+    let w = world().await;
+    let (base, ws_base) = (w.server.base.clone(), w.server.ws_base());
+    let doc = serde_json::to_value(parley_server::openapi::document()).unwrap();
+    let cookie_b = w.b.login(&base, 0).await.unwrap();
+    let agent_b = Api::new(&base).cookie(&cookie_b);
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op["security"][0].get("agent_session").is_none() || method != "get" {
+                continue;
+            }
+            let r = agent_b.get(path).await.unwrap();
+            assert!(r.status.is_success(), "{path}");
+            for id in a_ids(&w) {
+                assert!(!r.body.to_string().contains(&id), "GET {path} leaked {id}");
+            }
+        }
+    }
+    // Tenant A's chat is not offered to B's agent, who cannot act on it either.
+    let mut ws = Ws::connect(&format!("{ws_base}/ws/v1/agent"), Some(&cookie_b)).await.unwrap();
+    let hello = ws.next().await.unwrap();
+    assert_eq!(hello["offers"], json!([]));
+    for frame in [
+        json!({"type": "accept", "conversation_id": w.a_conv}),
+        json!({"type": "send", "conversation_id": w.a_conv, "client_msg_id": "x", "text": "hi"}),
+        json!({"type": "end", "conversation_id": w.a_conv}),
+    ] {
+        ws.send(&frame).await.unwrap();
+        let e = ws.until("error", |f| f["type"] == "error").await.unwrap();
+        assert!(["offer_not_found", "not_your_chat", "conversation_ended"].contains(&e["code"].as_str().unwrap()), "{e}");
+    }
+    let log = w.a.admin.get(&format!("/api/v1/conversations/{}/log", w.a_conv)).await.unwrap();
+    assert!(log.body["entries"].as_array().unwrap().iter().all(|e| e["sender"]["role"] != "agent"));
+    assert_ne!(w.a.admin.get(&format!("/api/v1/conversations/{}", w.a_conv)).await.unwrap().body["status"], "ended");
+}
+
+#[tokio::test]
+async fn a_visitor_token_never_opens_another_conversation() {
+    let w = world().await;
+    let (_, token_b) = w.b.start_chat(&w.server.base, "Bob", None).await.unwrap();
+    let r = Api::new(&w.server.base).bearer(&token_b).get(&format!("/api/v1/widget/conversations/{}/log", w.a_conv)).await.unwrap();
+    assert_eq!(r.status, 403);
+    let widget_a_with_b_key = json!({"contact_id": w.a.contact_id, "widget_key": w.b.widget_key, "display_name": "x",
+                                     "email": "x@y.co", "privacy_consent": true});
+    let r = Api::new(&w.server.base).post("/api/v1/widget/conversations", &widget_a_with_b_key).await.unwrap();
+    assert_eq!(r.code(), "unknown_widget");
+}
