@@ -187,7 +187,11 @@ pub fn validate_client_msg_id(id: &str) -> Result<(), ValidationErrors> {
     if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) {
         Ok(())
     } else {
-        Err(ValidationErrors::single("/client_msg_id", "invalid_client_msg_id", "must be 1-64 printable ASCII characters"))
+        Err(ValidationErrors::single(
+            "/client_msg_id",
+            "invalid_client_msg_id",
+            "must be 1-64 printable ASCII characters",
+        ))
     }
 }
 

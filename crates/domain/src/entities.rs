@@ -331,7 +331,12 @@ mod tests {
         let paths: Vec<_> = errs.iter().map(|e| (e.path.as_str(), e.code)).collect();
         assert_eq!(
             paths,
-            [("/display_name", "required"), ("/email", "invalid_email"), ("/password", "too_short"), ("/max_chats", "out_of_range")]
+            [
+                ("/display_name", "required"),
+                ("/email", "invalid_email"),
+                ("/password", "too_short"),
+                ("/max_chats", "out_of_range")
+            ]
         );
     }
 

@@ -17,12 +17,7 @@ pub fn required_text(errs: &mut ValidationErrors, path: &str, value: &str, max: 
 }
 
 /// Like [`required_text`] but an absent or blank value is allowed and becomes `None`.
-pub fn optional_text(
-    errs: &mut ValidationErrors,
-    path: &str,
-    value: Option<&str>,
-    max: usize,
-) -> Option<String> {
+pub fn optional_text(errs: &mut ValidationErrors, path: &str, value: Option<&str>, max: usize) -> Option<String> {
     match value.map(str::trim) {
         None | Some("") => None,
         Some(v) => Some(required_text(errs, path, v, max)),

@@ -3,10 +3,10 @@
 //! The walking skeleton knows the activities of the fixed accept → welcome → queue shape; the
 //! full activity set grows here without changing the graph's form.
 
+use crate::entities::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 use crate::error::ValidationErrors;
 use crate::ids::{OrgUnitId, TenantId, WorkflowId};
 use crate::validate::required_text;
-use crate::entities::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -160,7 +160,11 @@ impl WorkflowDefinition {
                 return;
             }
             if node.activity.needs_accept() && !accepted {
-                e.push(format!("/definition/nodes/{i}"), "accept_required", format!("node '{id}' needs an Accept before it"));
+                e.push(
+                    format!("/definition/nodes/{i}"),
+                    "accept_required",
+                    format!("node '{id}' needs an Accept before it"),
+                );
             }
             accepted |= matches!(node.activity, Activity::Accept);
             current = node.exits.get(NEXT).map(String::as_str);
@@ -249,7 +253,9 @@ mod tests {
 
     #[test]
     fn node_json_is_strict_about_activity_kinds() {
-        let n: Node = serde_json::from_str(r#"{"id":"m","activity":{"kind":"message","text":"hi"},"exits":{"next":"q"}}"#).unwrap();
+        let n: Node =
+            serde_json::from_str(r#"{"id":"m","activity":{"kind":"message","text":"hi"},"exits":{"next":"q"}}"#)
+                .unwrap();
         assert_eq!(n.activity, Activity::Message { text: "hi".into() });
         assert!(serde_json::from_str::<Node>(r#"{"id":"m","activity":{"kind":"teleport"}}"#).is_err());
     }

@@ -405,6 +405,9 @@
     pane.end.disabled = !!c.ending;
     pane.close.hidden = !c.ended;
     pane.composer.disabled = c.ended;
+    pane.composer.placeholder = c.ended
+      ? 'This chat has ended'
+      : 'Type a reply… (Enter to send, Shift+Enter for a new line)';
     pane.send.disabled = c.ended;
     if (pane.logWrap.firstChild !== c.logEl) {
       pane.logWrap.textContent = '';
@@ -473,15 +476,26 @@
     log.insertBefore(li, node ? node.nextElementSibling : log.firstElementChild);
   }
 
-  function messageLi(kind, name, text, time) {
+  // `iso` is the entry's created_at; pending messages have none yet.
+  function messageLi(kind, name, text, iso) {
     var li = el('li', 'entry ' + kind);
     var meta = el('div', 'meta');
     meta.appendChild(el('span', 'name', name));
-    if (time) meta.appendChild(el('time', 'time', time));
     li.appendChild(meta);
     li.appendChild(el('p', 'text', text));
+    if (iso !== '') setTime(li, iso);
     return li;
   }
+  // The server's timestamp wins over the local one shown at ack time.
+  function setTime(li, iso) {
+    var meta = li.querySelector('.meta');
+    var t = meta && meta.querySelector('time');
+    if (!meta) return;
+    if (!t) t = meta.appendChild(el('time', 'time'));
+    t.textContent = formatTime(iso);
+    if (iso) t.dateTime = String(iso);
+  }
+
   function setDeliveryState(li, text) {
     var s = li.querySelector('.state');
     if (!text) {
@@ -533,7 +547,7 @@
       return el('li', 'entry event event-' + ((entry.event && entry.event.type) || 'other'), eventText(entry.event));
     }
     var s = entry.sender || {};
-    var time = formatTime(entry.created_at);
+    var time = entry.created_at || null;
     if (s.role === 'customer') return messageLi('msg-customer', s.name || customerName(c.info.customer), entry.text, time);
     if (s.role === 'agent') return messageLi('msg-agent' + (isMine(entry) ? ' mine' : ''), s.name || 'Agent', entry.text, time);
     return messageLi('msg-system', c.info.service_name || 'System', entry.text, time);
@@ -547,7 +561,7 @@
     if (li) {
       li.classList.remove('pending', 'failed');
       setDeliveryState(li, '');
-      if (!li.querySelector('time')) li.querySelector('.meta').appendChild(el('time', 'time', formatTime(entry.created_at)));
+      setTime(li, entry.created_at);
     } else {
       li = buildEntry(c, entry);
       if (own) c.byClientId[entry.client_msg_id] = li;
@@ -622,7 +636,7 @@
       li.dataset.seq = String(seq);
       c.bySeq[seq] = li;
       place(c.logEl, li, seq);
-      if (!li.querySelector('time')) li.querySelector('.meta').appendChild(el('time', 'time', formatTime()));
+      if (!li.querySelector('time')) setTime(li, null);
     }
   }
 

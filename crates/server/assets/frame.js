@@ -322,14 +322,25 @@
     log.insertBefore(li, node ? node.nextElementSibling : log.firstElementChild);
   }
 
-  function messageLi(kind, name, text, time) {
+  // `iso` is the entry's created_at; pending messages have none yet.
+  function messageLi(kind, name, text, iso) {
     var li = el('li', 'entry ' + kind);
     var meta = el('div', 'meta');
     meta.appendChild(el('span', 'name', name));
-    if (time) meta.appendChild(el('time', 'time', time));
     li.appendChild(meta);
     li.appendChild(el('p', 'text', text));
+    if (iso !== '') setTime(li, iso);
     return li;
+  }
+
+  // The server's timestamp wins over the local one shown at ack time.
+  function setTime(li, iso) {
+    var meta = li.querySelector('.meta');
+    var t = meta && meta.querySelector('time');
+    if (!meta) return;
+    if (!t) t = meta.appendChild(el('time', 'time'));
+    t.textContent = formatTime(iso);
+    if (iso) t.dateTime = String(iso);
   }
 
   function setDeliveryState(li, text) {
@@ -365,7 +376,7 @@
   }
 
   function buildEntry(entry) {
-    var time = formatTime(entry.created_at);
+    var time = entry.created_at || null;
     if (entry.kind === 'event') {
       var li = el('li', 'entry event event-' + ((entry.event && entry.event.type) || 'other'), eventText(entry.event));
       return li;
@@ -387,8 +398,7 @@
       // Our own message, already on screen (pending or acked): confirm it in place.
       li.classList.remove('pending', 'failed');
       setDeliveryState(li, '');
-      var t = li.querySelector('time');
-      if (!t) li.querySelector('.meta').appendChild(el('time', 'time', formatTime(entry.created_at)));
+      setTime(li, entry.created_at);
     } else {
       li = buildEntry(entry);
       if (own) byClientId[entry.client_msg_id] = li;
@@ -493,7 +503,7 @@
       li.dataset.seq = String(seq);
       bySeq[seq] = li;
       place(li, seq);
-      if (!li.querySelector('time')) li.querySelector('.meta').appendChild(el('time', 'time', formatTime()));
+      if (!li.querySelector('time')) setTime(li, null);
     }
   }
 

@@ -68,7 +68,16 @@ impl App {
         for tenant in store.list_tenants().await.context("listing tenants")? {
             engines.ensure_started(tenant.id);
         }
-        let state = AppState::new(Inner { config, store, log, bus, engines, clock, shutdown: CancellationToken::new(), tracker });
+        let state = AppState::new(Inner {
+            config,
+            store,
+            log,
+            bus,
+            engines,
+            clock,
+            shutdown: CancellationToken::new(),
+            tracker,
+        });
         Ok(Self { state, listener, log_task })
     }
 

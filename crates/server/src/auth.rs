@@ -5,8 +5,8 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
 use parley_domain::{ApiKeyId, ConversationId, TenantId, UserId};
@@ -47,7 +47,10 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
     let mut salt = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(&e))?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| ApiError::internal(&e))
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// Checks a password against its stored hash. CPU-heavy: call from `spawn_blocking`.
@@ -57,7 +60,8 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
 }
 
 /// A fixed hash to verify against when the user does not exist, so timing does not reveal it.
-pub const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2pZxgk9jH6bL7V0VnTqgQ2wJ3zq6kNfIFvT6cKxVWcA";
+pub const DUMMY_PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2pZxgk9jH6bL7V0VnTqgQ2wJ3zq6kNfIFvT6cKxVWcA";
 
 /// A new tenant admin key: the record to store and the plaintext to show once.
 #[must_use]
@@ -65,7 +69,13 @@ pub fn mint_api_key(tenant: TenantId, name: &str, now: OffsetDateTime) -> (ApiKe
     let id = ApiKeyId::from_uuid(Uuid::now_v7());
     let secret = random_hex(24);
     let plaintext = format!("pk_{}_{secret}", id.0.simple());
-    let record = ApiKeyRecord { id, tenant_id: tenant, name: name.to_owned(), secret_hash: sha256_hex(&secret), created_at: now };
+    let record = ApiKeyRecord {
+        id,
+        tenant_id: tenant,
+        name: name.to_owned(),
+        secret_hash: sha256_hex(&secret),
+        created_at: now,
+    };
     (record, plaintext)
 }
 
@@ -138,7 +148,11 @@ impl FromRequestParts<AppState> for TenantAdmin {
             Err(StoreError::NotFound) => return Err(invalid()),
             Err(e) => return Err(e.into()),
         };
-        if ct_eq(&record.secret_hash, &sha256_hex(secret)) { Ok(Self { tenant_id: record.tenant_id }) } else { Err(invalid()) }
+        if ct_eq(&record.secret_hash, &sha256_hex(secret)) {
+            Ok(Self { tenant_id: record.tenant_id })
+        } else {
+            Err(invalid())
+        }
     }
 }
 
@@ -199,7 +213,8 @@ impl Visitor {
 impl FromRequestParts<AppState> for Visitor {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("invalid_token", "a visitor token is required"))?;
+        let token =
+            bearer(parts).ok_or_else(|| ApiError::unauthorized("invalid_token", "a visitor token is required"))?;
         Self::authenticate(state, token).await
     }
 }

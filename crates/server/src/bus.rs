@@ -51,10 +51,10 @@ impl Bus {
     /// Sends to the topic's current subscribers; forgets topics nobody listens to any more.
     pub fn publish(&self, topic: Topic, event: BusEvent) {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(tx) = topics.get(&topic) {
-            if tx.send(Arc::new(event)).is_err() {
-                topics.remove(&topic);
-            }
+        if let Some(tx) = topics.get(&topic)
+            && tx.send(Arc::new(event)).is_err()
+        {
+            topics.remove(&topic);
         }
     }
 

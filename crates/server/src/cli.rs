@@ -127,7 +127,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 config.admin_token = Secret::new(crate::auth::random_hex(16));
             }
             let app = App::build(config, Overrides::default()).await?;
-            let info = crate::demo::seed(&app.state).await.map_err(|e| anyhow::anyhow!("seeding the demo tenant: {}", e.detail))?;
+            let info = crate::demo::seed(&app.state)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding the demo tenant: {}", e.detail))?;
             println!("{}", info.banner(&app.state.config));
             cancel_on_signal(app.state.shutdown.clone());
             app.run().await

@@ -149,9 +149,8 @@ impl Layer {
     pub fn finish(self) -> anyhow::Result<Config> {
         let listen = self.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let data_dir = self.data_dir.unwrap_or_else(|| PathBuf::from("data"));
-        let database_url = self
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("parley.db").display()));
+        let database_url =
+            self.database_url.unwrap_or_else(|| format!("sqlite://{}", data_dir.join("parley.db").display()));
         let public_url = self.public_url.unwrap_or_else(|| format!("http://{listen}")).trim_end_matches('/').to_owned();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             anyhow::bail!("public_url must start with http:// or https://, got '{public_url}'");

@@ -18,8 +18,10 @@ use uuid::Uuid;
 /// The demo tenant's slug.
 pub const SLUG: &str = "demo";
 /// Demo agents: (name, e-mail, password).
-pub const AGENTS: [(&str, &str, &str); 2] =
-    [("Ada Lovelace", "ada@demo.parley.test", "parley-demo-ada"), ("Grace Hopper", "grace@demo.parley.test", "parley-demo-grace")];
+pub const AGENTS: [(&str, &str, &str); 2] = [
+    ("Ada Lovelace", "ada@demo.parley.test", "parley-demo-ada"),
+    ("Grace Hopper", "grace@demo.parley.test", "parley-demo-grace"),
+];
 
 /// What the banner prints.
 #[derive(Debug)]
@@ -67,10 +69,16 @@ pub async fn seed(state: &AppState) -> ApiResult<DemoInfo> {
 }
 
 async fn create(state: &AppState) -> ApiResult<DemoInfo> {
-    let created = tenants::create(state, NewTenant { slug: SLUG.into(), name: "Demo Company".into() }, "demo key").await?;
+    let created =
+        tenants::create(state, NewTenant { slug: SLUG.into(), name: "Demo Company".into() }, "demo key").await?;
     let tenant = created.tenant.id;
     let ou_input = NewOrgUnit { name: "Customer Care".into(), parent_id: None }.validate()?;
-    let ou = OrgUnit { id: OrgUnitId::from_uuid(Uuid::now_v7()), tenant_id: tenant, name: ou_input.name, parent_id: Some(created.tenant.root_ou_id) };
+    let ou = OrgUnit {
+        id: OrgUnitId::from_uuid(Uuid::now_v7()),
+        tenant_id: tenant,
+        name: ou_input.name,
+        parent_id: Some(created.tenant.root_ou_id),
+    };
     state.store.create_org_unit(&ou).await?;
     let mut members = Vec::new();
     for (name, email, password) in AGENTS {
@@ -97,7 +105,8 @@ async fn create(state: &AppState) -> ApiResult<DemoInfo> {
     }
     .validate()?;
     let workflow = create_workflow_in(state, tenant, wf).await?;
-    let service = NewService { ou_id: Some(ou.id), name: "Support".into(), workflow_id: workflow.id, members }.validate()?;
+    let service =
+        NewService { ou_id: Some(ou.id), name: "Support".into(), workflow_id: workflow.id, members }.validate()?;
     let service = create_service_in(state, tenant, service).await?;
     Ok(DemoInfo { service, admin_api_key: created.admin_api_key })
 }

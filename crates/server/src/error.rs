@@ -102,7 +102,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => Self::conflict("conflict", format!("{what} is already taken")),
             StoreError::Unavailable(m) => {
                 tracing::warn!(error = %m, "store unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the database is unavailable, retry later")
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the database is unavailable, retry later",
+                )
             }
             StoreError::Other(m) => Self::internal(&m),
         }

@@ -44,7 +44,10 @@ impl Modify for Security {
         c.add_security_scheme("platform_token", bearer());
         c.add_security_scheme("api_key", bearer());
         c.add_security_scheme("visitor_token", bearer());
-        c.add_security_scheme("agent_session", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("parley_session"))));
+        c.add_security_scheme(
+            "agent_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("parley_session"))),
+        );
     }
 }
 
@@ -71,6 +74,9 @@ mod tests {
             std::fs::write(&path, &now).unwrap();
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == now, "docs/openapi.json is stale: run UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi");
+        assert!(
+            committed == now,
+            "docs/openapi.json is stale: run UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi"
+        );
     }
 }

@@ -142,6 +142,9 @@ mod tests {
 
     #[test]
     fn escape_html_neutralises_markup_and_quotes() {
-        assert_eq!(escape_html(r#"<script>"x"&'y'</script>"#), "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;");
+        assert_eq!(
+            escape_html(r#"<script>"x"&'y'</script>"#),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;"
+        );
     }
 }

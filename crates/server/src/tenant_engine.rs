@@ -7,8 +7,8 @@ use crate::bus::{Bus, BusEvent, Topic};
 use crate::clock::Clock;
 use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView};
 use parley_domain::{
-    Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender,
-    Service, ServiceId, TenantId, User, UserId,
+    Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender, Service,
+    ServiceId, TenantId, User, UserId,
 };
 use parley_engine::{Effect, Input, Router, Step, run_from};
 use parley_store::{ConversationLog, NewEntry, Store, StoreError};
@@ -49,19 +49,44 @@ type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 #[derive(Debug)]
 pub enum Command {
     /// A new conversation was stored; run its workflow.
-    Start { conversation: ConversationId },
+    Start {
+        conversation: ConversationId,
+    },
     /// An agent socket opened or closed (the engine counts them).
-    AgentConnected { agent: UserId },
-    AgentDisconnected { agent: UserId },
-    Presence { agent: UserId, presence: Presence },
-    Accept { agent: UserId, conversation: ConversationId, reply: Reply<()> },
-    Decline { agent: UserId, conversation: ConversationId, reply: Reply<()> },
+    AgentConnected {
+        agent: UserId,
+    },
+    AgentDisconnected {
+        agent: UserId,
+    },
+    Presence {
+        agent: UserId,
+        presence: Presence,
+    },
+    Accept {
+        agent: UserId,
+        conversation: ConversationId,
+        reply: Reply<()>,
+    },
+    Decline {
+        agent: UserId,
+        conversation: ConversationId,
+        reply: Reply<()>,
+    },
     /// Either side ends the chat; `agent` is set when an agent asks.
-    End { conversation: ConversationId, by: EndedBy, agent: Option<UserId>, reply: Reply<()> },
+    End {
+        conversation: ConversationId,
+        by: EndedBy,
+        agent: Option<UserId>,
+        reply: Reply<()>,
+    },
     /// Users or memberships changed in the store.
     Refresh,
     /// What an agent's workspace shows on connect.
-    Snapshot { agent: UserId, reply: oneshot::Sender<(Presence, Vec<OfferView>, Vec<ChatView>)> },
+    Snapshot {
+        agent: UserId,
+        reply: oneshot::Sender<(Presence, Vec<OfferView>, Vec<ChatView>)>,
+    },
 }
 
 /// What every engine needs from the shell.
@@ -192,7 +217,13 @@ impl TenantEngine {
             if matches!(c.status, ConversationStatus::Offered | ConversationStatus::Workflow) {
                 self.deps.store.update_conversation(self.tenant, c.id, ConversationStatus::Queued, None, None).await?;
             }
-            self.open.insert(c.id, Conversation { status: if matches!(input, Input::Enqueue { .. }) { ConversationStatus::Queued } else { c.status }, ..c });
+            self.open.insert(
+                c.id,
+                Conversation {
+                    status: if matches!(input, Input::Enqueue { .. }) { ConversationStatus::Queued } else { c.status },
+                    ..c
+                },
+            );
             effects.extend(self.route(input));
         }
         self.apply(effects).await
@@ -202,7 +233,11 @@ impl TenantEngine {
     async fn refresh(&mut self) -> Result<(), StoreError> {
         let mut inputs = Vec::new();
         for u in self.deps.store.list_users(self.tenant).await? {
-            inputs.push(Input::AgentUpdated { agent: u.id, max_chats: u.max_chats, can_take_chats: u.can_take_chats() });
+            inputs.push(Input::AgentUpdated {
+                agent: u.id,
+                max_chats: u.max_chats,
+                can_take_chats: u.can_take_chats(),
+            });
             if self.users.get(&u.id).is_none_or(|old| old.presence != u.presence) {
                 inputs.push(Input::PresenceChanged { agent: u.id, presence: u.presence });
             }
@@ -330,10 +365,10 @@ impl TenantEngine {
 
     async fn end(&mut self, id: ConversationId, by: EndedBy, agent: Option<UserId>) -> Result<(), EngineError> {
         let Some(conv) = self.open.get(&id) else { return Err(EngineError::ConversationEnded) };
-        if let Some(a) = agent {
-            if conv.agent_id != Some(a) || conv.status != ConversationStatus::Connected {
-                return Err(EngineError::NotYourChat);
-            }
+        if let Some(a) = agent
+            && (conv.agent_id != Some(a) || conv.status != ConversationStatus::Connected)
+        {
+            return Err(EngineError::NotYourChat);
         }
         // A chat that was only offered keeps no agent; a connected one keeps its agent for history.
         let keep_agent = if conv.status == ConversationStatus::Connected { conv.agent_id } else { None };
@@ -371,8 +406,11 @@ impl TenantEngine {
                 Effect::Connected { conversation, agent } => {
                     self.set_status(conversation, ConversationStatus::Connected, Some(agent), None).await?;
                     let agent_name = self.users.get(&agent).map_or_else(String::new, |u| u.display_name.clone());
-                    self.append(conversation, EntryBody::Event { event: ConversationEvent::Connected { agent_id: agent, agent_name } })
-                        .await?;
+                    self.append(
+                        conversation,
+                        EntryBody::Event { event: ConversationEvent::Connected { agent_id: agent, agent_name } },
+                    )
+                    .await?;
                     if let Some(c) = self.open.get(&conversation) {
                         let chat = self.chat_view(c);
                         self.publish_agent(agent, AgentFrame::Chat { chat });
@@ -401,7 +439,13 @@ impl TenantEngine {
     }
 
     async fn append(&self, id: ConversationId, body: EntryBody) -> Result<(), StoreError> {
-        let entry = NewEntry { tenant_id: self.tenant, conversation_id: id, client_msg_id: None, body, created_at: self.deps.clock.now() };
+        let entry = NewEntry {
+            tenant_id: self.tenant,
+            conversation_id: id,
+            client_msg_id: None,
+            body,
+            created_at: self.deps.clock.now(),
+        };
         self.deps.log.append(entry).await.map(|_| ())
     }
 

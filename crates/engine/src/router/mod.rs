@@ -13,24 +13,56 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// An agent's routing-relevant settings (sent on start and whenever they change).
-    AgentUpdated { agent: UserId, max_chats: u32, can_take_chats: bool },
+    AgentUpdated {
+        agent: UserId,
+        max_chats: u32,
+        can_take_chats: bool,
+    },
     /// The agent's presence as they set it.
-    PresenceChanged { agent: UserId, presence: Presence },
+    PresenceChanged {
+        agent: UserId,
+        presence: Presence,
+    },
     /// Whether the agent has at least one workspace connection open (offers need a screen).
-    ConnectionChanged { agent: UserId, online: bool },
+    ConnectionChanged {
+        agent: UserId,
+        online: bool,
+    },
     /// Membership of an agent in a service, with its Active flag.
-    MembershipSet { service: ServiceId, agent: UserId, active: bool },
-    MembershipRemoved { service: ServiceId, agent: UserId },
+    MembershipSet {
+        service: ServiceId,
+        agent: UserId,
+        active: bool,
+    },
+    MembershipRemoved {
+        service: ServiceId,
+        agent: UserId,
+    },
     /// A chat entered its service's queue.
-    Enqueue { conversation: ConversationId, service: ServiceId },
+    Enqueue {
+        conversation: ConversationId,
+        service: ServiceId,
+    },
     /// Rebuild after a restart: a chat that was connected to an agent.
-    RestoreConnected { conversation: ConversationId, service: ServiceId, agent: UserId },
+    RestoreConnected {
+        conversation: ConversationId,
+        service: ServiceId,
+        agent: UserId,
+    },
     /// The agent accepted an offer.
-    Accept { conversation: ConversationId, agent: UserId },
+    Accept {
+        conversation: ConversationId,
+        agent: UserId,
+    },
     /// The agent declined an offer.
-    Decline { conversation: ConversationId, agent: UserId },
+    Decline {
+        conversation: ConversationId,
+        agent: UserId,
+    },
     /// The chat is over (either side ended it, or the customer left while waiting).
-    Finish { conversation: ConversationId },
+    Finish {
+        conversation: ConversationId,
+    },
 }
 
 /// What the shell must carry out.

@@ -65,7 +65,13 @@ fn an_agent_holds_one_offer_at_a_time_even_with_spare_capacity() {
     r.handle(Input::Enqueue { conversation: cid(1), service: sid(1) }, t(10));
     assert!(r.handle(Input::Enqueue { conversation: cid(2), service: sid(1) }, t(11)).is_empty());
     let fx = r.handle(Input::Accept { conversation: cid(1), agent: uid(1) }, t(12));
-    assert_eq!(fx, [Effect::Connected { conversation: cid(1), agent: uid(1) }, Effect::Offer { conversation: cid(2), agent: uid(1) }]);
+    assert_eq!(
+        fx,
+        [
+            Effect::Connected { conversation: cid(1), agent: uid(1) },
+            Effect::Offer { conversation: cid(2), agent: uid(1) }
+        ]
+    );
 }
 
 #[test]
@@ -162,7 +168,9 @@ fn to_input(r: &Router, op: &Op) -> Input {
     let s = |n: u8| sid(u128::from(n));
     match *op {
         Op::Agent(x, m) => Input::AgentUpdated { agent: a(x), max_chats: m, can_take_chats: true },
-        Op::Presence(x, p) => Input::PresenceChanged { agent: a(x), presence: if p { Presence::Available } else { Presence::Busy } },
+        Op::Presence(x, p) => {
+            Input::PresenceChanged { agent: a(x), presence: if p { Presence::Available } else { Presence::Busy } }
+        }
         Op::Online(x, o) => Input::ConnectionChanged { agent: a(x), online: o },
         Op::Member(sv, x, act) => Input::MembershipSet { service: s(sv), agent: a(x), active: act },
         Op::Enqueue(cv, sv) => Input::Enqueue { conversation: c(cv), service: s(sv) },

@@ -59,15 +59,26 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
     // Verify against a dummy hash when there is no such user, so timing does not tell.
     let phc = found.as_ref().and_then(|(_, h)| h.clone()).unwrap_or_else(|| DUMMY_PHC.to_owned());
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.map_err(|e| ApiError::internal(&e))?;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let Some((user, Some(_))) = found.filter(|_| ok) else { return Err(invalid_credentials()) };
     let token = random_hex(32);
     let now = state.clock.now();
     let ttl = time::Duration::seconds(i64::try_from(state.config.agent_session_ttl_secs).unwrap_or(i64::MAX / 2));
-    let session = AgentSession { token_hash: sha256_hex(&token), tenant_id: user.tenant_id, user_id: user.id, created_at: now, expires_at: now + ttl };
+    let session = AgentSession {
+        token_hash: sha256_hex(&token),
+        tenant_id: user.tenant_id,
+        user_id: user.id,
+        created_at: now,
+        expires_at: now + ttl,
+    };
     state.store.create_session(&session).await?;
     let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}", state.config.agent_session_ttl_secs);
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        state.config.agent_session_ttl_secs
+    );
     let mut res = Json(Me { user }).into_response();
     res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| ApiError::internal(&e))?);
     Ok(res)

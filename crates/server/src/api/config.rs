@@ -13,9 +13,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use parley_domain::validate::required_text;
 use parley_domain::{
-    Conversation, ConversationId, LogEntry, MAX_NAME_CHARS, Membership, NewOrgUnit, NewService, NewUser,
-    NewWorkflow, OrgUnit, OrgUnitId, Presence, Service, ServiceId, Tenant, User, UserId, ValidationErrors, Workflow,
-    WorkflowId,
+    Conversation, ConversationId, LogEntry, MAX_NAME_CHARS, Membership, NewOrgUnit, NewService, NewUser, NewWorkflow,
+    OrgUnit, OrgUnitId, Presence, Service, ServiceId, Tenant, User, UserId, ValidationErrors, Workflow, WorkflowId,
 };
 use parley_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -69,7 +68,12 @@ pub async fn create_org_unit(
 ) -> ApiResult<(StatusCode, Json<OrgUnit>)> {
     let input = input.validate()?;
     let parent = ou_or_root(&state, admin.tenant_id, input.parent_id, "/parent_id").await?;
-    let ou = OrgUnit { id: OrgUnitId::from_uuid(Uuid::now_v7()), tenant_id: admin.tenant_id, name: input.name, parent_id: Some(parent) };
+    let ou = OrgUnit {
+        id: OrgUnitId::from_uuid(Uuid::now_v7()),
+        tenant_id: admin.tenant_id,
+        name: input.name,
+        parent_id: Some(parent),
+    };
     state.store.create_org_unit(&ou).await?;
     Ok((StatusCode::CREATED, Json(ou)))
 }
@@ -84,7 +88,11 @@ pub async fn list_org_units(admin: TenantAdmin, State(state): State<AppState>) -
 /// One organization unit.
 #[utoipa::path(get, path = "/api/v1/org-units/{id}", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = OrgUnit), (status = 404, body = Problem)))]
-pub async fn get_org_unit(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<OrgUnit>> {
+pub async fn get_org_unit(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<OrgUnit>> {
     found(state.store.get_org_unit(admin.tenant_id, OrgUnitId::from_uuid(id)).await, "organization unit").map(Json)
 }
 
@@ -108,7 +116,9 @@ pub async fn create_user(
 pub async fn create_user_in(state: &AppState, tenant: parley_domain::TenantId, input: NewUser) -> ApiResult<User> {
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
     let password_hash = match input.password.clone() {
-        Some(p) => Some(tokio::task::spawn_blocking(move || hash_password(&p)).await.map_err(|e| ApiError::internal(&e))??),
+        Some(p) => {
+            Some(tokio::task::spawn_blocking(move || hash_password(&p)).await.map_err(|e| ApiError::internal(&e))??)
+        }
         None => None,
     };
     let user = User {
@@ -144,7 +154,11 @@ pub async fn list_users(admin: TenantAdmin, State(state): State<AppState>) -> Ap
 /// One user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = User), (status = 404, body = Problem)))]
-pub async fn get_user(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<User>> {
+pub async fn get_user(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<User>> {
     found(state.store.get_user(admin.tenant_id, UserId::from_uuid(id)).await, "user").map(Json)
 }
 
@@ -165,7 +179,11 @@ pub async fn create_workflow(
 ///
 /// # Errors
 /// Unknown organization unit, store failures.
-pub async fn create_workflow_in(state: &AppState, tenant: parley_domain::TenantId, input: NewWorkflow) -> ApiResult<Workflow> {
+pub async fn create_workflow_in(
+    state: &AppState,
+    tenant: parley_domain::TenantId,
+    input: NewWorkflow,
+) -> ApiResult<Workflow> {
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
     let wf = Workflow {
         id: WorkflowId::from_uuid(Uuid::now_v7()),
@@ -190,7 +208,11 @@ pub async fn list_workflows(admin: TenantAdmin, State(state): State<AppState>) -
 /// One workflow.
 #[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Workflow), (status = 404, body = Problem)))]
-pub async fn get_workflow(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Workflow>> {
+pub async fn get_workflow(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Workflow>> {
     found(state.store.get_workflow(admin.tenant_id, WorkflowId::from_uuid(id)).await, "workflow").map(Json)
 }
 
@@ -211,7 +233,11 @@ pub async fn create_service(
 ///
 /// # Errors
 /// Unknown references (organization unit, workflow, member users), store failures.
-pub async fn create_service_in(state: &AppState, tenant: parley_domain::TenantId, input: NewService) -> ApiResult<Service> {
+pub async fn create_service_in(
+    state: &AppState,
+    tenant: parley_domain::TenantId,
+    input: NewService,
+) -> ApiResult<Service> {
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
     match state.store.get_workflow(tenant, input.workflow_id).await {
         Ok(_) => {}
@@ -257,14 +283,22 @@ pub async fn list_services(admin: TenantAdmin, State(state): State<AppState>) ->
 /// One service.
 #[utoipa::path(get, path = "/api/v1/services/{id}", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Service), (status = 404, body = Problem)))]
-pub async fn get_service(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Service>> {
+pub async fn get_service(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Service>> {
     found(state.store.get_service(admin.tenant_id, ServiceId::from_uuid(id)).await, "service").map(Json)
 }
 
 /// The members of a service.
 #[utoipa::path(get, path = "/api/v1/services/{id}/members", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Vec<Membership>), (status = 404, body = Problem)))]
-pub async fn list_members(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Vec<Membership>>> {
+pub async fn list_members(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Vec<Membership>>> {
     let service = ServiceId::from_uuid(id);
     found(state.store.get_service(admin.tenant_id, service).await, "service")?;
     let all = state.store.list_memberships(admin.tenant_id).await?;
@@ -308,7 +342,10 @@ pub async fn delete_member(
     State(state): State<AppState>,
     ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    found(state.store.remove_membership(admin.tenant_id, ServiceId::from_uuid(id), UserId::from_uuid(user)).await, "membership")?;
+    found(
+        state.store.remove_membership(admin.tenant_id, ServiceId::from_uuid(id), UserId::from_uuid(user)).await,
+        "membership",
+    )?;
     let _ = state.engines.send(admin.tenant_id, Command::Refresh).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -341,7 +378,11 @@ pub fn snippet_for(base: &str, s: &Service) -> Snippet {
 /// The widget snippet of a service.
 #[utoipa::path(get, path = "/api/v1/services/{id}/snippet", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Snippet), (status = 404, body = Problem)))]
-pub async fn get_snippet(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Snippet>> {
+pub async fn get_snippet(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Snippet>> {
     let s = found(state.store.get_service(admin.tenant_id, ServiceId::from_uuid(id)).await, "service")?;
     Ok(Json(snippet_for(&state.config.public_url, &s)))
 }
@@ -349,7 +390,11 @@ pub async fn get_snippet(admin: TenantAdmin, State(state): State<AppState>, ApiP
 /// One conversation.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = Conversation), (status = 404, body = Problem)))]
-pub async fn get_conversation(admin: TenantAdmin, State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> ApiResult<Json<Conversation>> {
+pub async fn get_conversation(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> ApiResult<Json<Conversation>> {
     found(state.store.get_conversation(admin.tenant_id, ConversationId::from_uuid(id)).await, "conversation").map(Json)
 }
 
@@ -385,4 +430,3 @@ pub async fn get_conversation_log(
     let entries = state.store.read_log(admin.tenant_id, id, q.since_seq.max(0), LOG_PAGE).await?;
     Ok(Json(LogPage { entries }))
 }
-

@@ -41,7 +41,8 @@ pub async fn create_tenant(
 pub async fn create(state: &AppState, input: NewTenant, key_name: &str) -> ApiResult<CreatedTenant> {
     let now = state.clock.now();
     let id = TenantId::from_uuid(Uuid::now_v7());
-    let root = OrgUnit { id: OrgUnitId::from_uuid(Uuid::now_v7()), tenant_id: id, name: input.name.clone(), parent_id: None };
+    let root =
+        OrgUnit { id: OrgUnitId::from_uuid(Uuid::now_v7()), tenant_id: id, name: input.name.clone(), parent_id: None };
     let tenant = Tenant { id, slug: input.slug, name: input.name, root_ou_id: root.id, created_at: now };
     let (key, plaintext) = mint_api_key(id, key_name, now);
     match state.store.create_tenant(&tenant, &root, &key).await {

@@ -72,7 +72,13 @@ pub async fn start_conversation(
     state.store.create_conversation(&conversation, &credential).await?;
     if let Some(text) = form.first_message {
         let sender = Sender::Customer { name: form.display_name };
-        let entry = NewEntry { tenant_id: service.tenant_id, conversation_id: id, client_msg_id: None, body: EntryBody::Message { sender, text }, created_at: now };
+        let entry = NewEntry {
+            tenant_id: service.tenant_id,
+            conversation_id: id,
+            client_msg_id: None,
+            body: EntryBody::Message { sender, text },
+            created_at: now,
+        };
         state.log.append(entry).await?;
     }
     state
@@ -102,6 +108,7 @@ pub async fn visitor_log(
     if visitor.conversation_id.0 != id {
         return Err(ApiError::forbidden("token_not_for_conversation", "the token belongs to another conversation"));
     }
-    let entries = state.store.read_log(visitor.tenant_id, visitor.conversation_id, q.since_seq.max(0), LOG_PAGE).await?;
+    let entries =
+        state.store.read_log(visitor.tenant_id, visitor.conversation_id, q.since_seq.max(0), LOG_PAGE).await?;
     Ok(Json(LogPage { entries }))
 }

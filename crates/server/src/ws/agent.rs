@@ -32,7 +32,9 @@ pub async fn upgrade(
     let user = state.store.get_user(agent.tenant_id, agent.user_id).await?;
     let ws = ws.map_err(|e| upgrade_error(&e))?;
     let tracker = state.tracker.clone();
-    Ok(ws.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| tracker.track_future(session(state, user, socket))))
+    Ok(ws
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(session(state, user, socket))))
 }
 
 /// One chat the socket follows.
@@ -140,7 +142,10 @@ impl Session {
                 }
             }
         });
-        self.chats.insert(conversation, Followed { cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 }, ended: false });
+        self.chats.insert(
+            conversation,
+            Followed { cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 }, ended: false },
+        );
         self.catch_up(sink, conversation).await
     }
 
@@ -157,10 +162,10 @@ impl Session {
 
     async fn deliver(&mut self, sink: &mut Sink, conversation: ConversationId, entries: Vec<LogEntry>) -> bool {
         for entry in entries {
-            if matches!(entry.body, EntryBody::Event { event: ConversationEvent::Ended { .. } }) {
-                if let Some(f) = self.chats.get_mut(&conversation) {
-                    f.ended = true;
-                }
+            if matches!(entry.body, EntryBody::Event { event: ConversationEvent::Ended { .. } })
+                && let Some(f) = self.chats.get_mut(&conversation)
+            {
+                f.ended = true;
             }
             if !send(sink, &AgentFrame::Entry { conversation_id: conversation, entry }).await {
                 return false;
@@ -169,7 +174,12 @@ impl Session {
         true
     }
 
-    async fn on_entry(&mut self, sink: &mut Sink, conversation: ConversationId, ev: Result<Arc<BusEvent>, RecvError>) -> bool {
+    async fn on_entry(
+        &mut self,
+        sink: &mut Sink,
+        conversation: ConversationId,
+        ev: Result<Arc<BusEvent>, RecvError>,
+    ) -> bool {
         match ev {
             Ok(ev) => {
                 let BusEvent::Entry(entry) = &*ev else { return true };
@@ -211,11 +221,17 @@ impl Session {
             }
             AgentIn::Accept { conversation_id } => (
                 Some(conversation_id),
-                self.state.engines.ask(tenant, |reply| Command::Accept { agent, conversation: conversation_id, reply }).await,
+                self.state
+                    .engines
+                    .ask(tenant, |reply| Command::Accept { agent, conversation: conversation_id, reply })
+                    .await,
             ),
             AgentIn::Decline { conversation_id } => (
                 Some(conversation_id),
-                self.state.engines.ask(tenant, |reply| Command::Decline { agent, conversation: conversation_id, reply }).await,
+                self.state
+                    .engines
+                    .ask(tenant, |reply| Command::Decline { agent, conversation: conversation_id, reply })
+                    .await,
             ),
             AgentIn::End { conversation_id } => (
                 Some(conversation_id),
@@ -239,18 +255,44 @@ impl Session {
         }
     }
 
-    async fn on_send(&mut self, sink: &mut Sink, conversation: ConversationId, client_msg_id: String, text: &str) -> bool {
+    async fn on_send(
+        &mut self,
+        sink: &mut Sink,
+        conversation: ConversationId,
+        client_msg_id: String,
+        text: &str,
+    ) -> bool {
         if let Err(e) = validate_client_msg_id(&client_msg_id) {
             return send(sink, &error("validation_failed", e.0[0].message.clone(), Some(conversation))).await;
         }
         let text = match validate_message_text(text) {
             Ok(t) => t,
-            Err(e) => return send(sink, &error("validation_failed", format!("{}: {}", e.0[0].path, e.0[0].message), Some(conversation))).await,
+            Err(e) => {
+                return send(
+                    sink,
+                    &error("validation_failed", format!("{}: {}", e.0[0].path, e.0[0].message), Some(conversation)),
+                )
+                .await;
+            }
         };
         match self.chats.get(&conversation) {
-            None => return send(sink, &error(EngineError::NotYourChat.code(), EngineError::NotYourChat.to_string(), Some(conversation))).await,
+            None => {
+                return send(
+                    sink,
+                    &error(EngineError::NotYourChat.code(), EngineError::NotYourChat.to_string(), Some(conversation)),
+                )
+                .await;
+            }
             Some(f) if f.ended => {
-                return send(sink, &error(EngineError::ConversationEnded.code(), EngineError::ConversationEnded.to_string(), Some(conversation))).await;
+                return send(
+                    sink,
+                    &error(
+                        EngineError::ConversationEnded.code(),
+                        EngineError::ConversationEnded.to_string(),
+                        Some(conversation),
+                    ),
+                )
+                .await;
             }
             Some(_) => {}
         }
@@ -258,14 +300,29 @@ impl Session {
             tenant_id: self.user.tenant_id,
             conversation_id: conversation,
             client_msg_id: Some(client_msg_id.clone()),
-            body: EntryBody::Message { sender: Sender::Agent { id: self.user.id, name: self.user.display_name.clone() }, text },
+            body: EntryBody::Message {
+                sender: Sender::Agent { id: self.user.id, name: self.user.display_name.clone() },
+                text,
+            },
             created_at: self.state.clock.now(),
         };
         match self.state.log.append(entry).await {
-            Ok(a) => send(sink, &AgentFrame::Ack { conversation_id: conversation, client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await,
+            Ok(a) => {
+                send(
+                    sink,
+                    &AgentFrame::Ack {
+                        conversation_id: conversation,
+                        client_msg_id,
+                        seq: a.entry.seq,
+                        duplicate: a.duplicate,
+                    },
+                )
+                .await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "agent message not stored");
-                send(sink, &error("not_stored", "the message was not stored; send it again".into(), Some(conversation))).await
+                send(sink, &error("not_stored", "the message was not stored; send it again".into(), Some(conversation)))
+                    .await
             }
         }
     }

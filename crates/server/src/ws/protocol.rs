@@ -60,24 +60,65 @@ pub struct AgentIdentity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentFrame {
-    Hello { user: AgentIdentity, presence: Presence, offers: Vec<OfferView>, chats: Vec<ChatView> },
-    Offer { offer: OfferView },
-    OfferWithdrawn { conversation_id: ConversationId },
-    Chat { chat: ChatView },
-    Entry { conversation_id: ConversationId, entry: LogEntry },
-    Ack { conversation_id: ConversationId, client_msg_id: String, seq: i64, duplicate: bool },
-    Presence { presence: Presence },
-    Error { code: String, message: String, #[serde(skip_serializing_if = "Option::is_none")] conversation_id: Option<ConversationId> },
+    Hello {
+        user: AgentIdentity,
+        presence: Presence,
+        offers: Vec<OfferView>,
+        chats: Vec<ChatView>,
+    },
+    Offer {
+        offer: OfferView,
+    },
+    OfferWithdrawn {
+        conversation_id: ConversationId,
+    },
+    Chat {
+        chat: ChatView,
+    },
+    Entry {
+        conversation_id: ConversationId,
+        entry: LogEntry,
+    },
+    Ack {
+        conversation_id: ConversationId,
+        client_msg_id: String,
+        seq: i64,
+        duplicate: bool,
+    },
+    Presence {
+        presence: Presence,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conversation_id: Option<ConversationId>,
+    },
 }
 
 /// Server → visitor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorFrame {
-    Hello { conversation_id: ConversationId, status: ConversationStatus, last_seq: i64 },
-    Entry { entry: LogEntry },
-    Ack { client_msg_id: String, seq: i64, duplicate: bool },
-    Error { code: String, message: String, #[serde(skip_serializing_if = "Option::is_none")] client_msg_id: Option<String> },
+    Hello {
+        conversation_id: ConversationId,
+        status: ConversationStatus,
+        last_seq: i64,
+    },
+    Entry {
+        entry: LogEntry,
+    },
+    Ack {
+        client_msg_id: String,
+        seq: i64,
+        duplicate: bool,
+    },
+    Error {
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
 }
 
 /// WebSocket close code telling clients the server is restarting and they should reconnect.

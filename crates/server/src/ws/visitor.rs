@@ -40,9 +40,9 @@ pub async fn upgrade(
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
     let ws = ws.map_err(|e| upgrade_error(&e))?;
     let tracker = state.tracker.clone();
-    Ok(ws.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| {
-        tracker.track_future(session(state, conversation, q.since_seq.max(0), socket))
-    }))
+    Ok(ws
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(session(state, conversation, q.since_seq.max(0), socket))))
 }
 
 struct Session {
@@ -59,7 +59,11 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
     let (mut sink, mut stream) = socket.split();
     let cursor = Cursor { tenant: conversation.tenant_id, conversation: conversation.id, last: since_seq };
     let ended = conversation.status == ConversationStatus::Ended;
-    let hello = VisitorFrame::Hello { conversation_id: conversation.id, status: conversation.status, last_seq: conversation.last_seq };
+    let hello = VisitorFrame::Hello {
+        conversation_id: conversation.id,
+        status: conversation.status,
+        last_seq: conversation.last_seq,
+    };
     let mut s = Session { state: state.clone(), conversation, cursor, ended };
     if !send(&mut sink, &hello).await || !s.replay(&mut sink).await {
         return;
@@ -137,7 +141,13 @@ impl Session {
     async fn on_text(&mut self, sink: &mut Sink, text: &str) -> bool {
         let frame = match crate::extract::parse::<VisitorIn>(text.as_bytes()) {
             Ok(f) => f,
-            Err(e) => return send(sink, &VisitorFrame::Error { code: e.code.into(), message: e.detail, client_msg_id: None }).await,
+            Err(e) => {
+                return send(
+                    sink,
+                    &VisitorFrame::Error { code: e.code.into(), message: e.detail, client_msg_id: None },
+                )
+                .await;
+            }
         };
         match frame {
             VisitorIn::Send { client_msg_id, text } => self.on_send(sink, client_msg_id, &text).await,
@@ -150,20 +160,36 @@ impl Session {
                     .await;
                 match r {
                     Ok(()) => true,
-                    Err(e) => send(sink, &VisitorFrame::Error { code: e.code().into(), message: e.to_string(), client_msg_id: None }).await,
+                    Err(e) => {
+                        send(
+                            sink,
+                            &VisitorFrame::Error { code: e.code().into(), message: e.to_string(), client_msg_id: None },
+                        )
+                        .await
+                    }
                 }
             }
         }
     }
 
     async fn on_send(&mut self, sink: &mut Sink, client_msg_id: String, text: &str) -> bool {
-        let err = |code: &str, message: String, id: &str| VisitorFrame::Error { code: code.into(), message, client_msg_id: Some(id.to_owned()) };
+        let err = |code: &str, message: String, id: &str| VisitorFrame::Error {
+            code: code.into(),
+            message,
+            client_msg_id: Some(id.to_owned()),
+        };
         if let Err(e) = validate_client_msg_id(&client_msg_id) {
             return send(sink, &err("validation_failed", e.0[0].message.clone(), "")).await;
         }
         let text = match validate_message_text(text) {
             Ok(t) => t,
-            Err(e) => return send(sink, &err("validation_failed", format!("{}: {}", e.0[0].path, e.0[0].message), &client_msg_id)).await,
+            Err(e) => {
+                return send(
+                    sink,
+                    &err("validation_failed", format!("{}: {}", e.0[0].path, e.0[0].message), &client_msg_id),
+                )
+                .await;
+            }
         };
         if self.ended {
             return send(sink, &err("conversation_ended", "the conversation has ended".into(), &client_msg_id)).await;
@@ -172,7 +198,10 @@ impl Session {
             tenant_id: self.conversation.tenant_id,
             conversation_id: self.conversation.id,
             client_msg_id: Some(client_msg_id.clone()),
-            body: EntryBody::Message { sender: Sender::Customer { name: self.conversation.customer.display_name.clone() }, text },
+            body: EntryBody::Message {
+                sender: Sender::Customer { name: self.conversation.customer.display_name.clone() },
+                text,
+            },
             created_at: self.state.clock.now(),
         };
         match self.state.log.append(entry).await {

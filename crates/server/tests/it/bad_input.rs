@@ -12,7 +12,11 @@ async fn malformed_json_is_a_400_problem_and_creates_nothing() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "bad-json", 1).await.unwrap();
     let before = user_count(&t).await;
-    let r = t.admin.raw("POST", "/api/v1/users", Some("application/json"), Some(b"{\"display_name\": ".to_vec())).await.unwrap();
+    let r = t
+        .admin
+        .raw("POST", "/api/v1/users", Some("application/json"), Some(b"{\"display_name\": ".to_vec()))
+        .await
+        .unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (400, "malformed_json"));
     assert_eq!(r.content_type, "application/problem+json");
     assert_eq!(r.body["status"], 400);
@@ -24,7 +28,11 @@ async fn unknown_fields_are_refused_with_their_path() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "unknown", 1).await.unwrap();
     let before = user_count(&t).await;
-    let r = t.admin.post("/api/v1/users", &json!({"display_name": "X", "email": "x@y.co", "is_admin": true})).await.unwrap();
+    let r = t
+        .admin
+        .post("/api/v1/users", &json!({"display_name": "X", "email": "x@y.co", "is_admin": true}))
+        .await
+        .unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (400, "unknown_field"));
     assert_eq!(user_count(&t).await, before);
     let r = Api::new(&server.base)
@@ -44,15 +52,23 @@ async fn over_long_text_is_refused_with_the_field_path() {
     let t = fixtures::tenant(&server.base, "long", 1).await.unwrap();
     let r = t.admin.post("/api/v1/users", &json!({"display_name": "n".repeat(81), "email": "x@y.co"})).await.unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (422, "validation_failed"));
-    assert_eq!((r.body["errors"][0]["path"].as_str(), r.body["errors"][0]["code"].as_str()), (Some("/display_name"), Some("too_long")));
-    let r = Api::new(&server.base).post("/api/v1/widget/conversations", &t.form("Vic", Some(&"m".repeat(4001)))).await.unwrap();
+    assert_eq!(
+        (r.body["errors"][0]["path"].as_str(), r.body["errors"][0]["code"].as_str()),
+        (Some("/display_name"), Some("too_long"))
+    );
+    let r = Api::new(&server.base)
+        .post("/api/v1/widget/conversations", &t.form("Vic", Some(&"m".repeat(4001))))
+        .await
+        .unwrap();
     assert_eq!(r.body["errors"][0]["path"], "/first_message");
 
     // Over the WebSocket: the message is refused and the log does not grow.
     let (conv, token) = t.start_chat(&server.base, "Vic", None).await.unwrap();
     let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
     v.until("queued", |f| f["entry"]["event"]["type"] == "queued").await.unwrap();
-    let before = t.admin.get(&format!("/api/v1/conversations/{conv}/log")).await.unwrap().body["entries"].as_array().map(Vec::len);
+    let before = t.admin.get(&format!("/api/v1/conversations/{conv}/log")).await.unwrap().body["entries"]
+        .as_array()
+        .map(Vec::len);
     v.send(&json!({"type": "send", "client_msg_id": "big", "text": "x".repeat(4001)})).await.unwrap();
     let e = v.until("error", |f| f["type"] == "error").await.unwrap();
     assert_eq!((e["code"].as_str(), e["client_msg_id"].as_str()), (Some("validation_failed"), Some("big")));
@@ -60,7 +76,9 @@ async fn over_long_text_is_refused_with_the_field_path() {
     assert_eq!(v.until("error", |f| f["type"] == "error").await.unwrap()["code"], "malformed_json");
     v.send(&json!({"type": "send", "client_msg_id": "x", "text": "hi", "html": "<b>"})).await.unwrap();
     assert_eq!(v.until("error", |f| f["type"] == "error").await.unwrap()["code"], "unknown_field");
-    let after = t.admin.get(&format!("/api/v1/conversations/{conv}/log")).await.unwrap().body["entries"].as_array().map(Vec::len);
+    let after = t.admin.get(&format!("/api/v1/conversations/{conv}/log")).await.unwrap().body["entries"]
+        .as_array()
+        .map(Vec::len);
     assert_eq!(before, after);
 }
 
@@ -72,8 +90,19 @@ async fn pre_chat_form_without_consent_or_with_a_bad_email_is_refused() {
     form["privacy_consent"] = json!(false);
     form["email"] = json!("not-an-email");
     let r = Api::new(&server.base).post("/api/v1/widget/conversations", &form).await.unwrap();
-    let codes: Vec<_> = r.body["errors"].as_array().unwrap().iter().map(|e| (e["path"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned())).collect();
-    assert_eq!(codes, [("/email".to_owned(), "invalid_email".to_owned()), ("/privacy_consent".to_owned(), "consent_required".to_owned())]);
+    let codes: Vec<_> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("/email".to_owned(), "invalid_email".to_owned()),
+            ("/privacy_consent".to_owned(), "consent_required".to_owned())
+        ]
+    );
     let mut wrong_key = t.form("Vic", None);
     wrong_key["widget_key"] = json!("0000");
     let r = Api::new(&server.base).post("/api/v1/widget/conversations", &wrong_key).await.unwrap();
@@ -110,10 +139,22 @@ async fn wrong_credentials_are_refused_with_401() {
     assert_eq!((r.status.as_u16(), r.code()), (401, "unauthorized"));
     let r = api.bearer(&t.api_key).post("/api/v1/tenants", &json!({"slug": "evil", "name": "Evil"})).await.unwrap();
     assert_eq!(r.status, 401, "a tenant key is not a platform token");
-    let r = api.post("/api/v1/agent/login", &json!({"tenant": t.slug, "email": t.agents[0].email, "password": "wrong password!"})).await.unwrap();
+    let r = api
+        .post(
+            "/api/v1/agent/login",
+            &json!({"tenant": t.slug, "email": t.agents[0].email, "password": "wrong password!"}),
+        )
+        .await
+        .unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (401, "invalid_credentials"));
     assert!(r.set_cookie.is_none());
-    let r = api.post("/api/v1/agent/login", &json!({"tenant": "no-such", "email": t.agents[0].email, "password": t.agents[0].password})).await.unwrap();
+    let r = api
+        .post(
+            "/api/v1/agent/login",
+            &json!({"tenant": "no-such", "email": t.agents[0].email, "password": t.agents[0].password}),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.code(), "invalid_credentials");
     assert_eq!(api.get("/api/v1/agent/me").await.unwrap().code(), "not_signed_in");
     assert_eq!(api.cookie("parley_session=forged").get("/api/v1/agent/me").await.unwrap().code(), "not_signed_in");
@@ -129,7 +170,10 @@ async fn visitor_tokens_are_bound_to_one_conversation_and_expire() {
     let (conv_a, token_a) = t.start_chat(&server.base, "A", None).await.unwrap();
     let (conv_b, _) = t.start_chat(&server.base, "B", None).await.unwrap();
     let api = Api::new(&server.base);
-    assert_eq!(api.bearer(&token_a).get(&format!("/api/v1/widget/conversations/{conv_a}/log")).await.unwrap().status, 200);
+    assert_eq!(
+        api.bearer(&token_a).get(&format!("/api/v1/widget/conversations/{conv_a}/log")).await.unwrap().status,
+        200
+    );
     let r = api.bearer(&token_a).get(&format!("/api/v1/widget/conversations/{conv_b}/log")).await.unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (403, "token_not_for_conversation"));
     let tampered = format!("{}0", &token_a[..token_a.len() - 1]);
@@ -162,9 +206,17 @@ async fn agent_sessions_expire() {
 async fn duplicate_slug_and_email_are_conflicts() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "dupes", 1).await.unwrap();
-    let r = Api::new(&server.base).bearer(parley_testkit::server::ADMIN_TOKEN).post("/api/v1/tenants", &json!({"slug": "dupes", "name": "Again"})).await.unwrap();
+    let r = Api::new(&server.base)
+        .bearer(parley_testkit::server::ADMIN_TOKEN)
+        .post("/api/v1/tenants", &json!({"slug": "dupes", "name": "Again"}))
+        .await
+        .unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (409, "slug_taken"));
-    let r = t.admin.post("/api/v1/users", &json!({"display_name": "Same", "email": t.agents[0].email.to_uppercase()})).await.unwrap();
+    let r = t
+        .admin
+        .post("/api/v1/users", &json!({"display_name": "Same", "email": t.agents[0].email.to_uppercase()}))
+        .await
+        .unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (409, "email_taken"));
 }
 
@@ -174,13 +226,19 @@ async fn an_invalid_workflow_is_refused_with_the_node_path() {
     let t = fixtures::tenant(&server.base, "wf", 1).await.unwrap();
     let r = t
         .admin
-        .post("/api/v1/workflows", &json!({"name": "Broken", "kind": "instant_messaging", "definition": {
+        .post(
+            "/api/v1/workflows",
+            &json!({"name": "Broken", "kind": "instant_messaging", "definition": {
             "start": "hello",
-            "nodes": [{"id": "hello", "activity": {"kind": "message", "text": "hi"}, "exits": {"next": "gone"}}]}}))
+            "nodes": [{"id": "hello", "activity": {"kind": "message", "text": "hi"}, "exits": {"next": "gone"}}]}}),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 422);
-    assert_eq!((r.body["errors"][0]["path"].as_str(), r.body["errors"][0]["code"].as_str()), (Some("/definition/nodes/0/exits/next"), Some("unknown_target")));
+    assert_eq!(
+        (r.body["errors"][0]["path"].as_str(), r.body["errors"][0]["code"].as_str()),
+        (Some("/definition/nodes/0/exits/next"), Some("unknown_target"))
+    );
     let list = t.admin.get("/api/v1/workflows").await.unwrap();
     assert_eq!(list.body.as_array().map(Vec::len), Some(1));
 }

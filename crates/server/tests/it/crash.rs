@@ -20,7 +20,9 @@ async fn acknowledged_messages_survive_kill_9_and_resume_exactly_once() {
     // Send everything at once (the writer batches them), then collect acks and whatever entries
     // arrive in between; stop reading entries early so the resume has work to do.
     for i in 0..MESSAGES {
-        v.send(&json!({"type": "send", "client_msg_id": format!("m-{i}"), "text": format!("message {i}")})).await.unwrap();
+        v.send(&json!({"type": "send", "client_msg_id": format!("m-{i}"), "text": format!("message {i}")}))
+            .await
+            .unwrap();
     }
     let mut acks: BTreeMap<String, i64> = BTreeMap::new();
     let mut seen: BTreeMap<i64, Value> = BTreeMap::new();
@@ -38,7 +40,11 @@ async fn acknowledged_messages_survive_kill_9_and_resume_exactly_once() {
         }
     }
     let cursor = *seen.keys().last().unwrap();
-    assert_eq!(seen.keys().copied().collect::<Vec<_>>(), (1..=cursor).collect::<Vec<_>>(), "live entries arrive in order");
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        (1..=cursor).collect::<Vec<_>>(),
+        "live entries arrive in order"
+    );
     server.kill9().await.unwrap();
 
     let server = ServerProcess::start(bin, dir.path()).await.unwrap();
@@ -58,7 +64,8 @@ async fn acknowledged_messages_survive_kill_9_and_resume_exactly_once() {
         assert_eq!(e["client_msg_id"].as_str(), Some(id.as_str()), "acked {id} at {seq}");
         assert_eq!(e["text"], format!("message {}", &id[2..]));
     }
-    let texts: BTreeSet<_> = seen.values().filter(|e| e["sender"]["role"] == "customer").filter_map(|e| e["text"].as_str()).collect();
+    let texts: BTreeSet<_> =
+        seen.values().filter(|e| e["sender"]["role"] == "customer").filter_map(|e| e["text"].as_str()).collect();
     assert_eq!(texts.len(), MESSAGES, "no customer message stored twice");
 
     // Resending after the restart is idempotent.
@@ -74,7 +81,10 @@ async fn acknowledged_messages_survive_kill_9_and_resume_exactly_once() {
     let (mut agent, hello) = t.agent_online(&base, &server.ws_base(), 0).await.unwrap();
     let offered = hello["offers"].as_array().is_some_and(|o| o.iter().any(|x| x["conversation_id"] == conv));
     if !offered {
-        agent.until("offer after restart", |f| f["type"] == "offer" && f["offer"]["conversation_id"] == conv).await.unwrap();
+        agent
+            .until("offer after restart", |f| f["type"] == "offer" && f["offer"]["conversation_id"] == conv)
+            .await
+            .unwrap();
     }
     server.terminate().await.unwrap();
 }

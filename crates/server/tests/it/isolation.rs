@@ -57,7 +57,14 @@ impl World {
 }
 
 fn a_ids(w: &World) -> Vec<String> {
-    vec![w.a.id.clone(), w.a_ou.clone(), w.a.agents[0].id.clone(), w.a.workflow_id.clone(), w.a.service_id.clone(), w.a_conv.clone()]
+    vec![
+        w.a.id.clone(),
+        w.a_ou.clone(),
+        w.a.agents[0].id.clone(),
+        w.a.workflow_id.clone(),
+        w.a.service_id.clone(),
+        w.a_conv.clone(),
+    ]
 }
 
 #[tokio::test]
@@ -76,12 +83,21 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
             let has_params = path.contains('{');
             let r = if has_params {
                 let p = w.path_with_a_ids(path);
-                if m == "PUT" { w.b.admin.send("PUT", &p, &json!({"active": false})).await } else { w.b.admin.raw(&m, &p, None, None).await }
+                if m == "PUT" {
+                    w.b.admin.send("PUT", &p, &json!({"active": false})).await
+                } else {
+                    w.b.admin.raw(&m, &p, None, None).await
+                }
             } else if m == "POST" {
                 match w.body_with_a_refs(path) {
                     Some((body, field)) => {
                         let r = w.b.admin.post(path, &body).await.unwrap();
-                        assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some(field)), "{m} {path}: {}", r.body);
+                        assert_eq!(
+                            (r.status.as_u16(), r.body["errors"][0]["path"].as_str()),
+                            (422, Some(field)),
+                            "{m} {path}: {}",
+                            r.body
+                        );
                         assert_eq!(r.body["errors"][0]["code"], "unknown_reference");
                         continue;
                     }
@@ -114,14 +130,24 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
 #[tokio::test]
 async fn a_service_cannot_take_another_tenants_user_as_member() {
     let w = world().await;
-    let r = w
-        .b
-        .admin
-        .post("/api/v1/services", &json!({"name": "x", "workflow_id": w.b.workflow_id, "members": [{"user_id": w.a.agents[0].id}]}))
-        .await
-        .unwrap();
+    let r =
+        w.b.admin
+            .post(
+                "/api/v1/services",
+                &json!({"name": "x", "workflow_id": w.b.workflow_id, "members": [{"user_id": w.a.agents[0].id}]}),
+            )
+            .await
+            .unwrap();
     assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some("/members/0/user_id")));
-    let r = w.b.admin.send("PUT", &format!("/api/v1/services/{}/members/{}", w.b.service_id, w.a.agents[0].id), &json!({"active": true})).await.unwrap();
+    let r =
+        w.b.admin
+            .send(
+                "PUT",
+                &format!("/api/v1/services/{}/members/{}", w.b.service_id, w.a.agents[0].id),
+                &json!({"active": true}),
+            )
+            .await
+            .unwrap();
     assert_eq!(r.status, 404);
 }
 
@@ -155,7 +181,10 @@ async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
     ] {
         ws.send(&frame).await.unwrap();
         let e = ws.until("error", |f| f["type"] == "error").await.unwrap();
-        assert!(["offer_not_found", "not_your_chat", "conversation_ended"].contains(&e["code"].as_str().unwrap()), "{e}");
+        assert!(
+            ["offer_not_found", "not_your_chat", "conversation_ended"].contains(&e["code"].as_str().unwrap()),
+            "{e}"
+        );
     }
     let log = w.a.admin.get(&format!("/api/v1/conversations/{}/log", w.a_conv)).await.unwrap();
     assert!(log.body["entries"].as_array().unwrap().iter().all(|e| e["sender"]["role"] != "agent"));
@@ -166,7 +195,11 @@ async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
 async fn a_visitor_token_never_opens_another_conversation() {
     let w = world().await;
     let (_, token_b) = w.b.start_chat(&w.server.base, "Bob", None).await.unwrap();
-    let r = Api::new(&w.server.base).bearer(&token_b).get(&format!("/api/v1/widget/conversations/{}/log", w.a_conv)).await.unwrap();
+    let r = Api::new(&w.server.base)
+        .bearer(&token_b)
+        .get(&format!("/api/v1/widget/conversations/{}/log", w.a_conv))
+        .await
+        .unwrap();
     assert_eq!(r.status, 403);
     let widget_a_with_b_key = json!({"contact_id": w.a.contact_id, "widget_key": w.b.widget_key, "display_name": "x",
                                      "email": "x@y.co", "privacy_consent": true});

@@ -24,7 +24,10 @@ async fn walk(db: Db) -> anyhow::Result<()> {
     assert_eq!(hello["type"], "hello");
     assert_eq!(hello["conversation_id"], conv);
     let first = entry(&mut visitor, "first message", |e| e["seq"] == 1).await?;
-    assert_eq!((first["entry"]["kind"].as_str(), first["entry"]["text"].as_str()), (Some("message"), Some("Hello, I need help")));
+    assert_eq!(
+        (first["entry"]["kind"].as_str(), first["entry"]["text"].as_str()),
+        (Some("message"), Some("Hello, I need help"))
+    );
     entry(&mut visitor, "welcome", |e| e["text"] == fixtures::WELCOME).await?;
     entry(&mut visitor, "queued", |e| e["event"]["type"] == "queued").await?;
 
@@ -54,17 +57,24 @@ async fn walk(db: Db) -> anyhow::Result<()> {
     assert!(acked.windows(2).all(|w| w[1] == w[0] + 1), "acks {acked:?}");
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        let f = agent2.until("visitor message", |f| f["type"] == "entry" && f["entry"]["sender"]["role"] == "customer").await?;
+        let f = agent2
+            .until("visitor message", |f| f["type"] == "entry" && f["entry"]["sender"]["role"] == "customer")
+            .await?;
         if f["entry"]["seq"].as_i64() >= acked.first().copied() {
             seen.push(f);
         }
     }
     assert_eq!(seqs(&seen), acked);
-    assert_eq!(seen.iter().map(|f| f["entry"]["text"].as_str().unwrap_or_default()).collect::<Vec<_>>(), ["one", "two", "three"]);
+    assert_eq!(
+        seen.iter().map(|f| f["entry"]["text"].as_str().unwrap_or_default()).collect::<Vec<_>>(),
+        ["one", "two", "three"]
+    );
 
     // Agent → visitor.
     for (i, text) in ["Hi Vic", "How can I help?"].iter().enumerate() {
-        agent2.send(&json!({"type": "send", "conversation_id": conv, "client_msg_id": format!("a-{i}"), "text": text})).await?;
+        agent2
+            .send(&json!({"type": "send", "conversation_id": conv, "client_msg_id": format!("a-{i}"), "text": text}))
+            .await?;
         let ack = agent2.until("agent ack", |f| f["type"] == "ack").await?;
         assert_eq!(ack["client_msg_id"], format!("a-{i}"));
         let got = entry(&mut visitor, "agent message", |e| e["sender"]["role"] == "agent").await?;
@@ -82,7 +92,10 @@ async fn walk(db: Db) -> anyhow::Result<()> {
 
     // The durable log is gapless and matches what was streamed.
     let log = t.admin.get(&format!("/api/v1/conversations/{conv}/log")).await?;
-    let all: Vec<i64> = log.body["entries"].as_array().map(|a| a.iter().filter_map(|e| e["seq"].as_i64()).collect()).unwrap_or_default();
+    let all: Vec<i64> = log.body["entries"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["seq"].as_i64()).collect())
+        .unwrap_or_default();
     let last = ended_v["entry"]["seq"].as_i64().unwrap_or_default();
     assert_eq!(all, (1..=last).collect::<Vec<_>>());
     let state = t.admin.get(&format!("/api/v1/conversations/{conv}")).await?;
@@ -138,7 +151,10 @@ async fn reconnecting_agent_gets_its_chats_and_their_history_again() {
     let (conv, _) = t.start_chat(&base, "Rita", Some("first")).await.unwrap();
     agent.until("offer", |f| f["type"] == "offer").await.unwrap();
     agent.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
-    agent.until("connected entry", |f| f["type"] == "entry" && f["entry"]["event"]["type"] == "connected").await.unwrap();
+    agent
+        .until("connected entry", |f| f["type"] == "entry" && f["entry"]["event"]["type"] == "connected")
+        .await
+        .unwrap();
     agent.close().await;
     let cookie = t.login(&base, 0).await.unwrap();
     let mut again = Ws::connect(&format!("{ws_base}/ws/v1/agent"), Some(&cookie)).await.unwrap();
