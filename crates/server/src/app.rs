@@ -38,7 +38,7 @@ impl App {
     ///
     /// # Errors
     /// Store or bind failures, with context.
-    pub async fn build(config: Config, overrides: Overrides) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config, overrides: Overrides) -> anyhow::Result<Self> {
         if config.database_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
@@ -49,6 +49,10 @@ impl App {
             Some(l) => l,
             None => TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?,
         };
+        // With port 0 the default public URL only becomes known once bound.
+        if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
+            config.public_url = format!("http://{}", listener.local_addr()?);
+        }
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let bus = Arc::new(Bus::new());
         let hook_bus = Arc::clone(&bus);

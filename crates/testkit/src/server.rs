@@ -127,18 +127,44 @@ impl ServerProcess {
     /// # Errors
     /// If the process fails to start or exits before listening.
     pub async fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self::start_command(bin, "serve", data_dir).await?.0)
+    }
+
+    /// Starts `bin demo` like [`Self::start`] and returns the banner it printed.
+    ///
+    /// # Errors
+    /// If the process fails to start or exits before listening.
+    pub async fn start_demo(bin: &Path, data_dir: &Path) -> anyhow::Result<(Self, String)> {
+        Self::start_command(bin, "demo", data_dir).await
+    }
+
+    async fn start_command(bin: &Path, command: &str, data_dir: &Path) -> anyhow::Result<(Self, String)> {
         let mut child = Command::new(bin)
-            .arg("serve")
+            .arg(command)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .arg("--data-dir")
             .arg(data_dir)
             .env("PARLEY_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut out_lines = BufReader::new(stdout).lines();
+        let mut banner = String::new();
+        if command == "demo" {
+            // The banner ends with the snippet line; it is printed before serving starts.
+            while let Some(line) = out_lines.next_line().await? {
+                banner.push_str(&line);
+                banner.push('\n');
+                if line.trim_start().starts_with("Snippet:") {
+                    break;
+                }
+            }
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
         let stderr = child.stderr.take().context("stderr")?;
         let mut lines = BufReader::new(stderr).lines();
         let addr = loop {
@@ -150,7 +176,7 @@ impl ServerProcess {
         };
         // Keep draining the log so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { base: format!("http://{addr}"), child })
+        Ok((Self { base: format!("http://{addr}"), child }, banner))
     }
 
     /// `ws://…`

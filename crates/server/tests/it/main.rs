@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod crash;
+mod demo;
 mod isolation;
 mod shutdown;
 mod walk;
