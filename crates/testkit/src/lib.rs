@@ -3,6 +3,7 @@
 pub mod webdriver;
 pub mod client;
 pub mod fixtures;
+pub mod host;
 pub mod server;
 
 pub use client::{Api, Reply, Ws};

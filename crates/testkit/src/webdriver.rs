@@ -363,7 +363,8 @@ impl Chromedriver {
         &self.url
     }
 
-    /// Opens headless Chromium with a fresh profile and a `width`×`height` window.
+    /// Opens headless Chromium with a fresh profile, a `width`×`height` window and a viewport of
+    /// exactly that many CSS pixels (see [`Browser::set_window_size`]).
     ///
     /// # Errors
     /// The session could not be created (e.g. driver and browser versions disagree).
@@ -397,12 +398,14 @@ impl Chromedriver {
                 "set timeouts",
             )
             .await?;
-        Ok(Browser {
+        let browser = Browser {
             session,
             script_timeout_ms: std::sync::atomic::AtomicU64::new(SCRIPT_TIMEOUT_MS),
             quit: false,
             _profile: profile,
-        })
+        };
+        browser.set_viewport(width, height).await?;
+        Ok(browser)
     }
 }
 
@@ -607,7 +610,7 @@ impl Browser {
         decode_base64(v.as_str().context("screenshot: not a string")?)
     }
 
-    /// Resizes the window (outer size).
+    /// Resizes the window and makes the viewport exactly `width`×`height` CSS pixels.
     ///
     /// # Errors
     /// WebDriver refused.
@@ -618,6 +621,27 @@ impl Browser {
                 "/window/rect",
                 Some(json!({"width": width, "height": height})),
                 "set window size",
+            )
+            .await?;
+        self.set_viewport(width, height).await
+    }
+
+    /// Pins the viewport to exactly `width`×`height` CSS pixels. Chromium windows have a
+    /// minimum width (about 500 px) and their outer size includes browser UI, so the window size
+    /// alone cannot produce a phone-sized viewport; a device-metrics override can.
+    async fn set_viewport(&self, width: u32, height: u32) -> Result<()> {
+        let params = json!({
+            "width": width,
+            "height": height,
+            "deviceScaleFactor": 1,
+            "mobile": false,
+        });
+        self.session
+            .cmd(
+                Method::POST,
+                "/goog/cdp/execute",
+                Some(json!({ "cmd": "Emulation.setDeviceMetricsOverride", "params": params })),
+                "set viewport",
             )
             .await?;
         Ok(())
