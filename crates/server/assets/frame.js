@@ -387,7 +387,8 @@
     return messageLi('msg-system', (state && state.service_name) || 'Parley', entry.text, time);
   }
 
-  // Renders one LogEntry unless already shown. `live` is false for history and replay.
+  // Renders one LogEntry unless already shown. `live` is false for the transcript fetched over
+  // HTTP after a reload (nothing in it is news to the visitor).
   function renderEntry(entry, live) {
     var seq = Number(entry && entry.seq);
     if (!(seq > 0) || seq <= lastSeq) return;
@@ -648,7 +649,7 @@
   // Two failed upgrades in a row: maybe the server is down, maybe the token is no longer valid.
   // Browsers hide the upgrade status, so ask the HTTP API, which says 401 for a dead token.
   function checkTokenThenReconnect() {
-    fetchLog(0)
+    fetchLog(lastSeq)
       .then(function () {
         scheduleReconnect();
       })

@@ -102,7 +102,8 @@ pub struct EngineDeps {
 /// The engines of all tenants on this node, started on first use.
 pub struct Engines {
     deps: EngineDeps,
-    senders: Mutex<HashMap<TenantId, mpsc::Sender<Command>>>,
+    /// `None` once closed: no engine starts during shutdown.
+    senders: Mutex<Option<HashMap<TenantId, mpsc::Sender<Command>>>>,
 }
 
 impl std::fmt::Debug for Engines {
@@ -114,12 +115,13 @@ impl std::fmt::Debug for Engines {
 impl Engines {
     #[must_use]
     pub fn new(deps: EngineDeps) -> Self {
-        Self { deps, senders: Mutex::new(HashMap::new()) }
+        Self { deps, senders: Mutex::new(Some(HashMap::new())) }
     }
 
-    fn sender(&self, tenant: TenantId) -> mpsc::Sender<Command> {
+    fn sender(&self, tenant: TenantId) -> Option<mpsc::Sender<Command>> {
         let mut senders = self.senders.lock().unwrap_or_else(PoisonError::into_inner);
-        senders
+        let senders = senders.as_mut()?;
+        let tx = senders
             .entry(tenant)
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(1024);
@@ -127,7 +129,8 @@ impl Engines {
                 self.deps.tracker.spawn(engine.run(rx));
                 tx
             })
-            .clone()
+            .clone();
+        Some(tx)
     }
 
     /// Starts the tenant's engine now (it rebuilds from the store) rather than on first use.
@@ -140,7 +143,8 @@ impl Engines {
     /// # Errors
     /// `EngineError::Unavailable` when the engine is gone.
     pub async fn send(&self, tenant: TenantId, cmd: Command) -> Result<(), EngineError> {
-        self.sender(tenant).send(cmd).await.map_err(|_| EngineError::Unavailable)
+        let tx = self.sender(tenant).ok_or(EngineError::Unavailable)?;
+        tx.send(cmd).await.map_err(|_| EngineError::Unavailable)
     }
 
     /// Sends a command carrying a reply channel and waits for the answer.
@@ -155,7 +159,7 @@ impl Engines {
 
     /// Stops accepting commands; engines finish what they hold and exit.
     pub fn close(&self) {
-        self.senders.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        *self.senders.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 

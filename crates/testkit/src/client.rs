@@ -61,7 +61,13 @@ impl Api {
     ///
     /// # Errors
     /// Transport failures.
-    pub async fn raw(&self, method: &str, path: &str, content_type: Option<&str>, body: Option<Vec<u8>>) -> anyhow::Result<Reply> {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Reply> {
         let method = reqwest::Method::from_bytes(method.as_bytes())?;
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.bearer {
@@ -78,10 +84,15 @@ impl Api {
         }
         let res = req.send().await.with_context(|| format!("request to {path}"))?;
         let status = res.status();
-        let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let content_type =
+            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let set_cookie = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = res.bytes().await?;
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned())) };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
         Ok(Reply { status, content_type, body, set_cookie })
     }
 
@@ -173,12 +184,17 @@ impl Ws {
     /// Timeout, close or a non-JSON frame.
     pub async fn next(&mut self) -> anyhow::Result<Value> {
         loop {
-            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.inner.next()).await.context("timed out waiting for a frame")?;
+            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.inner.next())
+                .await
+                .context("timed out waiting for a frame")?;
             match msg {
                 Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str())?),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(frame))) => {
-                    let c = frame.map_or(Closed { code: 1005, reason: String::new() }, |f| Closed { code: f.code.into(), reason: f.reason.to_string() });
+                    let c = frame.map_or(Closed { code: 1005, reason: String::new() }, |f| Closed {
+                        code: f.code.into(),
+                        reason: f.reason.to_string(),
+                    });
                     return Err(anyhow::Error::msg(format!("closed {} {}", c.code, c.reason)).context(c.code));
                 }
                 Some(Ok(other)) => anyhow::bail!("unexpected frame {other:?}"),

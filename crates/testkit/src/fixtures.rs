@@ -66,19 +66,22 @@ pub async fn tenant(base: &str, slug: &str, agents: usize) -> anyhow::Result<Ten
         .post(
             "/api/v1/workflows",
             &json!({"ou_id": ou_id, "name": "Support chat", "kind": "instant_messaging", "definition": {
-                "start": "accept",
-                "nodes": [
-                    {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "welcome"}},
-                    {"id": "welcome", "activity": {"kind": "message", "text": WELCOME}, "exits": {"next": "queue"}},
-                    {"id": "queue", "activity": {"kind": "queue_task"}}
-                ]}}),
+            "start": "accept",
+            "nodes": [
+                {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "welcome"}},
+                {"id": "welcome", "activity": {"kind": "message", "text": WELCOME}, "exits": {"next": "queue"}},
+                {"id": "queue", "activity": {"kind": "queue_task"}}
+            ]}}),
         )
         .await?;
     ensure!(wf.status == 201, "create workflow: {}", wf.body);
     let workflow_id = wf.body["id"].as_str().context("id")?.to_owned();
     let members: Vec<Value> = logins.iter().map(|a| json!({"user_id": a.id})).collect();
     let s = admin
-        .post("/api/v1/services", &json!({"ou_id": ou_id, "name": "Support", "workflow_id": workflow_id, "members": members}))
+        .post(
+            "/api/v1/services",
+            &json!({"ou_id": ou_id, "name": "Support", "workflow_id": workflow_id, "members": members}),
+        )
         .await?;
     ensure!(s.status == 201, "create service: {}", s.body);
     Ok(Tenant {
@@ -101,7 +104,9 @@ impl Tenant {
     /// If the sign-in fails.
     pub async fn login(&self, base: &str, agent: usize) -> anyhow::Result<String> {
         let a = &self.agents[agent];
-        let r = Api::new(base).post("/api/v1/agent/login", &json!({"tenant": self.slug, "email": a.email, "password": a.password})).await?;
+        let r = Api::new(base)
+            .post("/api/v1/agent/login", &json!({"tenant": self.slug, "email": a.email, "password": a.password}))
+            .await?;
         ensure!(r.status == 200, "login: {} {}", r.status, r.body);
         let set = r.set_cookie.context("no cookie")?;
         Ok(set.split(';').next().unwrap_or_default().to_owned())
@@ -135,7 +140,12 @@ impl Tenant {
     ///
     /// # Errors
     /// If the start is refused.
-    pub async fn start_chat(&self, base: &str, name: &str, first_message: Option<&str>) -> anyhow::Result<(String, String)> {
+    pub async fn start_chat(
+        &self,
+        base: &str,
+        name: &str,
+        first_message: Option<&str>,
+    ) -> anyhow::Result<(String, String)> {
         let r = Api::new(base).post("/api/v1/widget/conversations", &self.form(name, first_message)).await?;
         ensure!(r.status == 201, "start chat: {} {}", r.status, r.body);
         Ok((

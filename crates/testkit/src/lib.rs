@@ -1,10 +1,10 @@
 //! Test support for Parley: spawning servers, WebSocket and HTTP helpers, a WebDriver client for headless Chromium.
 
-pub mod webdriver;
 pub mod client;
 pub mod fixtures;
 pub mod host;
 pub mod server;
+pub mod webdriver;
 
 pub use client::{Api, Reply, Ws};
 pub use server::{Db, ServerProcess, TestServer};

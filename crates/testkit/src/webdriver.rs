@@ -222,9 +222,7 @@ if (!check()) {{
 fn text_condition(css: &str, text: &str) -> String {
     let css = Value::String(css.to_owned());
     let text = Value::String(text.to_owned());
-    format!(
-        "Array.from(document.querySelectorAll({css})).some((e) => (e.textContent || '').includes({text}))"
-    )
+    format!("Array.from(document.querySelectorAll({css})).some((e) => (e.textContent || '').includes({text}))")
 }
 
 #[derive(Clone, Debug)]
@@ -235,44 +233,19 @@ struct Session {
 }
 
 impl Session {
-    async fn cmd(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        what: &str,
-    ) -> Result<Value> {
-        request(
-            &self.http,
-            method,
-            &format!("{}{path}", self.base),
-            body,
-            what,
-        )
-        .await
+    async fn cmd(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Value> {
+        request(&self.http, method, &format!("{}{path}", self.base), body, what).await
     }
 }
 
-async fn request(
-    http: &reqwest::Client,
-    method: Method,
-    url: &str,
-    body: Option<Value>,
-    what: &str,
-) -> Result<Value> {
+async fn request(http: &reqwest::Client, method: Method, url: &str, body: Option<Value>, what: &str) -> Result<Value> {
     let mut req = http.request(method, url);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let res = req
-        .send()
-        .await
-        .with_context(|| format!("WebDriver {what}: request to {url} failed"))?;
+    let res = req.send().await.with_context(|| format!("WebDriver {what}: request to {url} failed"))?;
     let status = res.status().as_u16();
-    let text = res
-        .text()
-        .await
-        .with_context(|| format!("WebDriver {what}: reading the response"))?;
+    let text = res.text().await.with_context(|| format!("WebDriver {what}: reading the response"))?;
     parse_response(what, status, &text)
 }
 
@@ -300,8 +273,7 @@ impl Chromedriver {
     /// # Errors
     /// Either binary missing, or chromedriver failing to start.
     pub async fn start() -> Result<Self> {
-        let driver =
-            chromedriver_path().context("chromedriver not found (set PARLEY_CHROMEDRIVER)")?;
+        let driver = chromedriver_path().context("chromedriver not found (set PARLEY_CHROMEDRIVER)")?;
         let chromium = chromium_path().context("Chromium not found (set PARLEY_CHROMIUM)")?;
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").context("picking a free port")?;
@@ -331,15 +303,9 @@ impl Chromedriver {
         .await;
         match ready {
             Ok(Ok(true)) => {}
-            Ok(Ok(false)) => bail!(
-                "chromedriver exited before it was ready:\n{}",
-                seen.join("\n")
-            ),
+            Ok(Ok(false)) => bail!("chromedriver exited before it was ready:\n{}", seen.join("\n")),
             Ok(Err(e)) => bail!("reading chromedriver output: {e}"),
-            Err(_) => bail!(
-                "chromedriver not ready after {STARTUP_TIMEOUT:?}:\n{}",
-                seen.join("\n")
-            ),
+            Err(_) => bail!("chromedriver not ready after {STARTUP_TIMEOUT:?}:\n{}", seen.join("\n")),
         }
         // Keep draining its output so chromedriver never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -349,12 +315,7 @@ impl Chromedriver {
             .timeout(Duration::from_secs(180))
             .build()
             .context("building the HTTP client")?;
-        Ok(Self {
-            _child: child,
-            url: format!("http://127.0.0.1:{port}"),
-            chromium,
-            http,
-        })
+        Ok(Self { _child: child, url: format!("http://127.0.0.1:{port}"), chromium, http })
     }
 
     /// The driver's base URL, e.g. `http://127.0.0.1:40123`.
@@ -369,26 +330,15 @@ impl Chromedriver {
     /// # Errors
     /// The session could not be created (e.g. driver and browser versions disagree).
     pub async fn new_session(&self, width: u32, height: u32) -> Result<Browser> {
-        let profile = tempfile::Builder::new()
-            .prefix("parley-chromium-")
-            .tempdir()?;
+        let profile = tempfile::Builder::new().prefix("parley-chromium-").tempdir()?;
         let caps = session_capabilities(&self.chromium, profile.path(), width, height);
-        let value = request(
-            &self.http,
-            Method::POST,
-            &format!("{}/session", self.url),
-            Some(caps),
-            "new session",
-        )
-        .await?;
+        let value =
+            request(&self.http, Method::POST, &format!("{}/session", self.url), Some(caps), "new session").await?;
         let id = value
             .get("sessionId")
             .and_then(Value::as_str)
             .context("WebDriver new session: no sessionId in the response")?;
-        let session = Session {
-            http: self.http.clone(),
-            base: format!("{}/session/{id}", self.url),
-        };
+        let session = Session { http: self.http.clone(), base: format!("{}/session/{id}", self.url) };
         // Capabilities set them already; repeat in case the driver ignored the capability.
         session
             .cmd(
@@ -425,14 +375,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused or the load failed.
     pub async fn goto(&self, url: &str) -> Result<()> {
-        self.session
-            .cmd(
-                Method::POST,
-                "/url",
-                Some(json!({ "url": url })),
-                &format!("goto {url}"),
-            )
-            .await?;
+        self.session.cmd(Method::POST, "/url", Some(json!({ "url": url })), &format!("goto {url}")).await?;
         Ok(())
     }
 
@@ -479,11 +422,7 @@ impl Browser {
             .get(ELEMENT_KEY)
             .and_then(Value::as_str)
             .with_context(|| format!("find `{css}`: no element reference in {v}"))?;
-        Ok(Element {
-            session: self.session.clone(),
-            id: id.to_owned(),
-            selector: css.to_owned(),
-        })
+        Ok(Element { session: self.session.clone(), id: id.to_owned(), selector: css.to_owned() })
     }
 
     /// Runs `script` as a function body with `args` (`arguments[i]`); returns what it returns.
@@ -491,14 +430,7 @@ impl Browser {
     /// # Errors
     /// The script threw, or WebDriver refused.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
-        self.session
-            .cmd(
-                Method::POST,
-                "/execute/sync",
-                Some(json!({"script": script, "args": args})),
-                "execute",
-            )
-            .await
+        self.session.cmd(Method::POST, "/execute/sync", Some(json!({"script": script, "args": args})), "execute").await
     }
 
     /// Like [`Browser::execute`], but the script finishes by calling its last argument.
@@ -507,12 +439,7 @@ impl Browser {
     /// The script threw, timed out, or WebDriver refused.
     pub async fn execute_async(&self, script: &str, args: Vec<Value>) -> Result<Value> {
         self.session
-            .cmd(
-                Method::POST,
-                "/execute/async",
-                Some(json!({"script": script, "args": args})),
-                "execute async",
-            )
+            .cmd(Method::POST, "/execute/async", Some(json!({"script": script, "args": args})), "execute async")
             .await
     }
 
@@ -523,27 +450,14 @@ impl Browser {
     /// Timeout (the message quotes the condition and its last exception, if any).
     pub async fn wait_for(&self, js_condition: &str, timeout_ms: u64) -> Result<Value> {
         let needed = timeout_ms.saturating_add(5_000);
-        if needed
-            > self
-                .script_timeout_ms
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if needed > self.script_timeout_ms.load(std::sync::atomic::Ordering::Relaxed) {
             self.session
-                .cmd(
-                    Method::POST,
-                    "/timeouts",
-                    Some(json!({ "script": needed })),
-                    "set script timeout",
-                )
+                .cmd(Method::POST, "/timeouts", Some(json!({ "script": needed })), "set script timeout")
                 .await?;
-            self.script_timeout_ms
-                .store(needed, std::sync::atomic::Ordering::Relaxed);
+            self.script_timeout_ms.store(needed, std::sync::atomic::Ordering::Relaxed);
         }
         let res = self
-            .execute_async(
-                &wait_script(js_condition),
-                vec![json!(js_condition), json!(timeout_ms)],
-            )
+            .execute_async(&wait_script(js_condition), vec![json!(js_condition), json!(timeout_ms)])
             .await
             .with_context(|| format!("waiting for `{js_condition}`"))?;
         if res.get("ok").and_then(Value::as_bool) == Some(true) {
@@ -561,9 +475,7 @@ impl Browser {
     /// # Errors
     /// Timeout.
     pub async fn wait_for_text(&self, css: &str, text: &str) -> Result<()> {
-        self.wait_for(&text_condition(css, text), IMPLICIT_WAIT_MS)
-            .await
-            .map(|_| ())
+        self.wait_for(&text_condition(css, text), IMPLICIT_WAIT_MS).await.map(|_| ())
     }
 
     /// Makes the iframe `frame` the context for later commands.
@@ -587,14 +499,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused.
     pub async fn switch_to_parent(&self) -> Result<()> {
-        self.session
-            .cmd(
-                Method::POST,
-                "/frame/parent",
-                Some(json!({})),
-                "switch to parent frame",
-            )
-            .await?;
+        self.session.cmd(Method::POST, "/frame/parent", Some(json!({})), "switch to parent frame").await?;
         Ok(())
     }
 
@@ -603,10 +508,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused or sent bad data.
     pub async fn screenshot_png(&self) -> Result<Vec<u8>> {
-        let v = self
-            .session
-            .cmd(Method::GET, "/screenshot", None, "screenshot")
-            .await?;
+        let v = self.session.cmd(Method::GET, "/screenshot", None, "screenshot").await?;
         decode_base64(v.as_str().context("screenshot: not a string")?)
     }
 
@@ -616,12 +518,7 @@ impl Browser {
     /// WebDriver refused.
     pub async fn set_window_size(&self, width: u32, height: u32) -> Result<()> {
         self.session
-            .cmd(
-                Method::POST,
-                "/window/rect",
-                Some(json!({"width": width, "height": height})),
-                "set window size",
-            )
+            .cmd(Method::POST, "/window/rect", Some(json!({"width": width, "height": height})), "set window size")
             .await?;
         self.set_viewport(width, height).await
     }
@@ -652,10 +549,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused.
     pub async fn title(&self) -> Result<String> {
-        let v = self
-            .session
-            .cmd(Method::GET, "/title", None, "title")
-            .await?;
+        let v = self.session.cmd(Method::GET, "/title", None, "title").await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
@@ -664,10 +558,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused.
     pub async fn current_url(&self) -> Result<String> {
-        let v = self
-            .session
-            .cmd(Method::GET, "/url", None, "current url")
-            .await?;
+        let v = self.session.cmd(Method::GET, "/url", None, "current url").await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
@@ -676,9 +567,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused.
     pub async fn refresh(&self) -> Result<()> {
-        self.session
-            .cmd(Method::POST, "/refresh", Some(json!({})), "refresh")
-            .await?;
+        self.session.cmd(Method::POST, "/refresh", Some(json!({})), "refresh").await?;
         Ok(())
     }
 
@@ -688,15 +577,7 @@ impl Browser {
     /// # Errors
     /// WebDriver refused.
     pub async fn browser_log(&self) -> Result<Vec<Value>> {
-        let v = self
-            .session
-            .cmd(
-                Method::POST,
-                "/se/log",
-                Some(json!({ "type": "browser" })),
-                "browser log",
-            )
-            .await?;
+        let v = self.session.cmd(Method::POST, "/se/log", Some(json!({ "type": "browser" })), "browser log").await?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
@@ -735,17 +616,9 @@ pub struct Element {
 }
 
 impl Element {
-    async fn cmd(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        what: &str,
-    ) -> Result<Value> {
+    async fn cmd(&self, method: Method, path: &str, body: Option<Value>, what: &str) -> Result<Value> {
         let what = format!("{what} on `{}`", self.selector);
-        self.session
-            .cmd(method, &format!("/element/{}{path}", self.id), body, &what)
-            .await
+        self.session.cmd(method, &format!("/element/{}{path}", self.id), body, &what).await
     }
 
     /// Clicks the element (scrolling it into view first).
@@ -753,8 +626,7 @@ impl Element {
     /// # Errors
     /// Not interactable (hidden, covered, disabled), or gone.
     pub async fn click(&self) -> Result<()> {
-        self.cmd(Method::POST, "/click", Some(json!({})), "click")
-            .await?;
+        self.cmd(Method::POST, "/click", Some(json!({})), "click").await?;
         Ok(())
     }
 
@@ -763,13 +635,7 @@ impl Element {
     /// # Errors
     /// Not interactable, or gone.
     pub async fn send_keys(&self, text: &str) -> Result<()> {
-        self.cmd(
-            Method::POST,
-            "/value",
-            Some(json!({ "text": text })),
-            "send keys",
-        )
-        .await?;
+        self.cmd(Method::POST, "/value", Some(json!({ "text": text })), "send keys").await?;
         Ok(())
     }
 
@@ -778,8 +644,7 @@ impl Element {
     /// # Errors
     /// Not editable, or gone.
     pub async fn clear(&self) -> Result<()> {
-        self.cmd(Method::POST, "/clear", Some(json!({})), "clear")
-            .await?;
+        self.cmd(Method::POST, "/clear", Some(json!({})), "clear").await?;
         Ok(())
     }
 
@@ -797,14 +662,7 @@ impl Element {
     /// # Errors
     /// Gone.
     pub async fn attr(&self, name: &str) -> Result<Option<String>> {
-        let v = self
-            .cmd(
-                Method::GET,
-                &format!("/attribute/{name}"),
-                None,
-                &format!("attribute {name}"),
-            )
-            .await?;
+        let v = self.cmd(Method::GET, &format!("/attribute/{name}"), None, &format!("attribute {name}")).await?;
         Ok(v.as_str().map(str::to_owned))
     }
 
@@ -813,9 +671,7 @@ impl Element {
     /// # Errors
     /// Gone.
     pub async fn is_displayed(&self) -> Result<bool> {
-        let v = self
-            .cmd(Method::GET, "/displayed", None, "displayed")
-            .await?;
+        let v = self.cmd(Method::GET, "/displayed", None, "displayed").await?;
         Ok(v.as_bool().unwrap_or(false))
     }
 
@@ -845,11 +701,7 @@ impl Element {
             .get(ELEMENT_KEY)
             .and_then(Value::as_str)
             .with_context(|| format!("find `{css}`: no element reference in {v}"))?;
-        Ok(Element {
-            session: self.session.clone(),
-            id: id.to_owned(),
-            selector: format!("{} {css}", self.selector),
-        })
+        Ok(Element { session: self.session.clone(), id: id.to_owned(), selector: format!("{} {css}", self.selector) })
     }
 }
 
@@ -859,22 +711,12 @@ mod tests {
 
     #[test]
     fn capabilities_carry_binary_profile_and_size() {
-        let caps =
-            session_capabilities(Path::new("/opt/chromium"), Path::new("/tmp/prof"), 390, 844);
+        let caps = session_capabilities(Path::new("/opt/chromium"), Path::new("/tmp/prof"), 390, 844);
         let m = &caps["capabilities"]["alwaysMatch"];
         assert_eq!(m["goog:chromeOptions"]["binary"], "/opt/chromium");
-        let args: Vec<&str> = m["goog:chromeOptions"]["args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap())
-            .collect();
-        for want in [
-            "--headless",
-            "--no-sandbox",
-            "--user-data-dir=/tmp/prof",
-            "--window-size=390,844",
-        ] {
+        let args: Vec<&str> =
+            m["goog:chromeOptions"]["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        for want in ["--headless", "--no-sandbox", "--user-data-dir=/tmp/prof", "--window-size=390,844"] {
             assert!(args.contains(&want), "{want} missing from {args:?}");
         }
         assert_eq!(m["timeouts"]["implicit"], 10_000);
@@ -883,33 +725,12 @@ mod tests {
     #[test]
     fn webdriver_errors_name_the_command() {
         let body = r#"{"value":{"error":"no such element","message":"Unable to locate element","stacktrace":""}}"#;
-        let err = parse_response("find `#x`", 404, body)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "WebDriver find `#x` failed: no such element: Unable to locate element"
-        );
-        assert_eq!(
-            parse_response("title", 200, r#"{"value":"Hi"}"#).unwrap(),
-            json!("Hi")
-        );
-        assert_eq!(
-            parse_response("click", 200, r#"{"value":null}"#).unwrap(),
-            Value::Null
-        );
-        assert!(
-            parse_response("x", 500, "<html>")
-                .unwrap_err()
-                .to_string()
-                .contains("non-JSON")
-        );
-        assert!(
-            parse_response("x", 500, r#"{"value":{}}"#)
-                .unwrap_err()
-                .to_string()
-                .contains("HTTP 500")
-        );
+        let err = parse_response("find `#x`", 404, body).unwrap_err().to_string();
+        assert_eq!(err, "WebDriver find `#x` failed: no such element: Unable to locate element");
+        assert_eq!(parse_response("title", 200, r#"{"value":"Hi"}"#).unwrap(), json!("Hi"));
+        assert_eq!(parse_response("click", 200, r#"{"value":null}"#).unwrap(), Value::Null);
+        assert!(parse_response("x", 500, "<html>").unwrap_err().to_string().contains("non-JSON"));
+        assert!(parse_response("x", 500, r#"{"value":{}}"#).unwrap_err().to_string().contains("HTTP 500"));
     }
 
     #[test]

@@ -29,7 +29,8 @@ async fn screenshot(b: &Browser, name: &str) {
 }
 
 /// JS: the texts of the log entries, in document order, with their seq.
-const LOG_TEXTS: &str = "Array.from(document.querySelectorAll('li[data-seq]')).map(li => [Number(li.dataset.seq), li.textContent])";
+const LOG_TEXTS: &str =
+    "Array.from(document.querySelectorAll('li[data-seq]')).map(li => [Number(li.dataset.seq), li.textContent])";
 
 fn ascending(v: &serde_json::Value) -> bool {
     let seqs: Vec<i64> = v.as_array().unwrap().iter().map(|p| p[0].as_i64().unwrap()).collect();
@@ -59,7 +60,10 @@ async fn visitor_and_agent_chat_through_the_real_pages() {
     agent.find("#email").await.unwrap().send_keys(&t.agents[0].email).await.unwrap();
     agent.find("#password").await.unwrap().send_keys(&t.agents[0].password).await.unwrap();
     agent.find("#sign-in").await.unwrap().click().await.unwrap();
-    agent.wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000).await.unwrap();
+    agent
+        .wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000)
+        .await
+        .unwrap();
     agent
         .execute("const s = document.querySelector('#presence'); s.value = 'available'; s.dispatchEvent(new Event('change', {bubbles: true}));", vec![])
         .await
@@ -71,7 +75,13 @@ async fn visitor_and_agent_chat_through_the_real_pages() {
     visitor.find("#parley-launcher").await.unwrap().click().await.unwrap();
     let frame = visitor.find("#parley-widget-frame").await.unwrap();
     visitor.switch_to_frame(&frame).await.unwrap();
-    visitor.find("#display_name").await.unwrap().send_keys("Vera <img src=x onerror=\"window.pwned=1\">").await.unwrap();
+    visitor
+        .find("#display_name")
+        .await
+        .unwrap()
+        .send_keys("Vera <img src=x onerror=\"window.pwned=1\">")
+        .await
+        .unwrap();
     visitor.find("#email").await.unwrap().send_keys("vera@example.com").await.unwrap();
     visitor.find("#first_message").await.unwrap().send_keys("Where is my order?").await.unwrap();
     visitor.find("#privacy_consent").await.unwrap().click().await.unwrap();
@@ -99,7 +109,10 @@ async fn visitor_and_agent_chat_through_the_real_pages() {
     let alog = agent.execute(&format!("return {LOG_TEXTS};"), vec![]).await.unwrap();
     assert!(ascending(&vlog), "visitor log out of order: {vlog}");
     assert!(ascending(&alog), "agent log out of order: {alog}");
-    assert!(vlog.to_string().contains("<script>window.pwned=1</script>Hello from the widget"), "shown literally: {vlog}");
+    assert!(
+        vlog.to_string().contains("<script>window.pwned=1</script>Hello from the widget"),
+        "shown literally: {vlog}"
+    );
     assert_eq!(visitor.execute("return window.pwned === undefined;", vec![]).await.unwrap(), true);
     assert_eq!(agent.execute("return window.pwned === undefined;", vec![]).await.unwrap(), true);
     screenshot(&visitor, "widget-chat-desktop").await;

@@ -36,7 +36,10 @@ async fn demo_prints_urls_that_work() {
     // The printed sign-in works and opens the workspace socket.
     let sign_in = field(&banner, "sign in as");
     let (email, password) = sign_in.split("  or  ").next().unwrap().split_once(" / ").unwrap();
-    let r = Api::new(&p.base).post("/api/v1/agent/login", &json!({"tenant": "demo", "email": email, "password": password})).await.unwrap();
+    let r = Api::new(&p.base)
+        .post("/api/v1/agent/login", &json!({"tenant": "demo", "email": email, "password": password}))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     let cookie = r.set_cookie.unwrap().split(';').next().unwrap().to_owned();
     let mut ws = Ws::connect(&format!("{}/ws/v1/agent", p.ws_base()), Some(&cookie)).await.unwrap();
