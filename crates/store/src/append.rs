@@ -1,7 +1,7 @@
 //! The logic of `Store::append_batch` that both backends share: idempotency, seq assignment,
 //! per-entry outcomes and the fall back to one transaction per entry.
 //!
-//! A backend supplies three statements ([`LogTx`]) and a way to run a batch in one transaction;
+//! A backend supplies two statements ([`LogTx`]) and a way to run a batch in one transaction;
 //! everything that decides what an entry's outcome is lives here, once, so SQLite and PostgreSQL
 //! cannot disagree about it.
 
@@ -12,20 +12,18 @@ use std::future::Future;
 
 /// The statements of one append, run inside the caller's transaction.
 pub(crate) trait LogTx: Send {
+    /// Writes the entry at its conversation's next seq (`last_seq` + 1, advancing `last_seq`)
+    /// and returns that seq; writes nothing and returns `None` when the tenant has no such
+    /// conversation or the entry's `client_msg_id` is already used in it. One statement, so the
+    /// common case costs one round trip.
+    fn insert_next(&mut self, entry: &NewEntry) -> impl Future<Output = Result<Option<i64>>> + Send;
+
     /// The entry of `entry`'s conversation (and tenant) already written with `key`.
     fn find_by_client_msg_id(
         &mut self,
         entry: &NewEntry,
         key: &str,
     ) -> impl Future<Output = Result<Option<LogEntry>>> + Send;
-
-    /// Bumps the conversation's `last_seq` and returns the new value; `None` when the tenant has
-    /// no such conversation. On PostgreSQL this also takes the conversation's row lock until
-    /// commit, which is what orders concurrent appenders from several nodes.
-    fn next_seq(&mut self, entry: &NewEntry) -> impl Future<Output = Result<Option<i64>>> + Send;
-
-    /// Writes the entry at `seq`.
-    fn insert(&mut self, entry: &NewEntry, seq: i64) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Appends `entries` on `tx` (already inside a transaction) and returns each one's outcome in
@@ -46,25 +44,24 @@ pub(crate) async fn append_all<T: LogTx>(tx: &mut T, entries: &[NewEntry]) -> Re
 }
 
 async fn append_one<T: LogTx>(tx: &mut T, e: &NewEntry) -> Result<Result<Appended>> {
-    if let Some(key) = e.client_msg_id.as_deref() {
-        // Sees this transaction's own earlier inserts too, so a key repeated within one batch is
-        // a duplicate of its first occurrence without any bookkeeping here.
-        if let Some(entry) = tx.find_by_client_msg_id(e, key).await? {
-            return Ok(Ok(Appended { entry, duplicate: true }));
-        }
+    if let Some(seq) = tx.insert_next(e).await? {
+        let entry = LogEntry {
+            conversation_id: e.conversation_id,
+            seq,
+            client_msg_id: e.client_msg_id.clone(),
+            body: e.body.clone(),
+            created_at: e.created_at,
+        };
+        return Ok(Ok(Appended { entry, duplicate: false }));
     }
-    let Some(seq) = tx.next_seq(e).await? else {
-        return Ok(Err(StoreError::NotFound));
-    };
-    tx.insert(e, seq).await?;
-    let entry = LogEntry {
-        conversation_id: e.conversation_id,
-        seq,
-        client_msg_id: e.client_msg_id.clone(),
-        body: e.body.clone(),
-        created_at: e.created_at,
-    };
-    Ok(Ok(Appended { entry, duplicate: false }))
+    // Nothing written: the key was used before (in an earlier commit or earlier in this very
+    // transaction, which the look-up sees too), or there is no such conversation.
+    if let Some(key) = e.client_msg_id.as_deref()
+        && let Some(entry) = tx.find_by_client_msg_id(e, key).await?
+    {
+        return Ok(Ok(Appended { entry, duplicate: true }));
+    }
+    Ok(Err(StoreError::NotFound))
 }
 
 /// Runs the whole batch in one transaction with `run`; if that fails, runs each entry in its own

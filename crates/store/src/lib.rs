@@ -146,6 +146,10 @@ pub struct Appended {
 ///
 /// Timestamps round-trip with microsecond precision; callers pass values already truncated to
 /// microseconds. Lists are returned in a stable order (documented per method).
+///
+/// Writes that refer to another row (a unit's parent, a user's unit, a service's workflow, a
+/// member, a conversation's service or agent, a session's user) fail `NotFound` when the tenant
+/// has no such row. A duplicate id fails `Conflict` named after the id (`user_id`, …).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which implementation this is.
@@ -181,12 +185,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>>;
     /// The user with this (lowercase) e-mail and their password hash, if any.
     async fn find_user_login(&self, tenant: TenantId, email: &str) -> Result<(User, Option<String>)>;
+    /// `NotFound` when the tenant has no such user.
     async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()>;
 
     async fn create_session(&self, session: &AgentSession) -> Result<()>;
     /// Credential lookup: the session names its tenant. Expired sessions are still returned;
     /// the caller compares `expires_at` with its clock.
     async fn find_session(&self, token_hash: &str) -> Result<AgentSession>;
+    /// Idempotent: deleting a session that is not there is not an error (signing out twice).
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
 
     async fn create_workflow(&self, workflow: &Workflow) -> Result<()>;
@@ -195,13 +201,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<Workflow>>;
 
     /// Creates a service and its memberships atomically. `Conflict("service_contact_id")`.
+    /// Every member must name this service (`Other` otherwise) and a user of the tenant.
     async fn create_service(&self, service: &Service, members: &[Membership]) -> Result<()>;
     async fn get_service(&self, tenant: TenantId, id: ServiceId) -> Result<Service>;
     /// Ordered by `created_at`, then id.
     async fn list_services(&self, tenant: TenantId) -> Result<Vec<Service>>;
     /// Credential lookup by the snippet's Contact ID: the service names its tenant.
     async fn find_service_by_contact_id(&self, contact_id: &str) -> Result<Service>;
-    /// Inserts or updates one membership (the service must belong to `tenant`).
+    /// Inserts or updates one membership; `NotFound` unless both the service and the user
+    /// belong to `tenant`.
     async fn set_membership(&self, tenant: TenantId, membership: &Membership) -> Result<()>;
     /// `NotFound` when there was no such membership.
     async fn remove_membership(&self, tenant: TenantId, service: ServiceId, user: UserId) -> Result<()>;
@@ -212,7 +220,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_conversation(&self, conversation: &Conversation, credential: &VisitorCredential) -> Result<()>;
     async fn get_conversation(&self, tenant: TenantId, id: ConversationId) -> Result<Conversation>;
     async fn visitor_credential(&self, tenant: TenantId, id: ConversationId) -> Result<VisitorCredential>;
-    /// Sets status, agent and end time together.
+    /// Sets status, agent and end time together. `NotFound` when the tenant has no such
+    /// conversation or agent.
     async fn update_conversation(
         &self,
         tenant: TenantId,
@@ -230,7 +239,8 @@ pub trait Store: Send + Sync + 'static {
     /// entry gets the conversation's next `seq` (its `last_seq` + 1); an unknown conversation
     /// (or one of another tenant) yields `NotFound` for that entry only.
     async fn append_batch(&self, entries: &[NewEntry]) -> Vec<Result<Appended>>;
-    /// Entries with `seq > since_seq`, ascending, at most `limit`.
+    /// Entries with `seq > since_seq`, ascending, at most `limit`. `NotFound` when the tenant
+    /// has no such conversation (an empty page means nothing new).
     async fn read_log(
         &self,
         tenant: TenantId,

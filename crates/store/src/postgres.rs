@@ -1,7 +1,7 @@
 //! The scale-out store: PostgreSQL, shared by every node of a cluster.
 //!
 //! Same schema and semantics as the SQLite store, in native types. Several nodes may append to
-//! one conversation at once: `UPDATE conversations … RETURNING last_seq` row-locks the
+//! one conversation at once: the `UPDATE conversations` that advances `last_seq` row-locks the
 //! conversation until commit, which orders them, and a `client_msg_id` race that a concurrent
 //! node wins surfaces as a unique violation that the shared append fallback turns into a
 //! duplicate answer (see `append.rs`).
@@ -145,6 +145,32 @@ async fn insert_membership<'c>(
 }
 
 impl LogTx for PgConnection {
+    async fn insert_next(&mut self, e: &NewEntry) -> Result<Option<i64>> {
+        // One round trip. The UPDATE row-locks the conversation until commit, ordering appenders
+        // from every node. Its NOT EXISTS sees keys committed before this statement began; a
+        // node that commits the same key while we wait for the lock makes our INSERT fail with
+        // a unique violation instead, which the shared fallback answers as a duplicate.
+        let row = sqlx::query(
+            "WITH bumped AS ( \
+                 UPDATE conversations SET last_seq = last_seq + 1 \
+                 WHERE tenant_id = $1 AND id = $2 \
+                   AND NOT EXISTS (SELECT 1 FROM log_entries WHERE conversation_id = $2 AND client_msg_id = $3) \
+                 RETURNING last_seq) \
+             INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
+             SELECT $2, last_seq, $1, $3, $4, $5 FROM bumped \
+             RETURNING seq",
+        )
+        .bind(e.tenant_id.0)
+        .bind(e.conversation_id.0)
+        .bind(e.client_msg_id.as_deref())
+        .bind(Json(&e.body))
+        .bind(e.created_at)
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(|r| r.int("seq")).transpose()
+    }
+
     async fn find_by_client_msg_id(&mut self, e: &NewEntry, key: &str) -> Result<Option<LogEntry>> {
         let row = sqlx::query(concat!(
             select!(log_entries),
@@ -157,35 +183,6 @@ impl LogTx for PgConnection {
         .await
         .map_err(db_error)?;
         row.as_ref().map(sql::log_entry).transpose()
-    }
-
-    async fn next_seq(&mut self, e: &NewEntry) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING last_seq",
-        )
-        .bind(e.tenant_id.0)
-        .bind(e.conversation_id.0)
-        .fetch_optional(&mut *self)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(|r| r.int("last_seq")).transpose()
-    }
-
-    async fn insert(&mut self, e: &NewEntry, seq: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(e.conversation_id.0)
-        .bind(seq)
-        .bind(e.tenant_id.0)
-        .bind(e.client_msg_id.as_deref())
-        .bind(Json(&e.body))
-        .bind(e.created_at)
-        .execute(&mut *self)
-        .await
-        .map_err(db_error)?;
-        Ok(())
     }
 }
 
@@ -373,7 +370,6 @@ impl Store for PgStore {
         sql::session(&row)
     }
 
-    /// Idempotent: signing out twice is not an error.
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
             .bind(token_hash)
@@ -598,8 +594,6 @@ impl Store for PgStore {
         append::with_fallback(entries, |batch| self.append_tx(batch)).await
     }
 
-    /// `NotFound` for a conversation the tenant does not have (rather than an empty log, so a
-    /// caller cannot probe other tenants' ids).
     async fn read_log(
         &self,
         tenant: TenantId,

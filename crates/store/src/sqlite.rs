@@ -105,12 +105,9 @@ fn id(u: Uuid) -> Hyphenated {
 }
 
 /// Unix microseconds: the precision the trait promises, as an integer that sorts and compares
-/// exactly.
+/// exactly. Every date `time` represents by default (years ±9999) fits; beyond, it saturates.
 fn micros(t: OffsetDateTime) -> i64 {
-    let m = (t.unix_timestamp_nanos() / 1000).clamp(i128::from(i64::MIN), i128::from(i64::MAX));
-    #[allow(clippy::cast_possible_truncation)] // clamped to the i64 range just above
-    let m = m as i64;
-    m
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(if t.unix_timestamp() < 0 { i64::MIN } else { i64::MAX })
 }
 
 fn from_micros(col: &str, m: i64) -> Result<OffsetDateTime> {
@@ -199,6 +196,27 @@ async fn insert_membership<'c>(
 }
 
 impl LogTx for SqliteConnection {
+    async fn insert_next(&mut self, e: &NewEntry) -> Result<Option<i64>> {
+        // last_seq advances in the trigger log_entries_advance_last_seq, inside this statement.
+        // The conflict target is the client_msg_id index only: a clash on (conversation, seq)
+        // would be a broken invariant and must fail loudly, not read as a duplicate.
+        let row = sqlx::query(
+            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
+             SELECT id, last_seq + 1, tenant_id, $3, $4, $5 FROM conversations WHERE tenant_id = $1 AND id = $2 \
+             ON CONFLICT (conversation_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING \
+             RETURNING seq",
+        )
+        .bind(id(e.tenant_id.0))
+        .bind(id(e.conversation_id.0))
+        .bind(e.client_msg_id.as_deref())
+        .bind(to_json(&e.body)?)
+        .bind(micros(e.created_at))
+        .fetch_optional(&mut *self)
+        .await
+        .map_err(db_error)?;
+        row.as_ref().map(|r| r.int("seq")).transpose()
+    }
+
     async fn find_by_client_msg_id(&mut self, e: &NewEntry, key: &str) -> Result<Option<LogEntry>> {
         let row = sqlx::query(concat!(
             select!(log_entries),
@@ -211,35 +229,6 @@ impl LogTx for SqliteConnection {
         .await
         .map_err(db_error)?;
         row.as_ref().map(sql::log_entry).transpose()
-    }
-
-    async fn next_seq(&mut self, e: &NewEntry) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1 WHERE tenant_id = $1 AND id = $2 RETURNING last_seq",
-        )
-        .bind(id(e.tenant_id.0))
-        .bind(id(e.conversation_id.0))
-        .fetch_optional(&mut *self)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(|r| r.int("last_seq")).transpose()
-    }
-
-    async fn insert(&mut self, e: &NewEntry, seq: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id(e.conversation_id.0))
-        .bind(seq)
-        .bind(id(e.tenant_id.0))
-        .bind(e.client_msg_id.as_deref())
-        .bind(to_json(&e.body)?)
-        .bind(micros(e.created_at))
-        .execute(&mut *self)
-        .await
-        .map_err(db_error)?;
-        Ok(())
     }
 }
 
@@ -429,7 +418,6 @@ impl Store for SqliteStore {
         sql::session(&row)
     }
 
-    /// Idempotent: signing out twice is not an error.
     async fn delete_session(&self, token_hash: &str) -> Result<()> {
         sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
             .bind(token_hash)
@@ -654,8 +642,6 @@ impl Store for SqliteStore {
         append::with_fallback(entries, |batch| self.append_tx(batch)).await
     }
 
-    /// `NotFound` for a conversation the tenant does not have (rather than an empty log, so a
-    /// caller cannot probe other tenants' ids).
     async fn read_log(
         &self,
         tenant: TenantId,

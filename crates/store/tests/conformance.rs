@@ -923,3 +923,13 @@ async fn sqlite_creates_missing_directories_and_keeps_a_write_ahead_log() {
     assert_eq!(again.get_tenant(t.id).await.unwrap(), t);
     again.close().await;
 }
+
+#[tokio::test]
+async fn sqlite_in_memory_serves_reads_from_its_single_connection() {
+    // An in-memory database exists once per connection set-up; reads must see the writes.
+    let store = open_migrated("sqlite::memory:").await;
+    let (t, root, key) = tenant("acme", 0);
+    store.create_tenant(&t, &root, &key).await.unwrap();
+    assert_eq!(store.get_tenant(t.id).await.unwrap(), t);
+    store.close().await;
+}

@@ -37,6 +37,14 @@ impl Db {
         v
     }
 
+    /// The base URL of the PostgreSQL server, if this is PostgreSQL.
+    fn postgres_base(&self) -> Option<&str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres(base) => Some(base),
+        }
+    }
+
     async fn url(&self, dir: &Path) -> String {
         match self {
             Self::Sqlite => format!("sqlite://{}", dir.join("parley.db").display()),
@@ -52,6 +60,7 @@ pub struct TestServer {
     pub state: AppState,
     pub clock: ManualClock,
     pub db: Db,
+    database_url: String,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     _dir: Arc<TempDir>,
 }
@@ -77,10 +86,11 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
+        let database_url = db.url(dir.path()).await;
         let config = Layer {
             listen: Some(addr),
             data_dir: Some(dir.path().to_path_buf()),
-            database_url: Some(db.url(dir.path()).await),
+            database_url: Some(database_url.clone()),
             public_url: Some(base.clone()),
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             shutdown_grace_secs: Some(5),
@@ -94,7 +104,7 @@ impl TestServer {
             .expect("server starts");
         let state = app.state.clone();
         let task = tokio::spawn(app.run());
-        Self { base, state, clock, db, task, _dir: dir }
+        Self { base, state, clock, db, database_url, task, _dir: dir }
     }
 
     /// `ws://127.0.0.1:PORT`
@@ -109,7 +119,11 @@ impl TestServer {
     /// If the server reported an error while stopping.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.state.shutdown.cancel();
-        self.task.await.context("server task")?
+        self.task.await.context("server task")??;
+        if let Some(base) = self.db.postgres_base() {
+            parley_store::testing::drop_postgres_db(base, &self.database_url).await;
+        }
+        Ok(())
     }
 }
 
