@@ -11,6 +11,9 @@ pub struct FieldError {
     pub code: &'static str,
     /// A human sentence explaining the rule.
     pub message: String,
+    /// The workflow node the error is about, when it is about one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Every rule an input broke, in field order. Never empty when returned as an error.
@@ -21,7 +24,12 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 impl ValidationErrors {
     /// Records one broken rule.
     pub fn push(&mut self, path: impl Into<String>, code: &'static str, message: impl Into<String>) {
-        self.0.push(FieldError { path: path.into(), code, message: message.into() });
+        self.0.push(FieldError { path: path.into(), code, message: message.into(), node: None });
+    }
+
+    /// Records one broken rule about a workflow node.
+    pub fn push_node(&mut self, node: &str, path: impl Into<String>, code: &'static str, message: impl Into<String>) {
+        self.0.push(FieldError { path: path.into(), code, message: message.into(), node: Some(node.to_owned()) });
     }
 
     /// `Ok(value)` when nothing was recorded, the errors otherwise.

@@ -4,10 +4,12 @@
 //! This crate is pure. It must not depend on tokio, sqlx, axum or anything that does IO, and it
 //! never reads the clock or a random source: ids and timestamps are handed in by the shell.
 
+pub mod calendar;
 pub mod conversation;
 pub mod entities;
 pub mod error;
 pub mod ids;
+pub mod template;
 pub mod validate;
 pub mod workflow;
 

@@ -7,5 +7,5 @@
 pub mod router;
 pub mod workflow;
 
-pub use router::{Effect, Input, Router};
-pub use workflow::{Step, run_from};
+pub use router::{Effect, Input, Phase, Router, Staffing};
+pub use workflow::{Effect as WorkflowEffect, Facts, Input as WorkflowInput, Outcome, Session, handle};

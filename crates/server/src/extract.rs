@@ -88,7 +88,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         };
         let mut err = ApiError::new(status, code, msg.clone());
         if code != "malformed_json" {
-            err.errors.push(parley_domain::FieldError { path, code, message: msg });
+            err.errors.push(parley_domain::FieldError { path, code, message: msg, node: None });
         }
         err
     })

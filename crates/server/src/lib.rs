@@ -18,4 +18,5 @@ pub mod pages;
 pub mod state;
 pub mod telemetry;
 pub mod tenant_engine;
+pub mod workflow_host;
 pub mod ws;

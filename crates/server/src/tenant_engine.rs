@@ -5,15 +5,18 @@
 
 use crate::bus::{Bus, BusEvent, Topic};
 use crate::clock::Clock;
+use crate::workflow_host::{Run, WorldFacts};
 use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView};
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender, Service,
     ServiceId, TenantId, User, UserId,
 };
-use parley_engine::{Effect, Input, Router, Step, run_from};
+use parley_engine::workflow::{Effect as Wf, HttpOutcome, Input as WfInput};
+use parley_engine::{Effect, Input, Router};
 use parley_store::{ConversationLog, NewEntry, Store, StoreError};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
@@ -51,6 +54,11 @@ pub enum Command {
     /// A new conversation was stored; run its workflow.
     Start {
         conversation: ConversationId,
+    },
+    /// The customer wrote (a workflow question may be waiting for it).
+    CustomerText {
+        conversation: ConversationId,
+        text: String,
     },
     /// An agent socket opened or closed (the engine counts them).
     AgentConnected {
@@ -173,6 +181,12 @@ struct TenantEngine {
     services: HashMap<ServiceId, Service>,
     /// Open conversations, kept in step with the store.
     open: HashMap<ConversationId, Conversation>,
+    /// Running workflows by conversation.
+    runs: HashMap<ConversationId, Run>,
+    /// Workflow wake-ups and queue limits, earliest first (stale entries are skipped).
+    timers: BTreeSet<(OffsetDateTime, ConversationId)>,
+    /// Workflow inputs produced while handling others (answered at once, in order).
+    pending: VecDeque<(ConversationId, WfInput)>,
 }
 
 impl TenantEngine {
@@ -186,6 +200,9 @@ impl TenantEngine {
             members: BTreeSet::new(),
             services: HashMap::new(),
             open: HashMap::new(),
+            runs: HashMap::new(),
+            timers: BTreeSet::new(),
+            pending: VecDeque::new(),
         }
     }
 
@@ -193,11 +210,39 @@ impl TenantEngine {
         if let Err(e) = self.rebuild().await {
             tracing::error!(tenant = %self.tenant, error = %e, "engine rebuild failed");
         }
-        while let Some(cmd) = rx.recv().await {
-            if let Err(e) = self.handle(cmd).await {
+        loop {
+            let wake = self.timers.first().map(|(t, _)| self.deps.clock.sleep_until(*t));
+            let result = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd).await,
+                    None => break,
+                },
+                () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => self.fire_timers().await,
+            };
+            if let Err(e) = result {
                 tracing::error!(tenant = %self.tenant, error = %e, "engine command failed");
             }
         }
+    }
+
+    /// Runs every timer that is due.
+    async fn fire_timers(&mut self) -> Result<(), StoreError> {
+        let now = self.deps.clock.now();
+        while let Some(&(at, conversation)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, conversation));
+            let Some(run) = self.runs.get_mut(&conversation) else { continue };
+            if run.limit_at == Some(at) && self.router.phase(conversation).is_some() {
+                run.limit_reached = true;
+            }
+            if run.wake_at == Some(at) {
+                run.wake_at = None;
+                self.interpret(conversation, WfInput::Timer).await?;
+            }
+        }
+        Ok(())
     }
 
     fn route(&mut self, input: Input) -> Vec<Effect> {
@@ -266,6 +311,12 @@ impl TenantEngine {
     async fn handle(&mut self, cmd: Command) -> Result<(), StoreError> {
         match cmd {
             Command::Start { conversation } => self.start(conversation).await,
+            Command::CustomerText { conversation, text } => {
+                if self.runs.contains_key(&conversation) {
+                    self.interpret(conversation, WfInput::CustomerText(text)).await?;
+                }
+                Ok(())
+            }
             Command::AgentConnected { agent } => {
                 let n = self.connections.entry(agent).or_insert(0);
                 *n += 1;
@@ -342,27 +393,93 @@ impl TenantEngine {
             self.services.insert(s.id, s);
         }
         self.open.insert(id, conv);
-        for step in run_from(&workflow.definition, &workflow.definition.start) {
-            match step {
-                Step::Accept => self.append(id, EntryBody::Event { event: ConversationEvent::Accepted }).await?,
-                Step::SendMessage(text) => self.append(id, EntryBody::Message { sender: Sender::System, text }).await?,
-                Step::Queue => {
-                    self.set_status(id, ConversationStatus::Queued, None, None).await?;
-                    self.append(id, EntryBody::Event { event: ConversationEvent::Queued }).await?;
-                    let fx = self.route(Input::Enqueue { conversation: id, service: self.open[&id].service_id });
+        self.runs.insert(id, Run::new(std::sync::Arc::new(workflow.definition)));
+        self.interpret(id, WfInput::Start).await
+    }
+
+    /// Feeds one input to a conversation's workflow and carries out what it asks, then any
+    /// inputs that produced (e.g. a refused HTTP call), in order.
+    async fn interpret(&mut self, id: ConversationId, input: WfInput) -> Result<(), StoreError> {
+        self.pending.push_back((id, input));
+        while let Some((id, input)) = self.pending.pop_front() {
+            let (Some(mut run), Some(conv)) = (self.runs.remove(&id), self.open.get(&id)) else { continue };
+            let now = self.deps.clock.now();
+            let facts = WorldFacts {
+                router: &self.router,
+                conversation: conv,
+                services: &self.services,
+                agent: conv.agent_id.and_then(|a| self.users.get(&a)),
+                limit_reached: run.limit_reached,
+            };
+            let outcome = parley_engine::workflow::handle(&run.definition, &mut run.session, input, now, &facts);
+            run.trace.extend(outcome.trace);
+            let live = run.session.is_live();
+            self.runs.insert(id, run);
+            for effect in outcome.effects {
+                self.workflow_effect(id, effect, now).await?;
+            }
+            if !live {
+                self.runs.remove(&id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn workflow_effect(&mut self, id: ConversationId, effect: Wf, now: OffsetDateTime) -> Result<(), StoreError> {
+        match effect {
+            Wf::Accept => self.append(id, EntryBody::Event { event: ConversationEvent::Accepted }).await?,
+            Wf::Send { text } => self.append(id, EntryBody::Message { sender: Sender::System, text }).await?,
+            Wf::Enqueue { max_queue_secs, .. } => {
+                self.set_status(id, ConversationStatus::Queued, None, None).await?;
+                self.append(id, EntryBody::Event { event: ConversationEvent::Queued }).await?;
+                let limit = now + time::Duration::seconds(i64::from(max_queue_secs));
+                if let Some(run) = self.runs.get_mut(&id) {
+                    run.limit_at = Some(limit);
+                    run.limit_reached = false;
+                }
+                self.timers.insert((limit, id));
+                let service = self.open[&id].service_id;
+                let fx = self.route(Input::Enqueue { conversation: id, service });
+                self.apply(fx).await?;
+            }
+            Wf::CancelTask => {
+                if self.router.phase(id).is_some() {
+                    let fx = self.route(Input::Finish { conversation: id });
                     self.apply(fx).await?;
                 }
-                Step::Disconnect(text) => {
+            }
+            Wf::Disconnect { text } => {
+                // A workflow never cuts a live chat: with an agent connected it only ends itself.
+                if self.open.get(&id).is_some_and(|c| c.status != ConversationStatus::Connected) {
                     if let Some(text) = text {
                         self.append(id, EntryBody::Message { sender: Sender::System, text }).await?;
                     }
                     let _ = self.end(id, EndedBy::System, None).await;
                 }
-                Step::Failed(reason) => {
-                    tracing::warn!(tenant = %self.tenant, conversation = %id, %reason, "workflow failed");
-                    let _ = self.end(id, EndedBy::System, None).await;
-                }
             }
+            Wf::WakeAt(at) => {
+                if let Some(run) = self.runs.get_mut(&id) {
+                    run.wake_at = Some(at);
+                }
+                self.timers.insert((at, id));
+            }
+            Wf::Http(_) => {
+                // Outbound calls need the allow-list configuration; until a server has one, every
+                // call fails cleanly and the workflow takes its `failure` exit.
+                self.pending.push_back((
+                    id,
+                    WfInput::Http(HttpOutcome::Failed("HTTP requests are not enabled on this server".into())),
+                ));
+            }
+            Wf::Failed { node, reason } => {
+                tracing::warn!(tenant = %self.tenant, conversation = %id, %node, %reason, "workflow failed");
+                let _ = self.end(id, EndedBy::System, None).await;
+            }
+            Wf::Transfer { service } => {
+                tracing::warn!(conversation = %id, %service, "transfer requested but transfers are not carried out yet");
+            }
+            // Parameters live in the session; priority ordering arrives with the distribution engine.
+            Wf::SetPriority(_) | Wf::SetParameter { .. } | Wf::Finished => {}
         }
         Ok(())
     }
@@ -388,6 +505,7 @@ impl TenantEngine {
             EngineError::Unavailable
         })?;
         self.open.remove(&id);
+        self.runs.remove(&id);
         Ok(())
     }
 

@@ -92,6 +92,21 @@ struct Agent {
     idle_since: OffsetDateTime,
 }
 
+/// A chat's phase in the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Queued,
+    Offered,
+    Connected,
+}
+
+/// Who could serve a service now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Staffing {
+    pub present: u32,
+    pub free: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TaskState {
     Queued,
@@ -147,6 +162,50 @@ impl Router {
             TaskState::Offered(a) => Some(a),
             _ => None,
         }
+    }
+
+    /// 1-based position of a waiting chat among the waiting chats of its service.
+    #[must_use]
+    pub fn position(&self, conversation: ConversationId) -> Option<usize> {
+        let task = self.tasks.get(&conversation).filter(|t| t.state == TaskState::Queued)?;
+        let ahead = self
+            .tasks
+            .iter()
+            .filter(|(id, t)| {
+                t.service == task.service
+                    && t.state == TaskState::Queued
+                    && (t.order, **id) < (task.order, conversation)
+            })
+            .count();
+        Some(ahead + 1)
+    }
+
+    /// Where a chat is: waiting, offered or connected; `None` when the router does not hold it.
+    #[must_use]
+    pub fn phase(&self, conversation: ConversationId) -> Option<Phase> {
+        Some(match self.tasks.get(&conversation)?.state {
+            TaskState::Queued => Phase::Queued,
+            TaskState::Offered(_) => Phase::Offered,
+            TaskState::Connected(_) => Phase::Connected,
+        })
+    }
+
+    /// Members of the service who are signed in, active and not away (`present`), and how many
+    /// of them could take a new chat now (`free`).
+    #[must_use]
+    pub fn staffing(&self, service: ServiceId) -> Staffing {
+        let probe = Task { service, state: TaskState::Queued, order: 0, declined_by: BTreeSet::new() };
+        let mut s = Staffing::default();
+        for (id, active) in self.members.get(&service).into_iter().flatten() {
+            let Some(a) = self.agents.get(id) else { continue };
+            if *active && a.online && a.can_take_chats && a.presence != Presence::Offline {
+                s.present += 1;
+                if self.eligible(*id, &probe) {
+                    s.free += 1;
+                }
+            }
+        }
+        s
     }
 
     /// Number of chats connected to the agent.

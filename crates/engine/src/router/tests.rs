@@ -135,6 +135,23 @@ fn queue_order_is_arrival_order_and_kept_after_a_decline() {
     assert_eq!(r.queued(), [cid(1), cid(2), cid(3)]);
 }
 
+#[test]
+fn position_counts_waiting_chats_of_the_same_service() {
+    let mut r = ready(1, 1);
+    r.handle(Input::MembershipSet { service: sid(1), agent: uid(1), active: false }, t(1));
+    for n in 1..=3 {
+        r.handle(Input::Enqueue { conversation: cid(n), service: sid(1) }, t(10));
+    }
+    r.handle(Input::Enqueue { conversation: cid(9), service: sid(2) }, t(10));
+    assert_eq!([r.position(cid(1)), r.position(cid(3)), r.position(cid(9))], [Some(1), Some(3), Some(1)]);
+    assert_eq!(r.phase(cid(2)), Some(Phase::Queued));
+    assert_eq!(r.staffing(sid(1)), Staffing { present: 0, free: 0 });
+    r.handle(Input::MembershipSet { service: sid(1), agent: uid(1), active: true }, t(11));
+    assert_eq!(r.phase(cid(1)), Some(Phase::Offered));
+    assert_eq!(r.position(cid(2)), Some(1));
+    assert_eq!(r.staffing(sid(1)), Staffing { present: 1, free: 0 });
+}
+
 // ---- property test -------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]

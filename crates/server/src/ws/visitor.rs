@@ -105,6 +105,13 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
     }
 }
 
+fn text_of(entry: &parley_domain::LogEntry) -> String {
+    match &entry.body {
+        EntryBody::Message { text, .. } => text.clone(),
+        EntryBody::Event { .. } => String::new(),
+    }
+}
+
 impl Session {
     async fn replay(&mut self, sink: &mut Sink) -> bool {
         match self.cursor.catch_up(self.state.store.as_ref()).await {
@@ -205,7 +212,18 @@ impl Session {
             created_at: self.state.clock.now(),
         };
         match self.state.log.append(entry).await {
-            Ok(a) => send(sink, &VisitorFrame::Ack { client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await,
+            Ok(a) => {
+                if !a.duplicate {
+                    // A workflow question may be waiting for this answer; the engine ignores it otherwise.
+                    let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
+                    let _ = self
+                        .state
+                        .engines
+                        .send(tenant, Command::CustomerText { conversation, text: text_of(&a.entry) })
+                        .await;
+                }
+                send(sink, &VisitorFrame::Ack { client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "visitor message not stored");
                 send(sink, &err("not_stored", "the message was not stored; send it again".into(), &client_msg_id)).await
