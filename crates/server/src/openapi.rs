@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         config::create_workflow, config::list_workflows, config::get_workflow,
         config::create_service, config::list_services, config::get_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
-        config::get_conversation, config::get_conversation_log,
+        config::get_conversation, config::get_conversation_log, config::get_conversation_workflow,
         widget::start_conversation, widget::visitor_log,
         agent::login, agent::logout, agent::me, agent::history,
     ),

@@ -5,7 +5,7 @@
 
 use crate::bus::{Bus, BusEvent, Topic};
 use crate::clock::Clock;
-use crate::workflow_host::{Run, WorldFacts};
+use crate::workflow_host::{Run, WorkflowRunView, WorldFacts};
 use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView};
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender, Service,
@@ -90,6 +90,11 @@ pub enum Command {
     },
     /// Users or memberships changed in the store.
     Refresh,
+    /// A conversation's workflow run: its status and trace.
+    Workflow {
+        conversation: ConversationId,
+        reply: oneshot::Sender<Option<WorkflowRunView>>,
+    },
     /// What an agent's workspace shows on connect.
     Snapshot {
         agent: UserId,
@@ -212,12 +217,15 @@ impl TenantEngine {
         }
         loop {
             let wake = self.timers.first().map(|(t, _)| self.deps.clock.sleep_until(*t));
+            // Biased, timers first: once the clock has passed a deadline, any later command sees
+            // its effects (tests rely on this instead of sleeping).
             let result = tokio::select! {
+                biased;
+                () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => self.fire_timers().await,
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
-                () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => self.fire_timers().await,
             };
             if let Err(e) = result {
                 tracing::error!(tenant = %self.tenant, error = %e, "engine command failed");
@@ -365,6 +373,10 @@ impl TenantEngine {
                 Ok(())
             }
             Command::Refresh => self.refresh().await,
+            Command::Workflow { conversation, reply } => {
+                let _ = reply.send(self.runs.get(&conversation).map(WorkflowRunView::of));
+                Ok(())
+            }
             Command::Snapshot { agent, reply } => {
                 let presence = self.users.get(&agent).map_or(Presence::Offline, |u| u.presence);
                 let mut open: Vec<&Conversation> = self.open.values().filter(|c| c.agent_id == Some(agent)).collect();
@@ -413,13 +425,10 @@ impl TenantEngine {
             };
             let outcome = parley_engine::workflow::handle(&run.definition, &mut run.session, input, now, &facts);
             run.trace.extend(outcome.trace);
-            let live = run.session.is_live();
+            // A finished run stays (for its trace) until the conversation ends.
             self.runs.insert(id, run);
             for effect in outcome.effects {
                 self.workflow_effect(id, effect, now).await?;
-            }
-            if !live {
-                self.runs.remove(&id);
             }
         }
         Ok(())

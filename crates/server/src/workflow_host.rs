@@ -4,8 +4,9 @@
 use parley_domain::template::{Channel, Lookup, PlaceholderKey, SystemField, Template};
 use parley_domain::workflow::{ServiceTarget, WorkflowDefinition};
 use parley_domain::{Conversation, Service, ServiceId, User};
-use parley_engine::workflow::{Availability, Facts, Session, TaskState, TraceStep};
+use parley_engine::workflow::{Availability, Facts, Session, Status, TaskState, TraceStep};
 use parley_engine::{Phase, Router};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -36,6 +37,45 @@ impl Run {
             limit_reached: false,
             trace: Vec::new(),
         }
+    }
+}
+
+/// A workflow run as the admin API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WorkflowRunView {
+    /// `not_started`, `waiting`, `finished` or `failed`.
+    pub state: &'static str,
+    /// The node it waits at or failed at.
+    pub node: Option<String>,
+    /// Why it failed, for an administrator.
+    pub reason: Option<String>,
+    pub parameters: BTreeMap<String, String>,
+    pub trace: Vec<TraceStepView>,
+}
+
+/// One node passed.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TraceStepView {
+    pub node: String,
+    pub kind: String,
+    pub exit: Option<String>,
+}
+
+impl WorkflowRunView {
+    #[must_use]
+    pub fn of(run: &Run) -> Self {
+        let (state, node, reason) = match &run.session.status {
+            Status::NotStarted => ("not_started", None, None),
+            Status::Waiting { node, .. } => ("waiting", Some(node.clone()), None),
+            Status::Finished => ("finished", None, None),
+            Status::Failed { node, reason } => ("failed", Some(node.clone()), Some(reason.clone())),
+        };
+        let trace = run
+            .trace
+            .iter()
+            .map(|t| TraceStepView { node: t.node.clone(), kind: t.kind.clone(), exit: t.exit.clone() })
+            .collect();
+        Self { state, node, reason, parameters: run.session.params.clone(), trace }
     }
 }
 

@@ -7,6 +7,7 @@ mod demo;
 mod isolation;
 mod shutdown;
 mod walk;
+mod workflow;
 
 use parley_testkit::Db;
 
