@@ -26,13 +26,16 @@ pub enum BusEvent {
     Agent(AgentFrame),
 }
 
-/// Events buffered per topic before a slow receiver lags.
-const TOPIC_CAPACITY: usize = 1024;
+/// Events buffered per topic before a slow receiver lags (it then re-reads the store).
+const TOPIC_CAPACITY: usize = 128;
+/// Every this many subscriptions, topics nobody listens to any more are dropped.
+const SWEEP_EVERY: u64 = 256;
 
 /// The local bus. Cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct Bus {
     topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<BusEvent>>>>,
+    subscriptions: std::sync::atomic::AtomicU64,
 }
 
 impl Bus {
@@ -45,6 +48,12 @@ impl Bus {
     /// Receives every event published to `topic` from now on.
     pub fn subscribe(&self, topic: Topic) -> broadcast::Receiver<Arc<BusEvent>> {
         let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        // Sockets of ended chats go away without a last publish; sweep their topics now and then
+        // so the map stays as large as the live audience, at an amortised O(1) per subscribe.
+        let n = self.subscriptions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            topics.retain(|_, tx| tx.receiver_count() > 0);
+        }
         topics.entry(topic).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0).subscribe()
     }
 
@@ -82,6 +91,16 @@ mod tests {
         let mut rx = bus.subscribe(topic());
         bus.publish(topic(), BusEvent::Agent(AgentFrame::Presence { presence: Presence::Away }));
         assert!(matches!(&*rx.try_recv().unwrap(), BusEvent::Agent(AgentFrame::Presence { .. })));
+    }
+
+    #[test]
+    fn topics_of_closed_sockets_are_swept() {
+        let bus = Bus::new();
+        for n in 0..SWEEP_EVERY {
+            let t = Topic::Agent(TenantId::from_uuid(Uuid::from_u128(u128::from(n))), UserId::from_uuid(Uuid::nil()));
+            drop(bus.subscribe(t));
+        }
+        assert!(bus.topic_count() <= 1, "{} topics left", bus.topic_count());
     }
 
     #[test]

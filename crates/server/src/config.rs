@@ -159,6 +159,15 @@ impl Layer {
         if !(1..=10_000).contains(&log_batch) {
             anyhow::bail!("log_batch must be between 1 and 10000");
         }
+        const YEAR: u64 = 366 * 24 * 3600;
+        for (name, v) in [
+            ("visitor_token_ttl_secs", self.visitor_token_ttl_secs),
+            ("agent_session_ttl_secs", self.agent_session_ttl_secs),
+        ] {
+            if v.is_some_and(|v| !(60..=YEAR).contains(&v)) {
+                anyhow::bail!("{name} must be between 60 seconds and one year");
+            }
+        }
         Ok(Config {
             listen,
             data_dir,
@@ -213,6 +222,12 @@ mod tests {
     fn a_bad_environment_value_names_the_variable() {
         let err = Layer::from_env([("PARLEY_LISTEN".to_owned(), "nope".to_owned())]).unwrap_err();
         assert!(err.to_string().starts_with("PARLEY_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn lifetimes_are_bounded() {
+        assert!(Layer { visitor_token_ttl_secs: Some(u64::MAX), ..Layer::default() }.finish().is_err());
+        assert!(Layer { agent_session_ttl_secs: Some(1), ..Layer::default() }.finish().is_err());
     }
 
     #[test]

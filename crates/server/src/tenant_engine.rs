@@ -398,6 +398,10 @@ impl TenantEngine {
     }
 
     async fn start(&mut self, id: ConversationId) -> Result<(), StoreError> {
+        // A rebuild that ran while the conversation was being created has taken it already.
+        if self.open.contains_key(&id) || self.router.phase(id).is_some() {
+            return Ok(());
+        }
         let conv = self.deps.store.get_conversation(self.tenant, id).await?;
         let workflow = self.deps.store.get_workflow(self.tenant, conv.workflow_id).await?;
         if !self.services.contains_key(&conv.service_id) {
@@ -506,8 +510,9 @@ impl TenantEngine {
         let now = self.deps.clock.now();
         let done = async {
             self.apply(fx).await?;
-            self.append(id, EntryBody::Event { event: ConversationEvent::Ended { by } }).await?;
-            self.set_status(id, ConversationStatus::Ended, keep_agent, Some(now)).await
+            // Ended first: from here the log refuses new messages, so none lands after `ended`.
+            self.set_status(id, ConversationStatus::Ended, keep_agent, Some(now)).await?;
+            self.append(id, EntryBody::Event { event: ConversationEvent::Ended { by } }).await
         };
         done.await.map_err(|e| {
             tracing::error!(conversation = %id, error = %e, "ending a conversation failed");

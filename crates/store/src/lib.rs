@@ -237,7 +237,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends entries in one transaction and reports each one's outcome in input order. Each
     /// entry gets the conversation's next `seq` (its `last_seq` + 1); an unknown conversation
-    /// (or one of another tenant) yields `NotFound` for that entry only.
+    /// (or one of another tenant) yields `NotFound` for that entry only. An entry with a
+    /// `client_msg_id` (a person's message) is refused with `NotFound` once the conversation's
+    /// status is `ended`, unless it is a duplicate, which still answers with the original.
     async fn append_batch(&self, entries: &[NewEntry]) -> Vec<Result<Appended>>;
     /// Entries with `seq > since_seq`, ascending, at most `limit`. `NotFound` when the tenant
     /// has no such conversation (an empty page means nothing new).

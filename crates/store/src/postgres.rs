@@ -154,6 +154,7 @@ impl LogTx for PgConnection {
             "WITH bumped AS ( \
                  UPDATE conversations SET last_seq = last_seq + 1 \
                  WHERE tenant_id = $1 AND id = $2 \
+                   AND ($3::text IS NULL OR status <> 'ended') \
                    AND NOT EXISTS (SELECT 1 FROM log_entries WHERE conversation_id = $2 AND client_msg_id = $3) \
                  RETURNING last_seq) \
              INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \

@@ -203,6 +203,7 @@ impl LogTx for SqliteConnection {
         let row = sqlx::query(
             "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
              SELECT id, last_seq + 1, tenant_id, $3, $4, $5 FROM conversations WHERE tenant_id = $1 AND id = $2 \
+               AND ($3 IS NULL OR status <> 'ended') \
              ON CONFLICT (conversation_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING \
              RETURNING seq",
         )

@@ -85,6 +85,7 @@ conformance! {
     conversations_are_stored_updated_and_listed => story_conversations;
     log_assigns_gapless_seq_per_conversation => story_gapless_seq;
     a_repeated_client_msg_id_returns_the_original_entry => story_idempotent_append;
+    an_ended_conversation_takes_no_more_messages_but_still_answers_duplicates => story_ended_refuses_messages;
     an_unknown_conversation_fails_only_its_own_entry => story_unknown_conversation;
     read_log_pages_with_since_seq_and_limit => story_read_log;
     timestamps_round_trip_at_microsecond_precision => story_timestamps;
@@ -932,4 +933,20 @@ async fn sqlite_in_memory_serves_reads_from_its_single_connection() {
     store.create_tenant(&t, &root, &key).await.unwrap();
     assert_eq!(store.get_tenant(t.id).await.unwrap(), t);
     store.close().await;
+}
+
+async fn story_ended_refuses_messages(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "ended-log").await;
+    let c = &w.conversation;
+    let before = store.append_batch(&[entry(c, Some("k1"), "before", 1)]).await;
+    let seq = appended(&before[0]).entry.seq;
+    store.update_conversation(c.tenant_id, c.id, ConversationStatus::Ended, None, Some(at(2))).await.unwrap();
+    // The system's own closing entry (no client_msg_id) is still written.
+    let closing = store.append_batch(&[entry(c, None, "closing", 3)]).await;
+    assert!(closing[0].is_ok());
+    let after = store.append_batch(&[entry(c, Some("k2"), "after", 4), entry(c, Some("k1"), "before", 4)]).await;
+    assert!(matches!(after[0], Err(StoreError::NotFound)), "{:?}", after[0]);
+    assert_eq!((appended(&after[1]).entry.seq, appended(&after[1]).duplicate), (seq, true));
+    let log = store.read_log(c.tenant_id, c.id, 0, 100).await.unwrap();
+    assert_eq!(log.len(), 2);
 }

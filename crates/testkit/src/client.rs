@@ -148,11 +148,31 @@ impl Ws {
         Ok(Self { inner })
     }
 
+    /// Connects with a cookie and an `Origin` header.
+    ///
+    /// # Errors
+    /// Connection or upgrade failures.
+    pub async fn connect_with_origin(url: &str, cookie: &str, origin: &str) -> anyhow::Result<Self> {
+        let mut req = url.into_client_request()?;
+        req.headers_mut().insert(http::header::COOKIE, cookie.parse()?);
+        req.headers_mut().insert(http::header::ORIGIN, origin.parse()?);
+        let (inner, _) = tokio_tungstenite::connect_async(req).await.with_context(|| format!("connecting {url}"))?;
+        Ok(Self { inner })
+    }
+
     /// The HTTP status a refused upgrade answered with.
     pub async fn refused_status(url: &str, cookie: Option<&str>) -> Option<u16> {
+        Self::refused_status_from(url, cookie, None).await
+    }
+
+    /// Like [`Self::refused_status`], sending an `Origin` header as a browser page would.
+    pub async fn refused_status_from(url: &str, cookie: Option<&str>, origin: Option<&str>) -> Option<u16> {
         let mut req = url.into_client_request().ok()?;
         if let Some(c) = cookie {
             req.headers_mut().insert(http::header::COOKIE, c.parse().ok()?);
+        }
+        if let Some(o) = origin {
+            req.headers_mut().insert(http::header::ORIGIN, o.parse().ok()?);
         }
         match tokio_tungstenite::connect_async(req).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Some(res.status().as_u16()),

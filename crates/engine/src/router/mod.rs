@@ -247,7 +247,12 @@ impl Router {
                 }
             }
             Input::ConnectionChanged { agent, online } => {
-                self.agent_mut(agent, now).online = online;
+                let a = self.agent_mut(agent, now);
+                // Time signed out is not time spent waiting for a chat.
+                if online && !a.online && a.chats.is_empty() {
+                    a.idle_since = now;
+                }
+                a.online = online;
                 if !online {
                     self.withdraw_offer(agent, effects);
                 }
@@ -327,6 +332,8 @@ impl Router {
         if let Some(a) = self.agents.get_mut(&agent) {
             a.offer = None;
         }
+        // The agent's other tabs still show the offer until told.
+        effects.push(Effect::OfferWithdrawn { conversation, agent });
         effects.push(Effect::Requeued { conversation });
     }
 

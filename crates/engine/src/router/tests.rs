@@ -49,6 +49,15 @@ fn an_agent_who_just_finished_a_chat_goes_to_the_back() {
 }
 
 #[test]
+fn time_signed_out_does_not_count_as_idle() {
+    let mut r = ready(2, 1);
+    r.handle(Input::ConnectionChanged { agent: uid(1), online: false }, t(10));
+    r.handle(Input::ConnectionChanged { agent: uid(1), online: true }, t(500));
+    let fx = r.handle(Input::Enqueue { conversation: cid(1), service: sid(1) }, t(600));
+    assert_eq!(fx, [Effect::Offer { conversation: cid(1), agent: uid(2) }]);
+}
+
+#[test]
 fn a_chat_waits_when_every_agent_is_at_capacity() {
     let mut r = ready(1, 1);
     r.handle(Input::Enqueue { conversation: cid(1), service: sid(1) }, t(10));
@@ -79,7 +88,14 @@ fn decline_offers_the_chat_to_the_next_agent() {
     let mut r = ready(2, 1);
     r.handle(Input::Enqueue { conversation: cid(1), service: sid(1) }, t(10));
     let fx = r.handle(Input::Decline { conversation: cid(1), agent: uid(1) }, t(11));
-    assert_eq!(fx, [Effect::Requeued { conversation: cid(1) }, Effect::Offer { conversation: cid(1), agent: uid(2) }]);
+    assert_eq!(
+        fx,
+        [
+            Effect::OfferWithdrawn { conversation: cid(1), agent: uid(1) },
+            Effect::Requeued { conversation: cid(1) },
+            Effect::Offer { conversation: cid(1), agent: uid(2) },
+        ]
+    );
 }
 
 #[test]

@@ -27,8 +27,19 @@ use tokio::task::JoinSet;
 pub async fn upgrade(
     agent: Agent,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    // The cookie rides along on handshakes from any page of the same site; only our own pages
+    // may open the workspace socket (browsers always send Origin on WebSocket handshakes).
+    if let Some(origin) = headers.get(axum::http::header::ORIGIN)
+        && origin.to_str().ok() != Some(own_origin(&state.config.public_url))
+    {
+        return Err(crate::error::ApiError::forbidden(
+            "origin_not_allowed",
+            "the workspace socket only accepts this server's pages",
+        ));
+    }
     let user = state.store.get_user(agent.tenant_id, agent.user_id).await?;
     let ws = ws.map_err(|e| upgrade_error(&e))?;
     let tracker = state.tracker.clone();
@@ -37,10 +48,18 @@ pub async fn upgrade(
         .on_upgrade(move |socket| tracker.track_future(session(state, user, socket))))
 }
 
+/// `scheme://host[:port]` of a URL.
+fn own_origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..].find('/').map_or(url, |i| &url[..after_scheme + i])
+}
+
 /// One chat the socket follows.
 struct Followed {
     cursor: Cursor,
     ended: bool,
+    /// Stops the topic forwarder once the chat has ended.
+    forwarder: tokio::task::AbortHandle,
 }
 
 type LiveEntry = (ConversationId, Result<Arc<BusEvent>, RecvError>);
@@ -133,7 +152,7 @@ impl Session {
         }
         let mut rx = self.state.bus.subscribe(Topic::Conversation(self.user.tenant_id, conversation));
         let tx = self.entries_tx.clone();
-        self.forwarders.spawn(async move {
+        let forwarder = self.forwarders.spawn(async move {
             loop {
                 let ev = rx.recv().await;
                 let closed = matches!(ev, Err(RecvError::Closed));
@@ -144,7 +163,7 @@ impl Session {
         });
         self.chats.insert(
             conversation,
-            Followed { cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 }, ended: false },
+            Followed { cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 }, ended: false, forwarder },
         );
         self.catch_up(sink, conversation).await
     }
@@ -166,6 +185,7 @@ impl Session {
                 && let Some(f) = self.chats.get_mut(&conversation)
             {
                 f.ended = true;
+                f.forwarder.abort();
             }
             if !send(sink, &AgentFrame::Entry { conversation_id: conversation, entry }).await {
                 return false;
@@ -318,6 +338,10 @@ impl Session {
                     },
                 )
                 .await
+            }
+            Err(parley_store::StoreError::NotFound) => {
+                let e = EngineError::ConversationEnded;
+                send(sink, &error(e.code(), e.to_string(), Some(conversation))).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, "agent message not stored");

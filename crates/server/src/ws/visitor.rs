@@ -39,10 +39,12 @@ pub async fn upgrade(
     let visitor = Visitor::authenticate(&state, &q.token).await?;
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
     let ws = ws.map_err(|e| upgrade_error(&e))?;
+    // A cursor past the end would silently hide new entries; nothing beyond `last_seq` exists.
+    let since = q.since_seq.clamp(0, conversation.last_seq);
     let tracker = state.tracker.clone();
     Ok(ws
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(session(state, conversation, q.since_seq.max(0), socket))))
+        .on_upgrade(move |socket| tracker.track_future(session(state, conversation, since, socket))))
 }
 
 struct Session {
@@ -166,7 +168,10 @@ impl Session {
                     .ask(tenant, |reply| Command::End { conversation, by: EndedBy::Customer, agent: None, reply })
                     .await;
                 match r {
-                    Ok(()) => true,
+                    Ok(()) => {
+                        self.ended = true;
+                        true
+                    }
                     Err(e) => {
                         send(
                             sink,
@@ -223,6 +228,10 @@ impl Session {
                         .await;
                 }
                 send(sink, &VisitorFrame::Ack { client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await
+            }
+            Err(parley_store::StoreError::NotFound) => {
+                self.ended = true;
+                send(sink, &err("conversation_ended", "the conversation has ended".into(), &client_msg_id)).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, "visitor message not stored");

@@ -164,6 +164,17 @@ async fn wrong_credentials_are_refused_with_401() {
 }
 
 #[tokio::test]
+async fn the_agent_socket_refuses_pages_of_other_origins() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "origins", 1).await.unwrap();
+    let cookie = t.login(&server.base, 0).await.unwrap();
+    let ws = format!("{}/ws/v1/agent", server.ws_base());
+    assert_eq!(Ws::refused_status_from(&ws, Some(&cookie), Some("https://evil.example")).await, Some(403));
+    let mut own = Ws::connect_with_origin(&ws, &cookie, &server.base).await.unwrap();
+    assert_eq!(own.next().await.unwrap()["type"], "hello");
+}
+
+#[tokio::test]
 async fn visitor_tokens_are_bound_to_one_conversation_and_expire() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "tokens", 1).await.unwrap();
