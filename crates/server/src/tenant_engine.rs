@@ -354,18 +354,10 @@ impl TenantEngine {
                 self.apply(fx).await
             }
             Command::Accept { agent, conversation, reply } => {
-                let fx = self.route(Input::Accept { conversation, agent });
-                let refused = fx.iter().any(|e| matches!(e, Effect::Refused { .. }));
-                self.apply(fx).await?;
-                let _ = reply.send(if refused { Err(EngineError::OfferNotFound) } else { Ok(()) });
-                Ok(())
+                self.answer_offer(Input::Accept { conversation, agent }, reply).await
             }
             Command::Decline { agent, conversation, reply } => {
-                let fx = self.route(Input::Decline { conversation, agent });
-                let refused = fx.iter().any(|e| matches!(e, Effect::Refused { .. }));
-                self.apply(fx).await?;
-                let _ = reply.send(if refused { Err(EngineError::OfferNotFound) } else { Ok(()) });
-                Ok(())
+                self.answer_offer(Input::Decline { conversation, agent }, reply).await
             }
             Command::End { conversation, by, agent, reply } => {
                 let result = self.end(conversation, by, agent).await;
@@ -395,6 +387,15 @@ impl TenantEngine {
                 Ok(())
             }
         }
+    }
+
+    /// Accept or decline: the router refuses when the offer is not this agent's to answer.
+    async fn answer_offer(&mut self, input: Input, reply: Reply<()>) -> Result<(), StoreError> {
+        let fx = self.route(input);
+        let refused = fx.iter().any(|e| matches!(e, Effect::Refused { .. }));
+        self.apply(fx).await?;
+        let _ = reply.send(if refused { Err(EngineError::OfferNotFound) } else { Ok(()) });
+        Ok(())
     }
 
     async fn start(&mut self, id: ConversationId) -> Result<(), StoreError> {

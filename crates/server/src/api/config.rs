@@ -2,7 +2,7 @@
 //! their members, API keys, the widget snippet, and read access to conversations.
 //! Every handler starts from [`TenantAdmin`], so every store call carries the caller's tenant.
 
-use super::{found, ou_or_root};
+use super::{found, ou_or_root, referenced};
 use crate::auth::{TenantAdmin, hash_password, mint_api_key, random_hex};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -239,15 +239,11 @@ pub async fn create_service_in(
     input: NewService,
 ) -> ApiResult<Service> {
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
-    match state.store.get_workflow(tenant, input.workflow_id).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound) => return Err(ApiError::unknown_reference("/workflow_id", "workflow")),
-        Err(e) => return Err(e.into()),
-    }
+    referenced(state.store.get_workflow(tenant, input.workflow_id).await, "/workflow_id", "workflow")?;
     let service_id = ServiceId::from_uuid(Uuid::now_v7());
     let mut members = Vec::with_capacity(input.members.len());
     for (i, m) in input.members.iter().enumerate() {
-        check_user(state, tenant, m.user_id, &format!("/members/{i}/user_id")).await?;
+        referenced(state.store.get_user(tenant, m.user_id).await, &format!("/members/{i}/user_id"), "user")?;
         members.push(Membership { service_id, user_id: m.user_id, active: m.active });
     }
     let service = Service {
@@ -263,14 +259,6 @@ pub async fn create_service_in(
     state.store.create_service(&service, &members).await?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(service)
-}
-
-async fn check_user(state: &AppState, tenant: parley_domain::TenantId, user: UserId, path: &str) -> ApiResult<()> {
-    match state.store.get_user(tenant, user).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::NotFound) => Err(ApiError::unknown_reference(path, "user")),
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Lists the tenant's services.

@@ -17,12 +17,16 @@ use parley_store::StoreError;
 pub async fn ou_or_root(state: &AppState, tenant: TenantId, ou: Option<OrgUnitId>, path: &str) -> ApiResult<OrgUnitId> {
     match ou {
         None => Ok(state.store.get_tenant(tenant).await?.root_ou_id),
-        Some(id) => match state.store.get_org_unit(tenant, id).await {
-            Ok(_) => Ok(id),
-            Err(StoreError::NotFound) => Err(ApiError::unknown_reference(path, "organization unit")),
-            Err(e) => Err(e.into()),
-        },
+        Some(id) => referenced(state.store.get_org_unit(tenant, id).await, path, "organization unit").map(|_| id),
     }
+}
+
+/// Maps `NotFound` of an entity named in an input to an unknown-reference error at `path`.
+pub fn referenced<T>(r: Result<T, StoreError>, path: &str, what: &str) -> ApiResult<T> {
+    r.map_err(|e| match e {
+        StoreError::NotFound => ApiError::unknown_reference(path, what),
+        other => other.into(),
+    })
 }
 
 /// Maps `NotFound` to a 404 naming the kind of thing.
