@@ -2,6 +2,7 @@
 //! variables, then command-line flags, each layer overriding the one before. The whole
 //! configuration is checked once at start-up, so a bad value fails with its name.
 
+use crate::outbound::HostPattern;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,10 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Most entries written in one conversation-log transaction.
     pub log_batch: usize,
+    /// Hosts workflow HTTP Request activities may call; empty refuses every call.
+    pub http_allow_hosts: Vec<HostPattern>,
+    /// Whether those calls may reach loopback, private, link-local and other internal addresses.
+    pub http_allow_private: bool,
 }
 
 /// The layers below the command line: what a TOML file or the environment may set.
@@ -79,6 +84,8 @@ pub struct Layer {
     pub agent_session_ttl_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub log_batch: Option<usize>,
+    pub http_allow_hosts: Option<Vec<String>>,
+    pub http_allow_private: Option<bool>,
 }
 
 impl Layer {
@@ -96,6 +103,8 @@ impl Layer {
             agent_session_ttl_secs: over.agent_session_ttl_secs.or(self.agent_session_ttl_secs),
             shutdown_grace_secs: over.shutdown_grace_secs.or(self.shutdown_grace_secs),
             log_batch: over.log_batch.or(self.log_batch),
+            http_allow_hosts: over.http_allow_hosts.or(self.http_allow_hosts),
+            http_allow_private: over.http_allow_private.or(self.http_allow_private),
         }
     }
 
@@ -134,6 +143,18 @@ impl Layer {
                 "AGENT_SESSION_TTL_SECS" => l.agent_session_ttl_secs = Some(v.parse().map_err(|e| bad(&e))?),
                 "SHUTDOWN_GRACE_SECS" => l.shutdown_grace_secs = Some(v.parse().map_err(|e| bad(&e))?),
                 "LOG_BATCH" => l.log_batch = Some(v.parse().map_err(|e| bad(&e))?),
+                "HTTP_ALLOW_HOSTS" => {
+                    let hosts: Vec<String> =
+                        v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
+                    // Checked here too so that a bad pattern names the variable it came from.
+                    for h in &hosts {
+                        HostPattern::parse(h).map_err(|e| bad(&e))?;
+                    }
+                    l.http_allow_hosts = Some(hosts);
+                }
+                "HTTP_ALLOW_PRIVATE" => {
+                    l.http_allow_private = Some(v.parse().map_err(|_| bad(&"must be true or false"))?);
+                }
                 // Variables read by tests and scripts, not by the server.
                 n if n.starts_with("TEST_") || n == "CONFIG" => {}
                 _ => tracing::warn!(variable = %k, "unknown PARLEY_ environment variable ignored"),
@@ -168,6 +189,13 @@ impl Layer {
                 anyhow::bail!("{name} must be between 60 seconds and one year");
             }
         }
+        let http_allow_hosts = self
+            .http_allow_hosts
+            .unwrap_or_default()
+            .iter()
+            .map(|h| HostPattern::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("http_allow_hosts: {e}"))?;
         Ok(Config {
             listen,
             data_dir,
@@ -179,6 +207,8 @@ impl Layer {
             agent_session_ttl_secs: self.agent_session_ttl_secs.unwrap_or(12 * 3600),
             shutdown_grace_secs: self.shutdown_grace_secs.unwrap_or(10),
             log_batch,
+            http_allow_hosts,
+            http_allow_private: self.http_allow_private.unwrap_or(false),
         })
     }
 }
@@ -233,6 +263,35 @@ mod tests {
     #[test]
     fn an_unknown_file_key_is_an_error() {
         assert!(toml::from_str::<Layer>("lissen = '127.0.0.1:1'").is_err());
+    }
+
+    #[test]
+    fn outbound_http_is_refused_everywhere_by_default() {
+        let c = Layer::default().finish().unwrap();
+        assert!(c.http_allow_hosts.is_empty());
+        assert!(!c.http_allow_private);
+    }
+
+    #[test]
+    fn outbound_hosts_come_from_a_file_list_or_a_comma_separated_variable() {
+        let file: Layer = toml::from_str("http_allow_hosts = ['crm.example.com']\nhttp_allow_private = true").unwrap();
+        let env =
+            Layer::from_env([("PARLEY_HTTP_ALLOW_HOSTS".to_owned(), " api.example.com, *.Example.org ,".to_owned())])
+                .unwrap();
+        let c = file.merge(env).finish().unwrap();
+        let hosts: Vec<String> = c.http_allow_hosts.iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["api.example.com", "*.example.org"]);
+        assert!(c.http_allow_private);
+    }
+
+    #[test]
+    fn a_bad_host_pattern_is_a_configuration_error() {
+        let err =
+            Layer::from_env([("PARLEY_HTTP_ALLOW_HOSTS".to_owned(), "https://x.example".to_owned())]).unwrap_err();
+        assert!(err.to_string().starts_with("PARLEY_HTTP_ALLOW_HOSTS"), "{err}");
+        let err = Layer { http_allow_hosts: Some(vec!["a.*.com".into()]), ..Layer::default() }.finish().unwrap_err();
+        assert!(err.to_string().starts_with("http_allow_hosts"), "{err}");
+        assert!(Layer::from_env([("PARLEY_HTTP_ALLOW_PRIVATE".to_owned(), "yes".to_owned())]).is_err());
     }
 
     #[test]

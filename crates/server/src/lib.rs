@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod openapi;
+pub mod outbound;
 pub mod pages;
 pub mod state;
 pub mod telemetry;
