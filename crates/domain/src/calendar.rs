@@ -48,6 +48,7 @@
 //! `time::OffsetDateTime`, so jiff stays internal to this module.
 
 use crate::error::ValidationErrors;
+use crate::ids::{CalendarId, OrgUnitId, TenantId};
 use jiff::Timestamp;
 use jiff::civil;
 use jiff::tz::{AmbiguousOffset, TimeZone, TimeZoneDatabase};
@@ -524,6 +525,46 @@ fn check_datetime(e: &mut ValidationErrors, path: &str, value: &str) -> Option<c
             e.push(path, code, "must be an existing local date and time YYYY-MM-DDTHH:MM");
         })
         .ok()
+}
+
+/// A stored opening-hours calendar, placed in an organization unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OpeningCalendar {
+    pub id: CalendarId,
+    pub tenant_id: TenantId,
+    pub ou_id: OrgUnitId,
+    pub name: String,
+    pub calendar: Calendar,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Input of `POST /api/v1/calendars` and `PUT /api/v1/calendars/{id}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCalendar {
+    /// Organization unit; the tenant root when absent (ignored on update).
+    #[serde(default)]
+    pub ou_id: Option<OrgUnitId>,
+    pub name: String,
+    pub calendar: Calendar,
+}
+
+impl NewCalendar {
+    /// Checks and normalises the input.
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path (calendar rules under `/calendar`).
+    pub fn validate(mut self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        self.name = crate::validate::required_text(&mut e, "/name", &self.name, crate::entities::MAX_NAME_CHARS);
+        if let Err(more) = self.calendar.validate() {
+            for f in more.0 {
+                e.push(format!("/calendar{}", f.path), f.code, f.message);
+            }
+        }
+        e.into_result(self)
+    }
 }
 
 #[cfg(test)]

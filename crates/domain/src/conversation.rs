@@ -68,8 +68,10 @@ pub struct Conversation {
     pub id: ConversationId,
     pub tenant_id: TenantId,
     pub service_id: ServiceId,
-    /// The workflow this conversation runs, pinned at its start.
+    /// The workflow this conversation runs, pinned at its start (or at a transfer).
     pub workflow_id: WorkflowId,
+    /// The published version of that workflow it runs; later publishes do not affect it.
+    pub workflow_version: u32,
     pub status: ConversationStatus,
     pub customer: Customer,
     pub first_message: Option<String>,
@@ -81,6 +83,72 @@ pub struct Conversation {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub ended_at: Option<OffsetDateTime>,
+    /// How it ended, once it has.
+    pub outcome: Option<Outcome>,
+    /// Why, for an administrator (set for `failed`).
+    pub outcome_reason: Option<String>,
+}
+
+/// How a conversation ended, for reporting (spec §4.5; Parley names the outcomes the reference
+/// product leaves unnamed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// An agent accepted and the chat was connected.
+    UserAccepted,
+    /// The customer left before the workflow's Accept.
+    CustomerHangupBeforeAccept,
+    /// The customer left after Accept but before ever being queued.
+    CustomerHangupInIvr,
+    /// The customer left while queued or offered.
+    CustomerHangupInQueue,
+    /// The customer left after leaving the queue (in the workflow after it).
+    CustomerHangupInIvrAfterQueue,
+    /// The workflow ended it without queueing (closed hours, self-service).
+    HandledBySystem,
+    /// The workflow cancelled the queued task (e.g. its queue limit was reached).
+    Cancelled,
+    /// Cancelled after an agent had been offered it.
+    Abandoned,
+    /// The workflow could not go on (unconnected exit, unsupported activity, internal error).
+    Failed,
+}
+
+impl Outcome {
+    /// The stable text form used in storage and the API.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UserAccepted => "user_accepted",
+            Self::CustomerHangupBeforeAccept => "customer_hangup_before_accept",
+            Self::CustomerHangupInIvr => "customer_hangup_in_ivr",
+            Self::CustomerHangupInQueue => "customer_hangup_in_queue",
+            Self::CustomerHangupInIvrAfterQueue => "customer_hangup_in_ivr_after_queue",
+            Self::HandledBySystem => "handled_by_system",
+            Self::Cancelled => "cancelled",
+            Self::Abandoned => "abandoned",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stable text form.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Every outcome.
+    pub const ALL: [Self; 9] = [
+        Self::UserAccepted,
+        Self::CustomerHangupBeforeAccept,
+        Self::CustomerHangupInIvr,
+        Self::CustomerHangupInQueue,
+        Self::CustomerHangupInIvrAfterQueue,
+        Self::HandledBySystem,
+        Self::Cancelled,
+        Self::Abandoned,
+        Self::Failed,
+    ];
 }
 
 /// The visitor's pre-chat form, `POST /api/v1/widget/conversations`.
@@ -143,6 +211,8 @@ pub enum ConversationEvent {
     Queued,
     /// An agent accepted the chat.
     Connected { agent_id: UserId, agent_name: String },
+    /// A workflow moved the chat to another service; the conversation goes on there.
+    Transferred { from_service: ServiceId, to_service: ServiceId },
     /// The chat is over.
     Ended { by: EndedBy },
 }

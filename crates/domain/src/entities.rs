@@ -4,7 +4,7 @@
 //! ignored. `validate` returns every broken rule at once.
 
 use crate::error::ValidationErrors;
-use crate::ids::{OrgUnitId, ServiceId, TenantId, UserId, WorkflowId};
+use crate::ids::{CalendarId, OrgUnitId, ServiceId, TenantId, UserId, WorkflowId};
 use crate::validate::{email, optional_text, required_text, slug};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -249,6 +249,10 @@ pub struct Service {
     pub contact_id: String,
     /// Second half of the snippet's credentials.
     pub widget_key: String,
+    /// Opening hours Check Opening Hours reads first.
+    pub primary_calendar_id: Option<CalendarId>,
+    /// Consulted where the primary calendar has no period (holidays kept once for many services).
+    pub secondary_calendar_id: Option<CalendarId>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -281,6 +285,10 @@ pub struct NewService {
     pub name: String,
     pub workflow_id: WorkflowId,
     #[serde(default)]
+    pub primary_calendar_id: Option<CalendarId>,
+    #[serde(default)]
+    pub secondary_calendar_id: Option<CalendarId>,
+    #[serde(default)]
     pub members: Vec<NewMember>,
 }
 
@@ -302,6 +310,54 @@ impl NewService {
         }
         e.into_result(self)
     }
+}
+
+/// Input of `PATCH /api/v1/services/{id}`: absent fields stay; a calendar set to `null` is removed.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub workflow_id: Option<WorkflowId>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub primary_calendar_id: Option<Option<CalendarId>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub secondary_calendar_id: Option<Option<CalendarId>>,
+}
+
+impl ServicePatch {
+    /// Applies the patch to `s` after checking it (references are checked by the shell).
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn apply(self, mut s: Service) -> Result<Service, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        if let Some(n) = self.name {
+            s.name = required_text(&mut e, "/name", &n, MAX_NAME_CHARS);
+        }
+        if let Some(w) = self.workflow_id {
+            s.workflow_id = w;
+        }
+        if let Some(c) = self.primary_calendar_id {
+            s.primary_calendar_id = c;
+        }
+        if let Some(c) = self.secondary_calendar_id {
+            s.secondary_calendar_id = c;
+        }
+        e.into_result(s)
+    }
+}
+
+/// A field that is present (even as `null`) becomes `Some(value)`; an absent one stays `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Optional free text that is cleaned the same way everywhere.

@@ -52,4 +52,6 @@ id_type! {
     ConversationId,
     /// A tenant admin API key (the public half of the key).
     ApiKeyId,
+    /// An opening-hours calendar.
+    CalendarId,
 }

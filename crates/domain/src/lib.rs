@@ -9,6 +9,7 @@ pub mod conversation;
 pub mod entities;
 pub mod error;
 pub mod ids;
+pub mod parameter;
 pub mod template;
 pub mod validate;
 pub mod workflow;
@@ -17,4 +18,7 @@ pub use conversation::*;
 pub use entities::*;
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
-pub use workflow::{Activity, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind};
+pub use parameter::{CustomParameter, NewParameter, ParameterPatch};
+pub use workflow::{
+    Activity, DraftUpdate, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion,
+};

@@ -709,8 +709,31 @@ impl WorkflowDefinition {
                     Some(_) => {}
                 }
             }
+            for (prop, text) in n.activity.templates() {
+                let mut local = ValidationErrors::default();
+                let known = |id: &str| refs.parameter_ou(id).is_some();
+                crate::template::validate_template(&mut local, &format!("{path}/{prop}"), text, &known);
+                for f in local.0 {
+                    e.push_node(&n.id, f.path, f.code, f.message);
+                }
+            }
         }
         e.into_result(())
+    }
+
+    /// Every custom parameter the workflow names, directly or in a placeholder.
+    #[must_use]
+    pub fn parameter_ids(&self) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for n in &self.nodes {
+            ids.extend(n.activity.parameters().into_iter().map(str::to_owned));
+            for (_, text) in n.activity.templates() {
+                if let Ok(t) = crate::template::Template::parse(text) {
+                    ids.extend(t.parameter_refs().map(str::to_owned));
+                }
+            }
+        }
+        ids
     }
 
     fn check_structure(&self, e: &mut ValidationErrors) {
@@ -1049,7 +1072,7 @@ fn check_properties(e: &mut ValidationErrors, n: &Node, path: &str) {
     }
 }
 
-/// A stored workflow.
+/// A stored workflow: an editable draft plus the immutable versions published from it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Workflow {
     pub id: WorkflowId,
@@ -1057,9 +1080,31 @@ pub struct Workflow {
     pub ou_id: OrgUnitId,
     pub name: String,
     pub kind: WorkflowKind,
-    pub definition: WorkflowDefinition,
+    /// The draft being edited. It may break validation rules; it cannot be published until it
+    /// passes them.
+    pub draft: WorkflowDefinition,
+    /// The version new conversations run; `None` until the first publish (a service cannot
+    /// select the workflow before then).
+    pub current_version: Option<u32>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One published, immutable version of a workflow. Conversations keep the version they started
+/// with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowVersion {
+    pub workflow_id: WorkflowId,
+    pub tenant_id: TenantId,
+    /// 1, 2, 3…; never reused.
+    pub version: u32,
+    pub definition: WorkflowDefinition,
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    /// Set when this version re-published an older one (a rollback).
+    pub restored_from: Option<u32>,
 }
 
 /// Input of `POST /api/v1/workflows`.
@@ -1070,19 +1115,43 @@ pub struct NewWorkflow {
     pub ou_id: Option<OrgUnitId>,
     pub name: String,
     pub kind: WorkflowKind,
+    /// The first draft.
     pub definition: WorkflowDefinition,
+    /// Publish the draft as version 1 at once (refused, with nothing saved, unless it is valid).
+    #[serde(default)]
+    pub publish: bool,
 }
 
 impl NewWorkflow {
-    /// Checks and normalises the input.
+    /// Checks the fields a draft must always satisfy (its graph is checked on publish).
     ///
     /// # Errors
     /// Every broken rule, with its field path.
     pub fn validate(mut self) -> Result<Self, ValidationErrors> {
         let mut e = ValidationErrors::default();
         self.name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
-        if let Err(more) = self.definition.validate() {
-            e.0.extend(more.0);
+        e.into_result(self)
+    }
+}
+
+/// Input of `PUT /api/v1/workflows/{id}/draft`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DraftUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub definition: WorkflowDefinition,
+}
+
+impl DraftUpdate {
+    /// Checks the name, if given.
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(mut self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        if let Some(n) = &self.name {
+            self.name = Some(required_text(&mut e, "/name", n, MAX_NAME_CHARS));
         }
         e.into_result(self)
     }

@@ -5,6 +5,8 @@
 //! engine feeds them and carries out their effects.
 
 pub mod router;
+pub mod simulate;
+pub mod tenant;
 pub mod workflow;
 
 pub use router::{Effect, Input, Phase, Router, Staffing};

@@ -67,6 +67,7 @@ impl App {
             bus: Arc::clone(&bus),
             clock: Arc::clone(&clock),
             tracker: tracker.clone(),
+            outbound: Arc::new(crate::outbound::Outbound::from_config(&config)),
         };
         let engines = Engines::new(deps);
         for tenant in store.list_tenants().await.context("listing tenants")? {

@@ -2,15 +2,17 @@
 //! and the built-in workflow. Running it again on the same data folder reuses the tenant and
 //! issues a fresh admin key (keys are stored hashed, so the old one cannot be shown).
 
-use crate::api::config::{create_service_in, create_user_in, create_workflow_in, snippet_for};
+use crate::api::config::{create_service_in, create_user_in, snippet_for};
+use crate::api::parameters::create_parameter_in;
 use crate::api::tenants;
+use crate::api::workflows::create_workflow_in;
 use crate::auth::mint_api_key;
 use crate::config::Config;
 use crate::error::ApiResult;
 use crate::state::AppState;
 use parley_domain::{
-    Licence, NewMember, NewOrgUnit, NewService, NewTenant, NewUser, NewWorkflow, OrgUnit, OrgUnitId, Service,
-    WorkflowDefinition, WorkflowKind,
+    Licence, NewMember, NewOrgUnit, NewParameter, NewService, NewTenant, NewUser, NewWorkflow, OrgUnit, OrgUnitId,
+    Service, WorkflowDefinition, WorkflowKind,
 };
 use parley_store::StoreError;
 use uuid::Uuid;
@@ -95,18 +97,37 @@ async fn create(state: &AppState) -> ApiResult<DemoInfo> {
         let user = create_user_in(state, tenant, input).await?;
         members.push(NewMember { user_id: user.id, active: true });
     }
+    // The recommended template keeps the queue position in a parameter of its own.
+    let position = NewParameter {
+        id: "QueuePosition".into(),
+        ou_id: None,
+        name: "Queue position".into(),
+        default_value: String::new(),
+    }
+    .validate()?;
+    create_parameter_in(state, tenant, position).await?;
     let wf = NewWorkflow {
         ou_id: Some(ou.id),
         name: "Support chat".into(),
         kind: WorkflowKind::InstantMessaging,
-        definition: WorkflowDefinition::accept_welcome_queue(
+        definition: WorkflowDefinition::recommended(
             "Welcome to Demo Company! An agent will be with you shortly.",
+            600,
+            60,
         ),
+        publish: true,
     }
     .validate()?;
     let workflow = create_workflow_in(state, tenant, wf).await?;
-    let service =
-        NewService { ou_id: Some(ou.id), name: "Support".into(), workflow_id: workflow.id, members }.validate()?;
+    let service = NewService {
+        ou_id: Some(ou.id),
+        name: "Support".into(),
+        workflow_id: workflow.id,
+        primary_calendar_id: None,
+        secondary_calendar_id: None,
+        members,
+    }
+    .validate()?;
     let service = create_service_in(state, tenant, service).await?;
     Ok(DemoInfo { service, admin_api_key: created.admin_api_key })
 }

@@ -2,7 +2,7 @@
 //! panic becomes a 500 problem, never a dropped connection), and problem+json for unknown
 //! routes and methods.
 
-use crate::api::{agent, config, health, tenants, widget};
+use crate::api::{agent, calendars, config, health, parameters, tenants, widget, workflows};
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
 use crate::state::AppState;
@@ -26,10 +26,27 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/org-units/{id}", get(config::get_org_unit))
         .route("/api/v1/users", post(config::create_user).get(config::list_users))
         .route("/api/v1/users/{id}", get(config::get_user))
-        .route("/api/v1/workflows", post(config::create_workflow).get(config::list_workflows))
-        .route("/api/v1/workflows/{id}", get(config::get_workflow))
+        .route("/api/v1/workflows", post(workflows::create_workflow).get(workflows::list_workflows))
+        .route("/api/v1/workflows/{id}", get(workflows::get_workflow))
+        .route("/api/v1/workflows/{id}/draft", put(workflows::put_draft))
+        .route("/api/v1/workflows/{id}/publish", post(workflows::publish))
+        .route("/api/v1/workflows/{id}/versions", get(workflows::list_versions))
+        .route("/api/v1/workflows/{id}/versions/{version}", get(workflows::get_version))
+        .route("/api/v1/workflows/{id}/versions/{version}/restore", post(workflows::restore_version))
+        .route("/api/v1/workflows/{id}/services", get(workflows::used_by))
+        .route("/api/v1/workflows/{id}/simulate", post(workflows::simulate))
+        .route("/api/v1/parameters", post(parameters::create_parameter).get(parameters::list_parameters))
+        .route(
+            "/api/v1/parameters/{id}",
+            get(parameters::get_parameter).patch(parameters::patch_parameter).delete(parameters::delete_parameter),
+        )
+        .route("/api/v1/calendars", post(calendars::create_calendar).get(calendars::list_calendars))
+        .route(
+            "/api/v1/calendars/{id}",
+            get(calendars::get_calendar).put(calendars::put_calendar).delete(calendars::delete_calendar),
+        )
         .route("/api/v1/services", post(config::create_service).get(config::list_services))
-        .route("/api/v1/services/{id}", get(config::get_service))
+        .route("/api/v1/services/{id}", get(config::get_service).patch(config::patch_service))
         .route("/api/v1/services/{id}/members", get(config::list_members))
         .route("/api/v1/services/{id}/members/{user_id}", put(config::put_member).delete(config::delete_member))
         .route("/api/v1/services/{id}/snippet", get(config::get_snippet))

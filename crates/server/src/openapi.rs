@@ -2,7 +2,7 @@
 //! `/api/v1/openapi.json`. A committed snapshot (`docs/openapi.json`) is compared by a test so
 //! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
 
-use crate::api::{agent, config, health, tenants, widget};
+use crate::api::{agent, calendars, config, health, parameters, tenants, widget, workflows};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,8 +17,14 @@ use utoipa::{Modify, OpenApi};
         config::get_tenant, config::create_api_key,
         config::create_org_unit, config::list_org_units, config::get_org_unit,
         config::create_user, config::list_users, config::get_user,
-        config::create_workflow, config::list_workflows, config::get_workflow,
-        config::create_service, config::list_services, config::get_service,
+        workflows::create_workflow, workflows::list_workflows, workflows::get_workflow, workflows::put_draft,
+        workflows::publish, workflows::list_versions, workflows::get_version, workflows::restore_version,
+        workflows::used_by, workflows::simulate,
+        parameters::create_parameter, parameters::list_parameters, parameters::get_parameter,
+        parameters::patch_parameter, parameters::delete_parameter,
+        calendars::create_calendar, calendars::list_calendars, calendars::get_calendar, calendars::put_calendar,
+        calendars::delete_calendar,
+        config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
         config::get_conversation, config::get_conversation_log, config::get_conversation_workflow,
         widget::start_conversation, widget::visitor_log,
@@ -28,6 +34,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "platform", description = "Platform administration (bootstrap token)"),
         (name = "tenant", description = "Tenant configuration (tenant admin API key)"),
+        (name = "workflows", description = "Workflows, versions, the simulator, custom parameters and opening-hours calendars (tenant admin API key)"),
         (name = "widget", description = "Visitor side of the chat widget"),
         (name = "agent", description = "Agent sign-in and data"),
         (name = "health", description = "Probes"),

@@ -1,43 +1,72 @@
-//! What the tenant engine keeps per running workflow, and the [`Facts`] the interpreter asks,
-//! answered from the engine's in-memory state (router, conversation, services, agents).
+//! What the tenant engine loads from the store for the tenant core (services with their
+//! calendars and current workflow versions, parameter defaults, people), and how a workflow run
+//! is shown to an administrator.
 
-use parley_domain::template::{Channel, Lookup, PlaceholderKey, SystemField, Template};
-use parley_domain::workflow::{ServiceTarget, WorkflowDefinition};
-use parley_domain::{Conversation, Service, ServiceId, User};
-use parley_engine::workflow::{Availability, Facts, Session, Status, TaskState, TraceStep};
-use parley_engine::{Phase, Router};
+use parley_domain::calendar::Calendar;
+use parley_domain::{CalendarId, Membership, TenantId, User, WorkflowId};
+use parley_engine::tenant::{Pinned, Run, ServiceSetup};
+use parley_engine::workflow::Status;
+use parley_store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use time::OffsetDateTime;
 
-/// One conversation's running workflow.
-#[derive(Debug)]
-pub struct Run {
-    /// The version the conversation started with; later edits do not affect it.
-    pub definition: Arc<WorkflowDefinition>,
-    pub session: Session,
-    /// The wake-up the session asked for last (earlier timers for it are stale).
-    pub wake_at: Option<OffsetDateTime>,
-    /// When the queue limit of its Queue Task falls due.
-    pub limit_at: Option<OffsetDateTime>,
-    pub limit_reached: bool,
-    /// Every node passed, for the admin and the simulator comparison.
-    pub trace: Vec<TraceStep>,
+/// A tenant's configuration as the core needs it.
+pub struct TenantConfig {
+    pub services: Vec<ServiceSetup>,
+    pub parameter_defaults: BTreeMap<String, String>,
+    pub users: Vec<User>,
+    pub memberships: Vec<Membership>,
 }
 
-impl Run {
-    #[must_use]
-    pub fn new(definition: Arc<WorkflowDefinition>) -> Self {
-        Self {
-            definition,
-            session: Session::new(BTreeMap::new()),
-            wake_at: None,
-            limit_at: None,
-            limit_reached: false,
-            trace: Vec::new(),
-        }
+/// Reads everything the core needs about the tenant's configuration.
+///
+/// # Errors
+/// Store failures.
+pub async fn load_config(store: &dyn Store, tenant: TenantId) -> Result<TenantConfig, StoreError> {
+    let calendars: HashMap<CalendarId, Calendar> =
+        store.list_calendars(tenant).await?.into_iter().map(|c| (c.id, c.calendar)).collect();
+    let mut versions: HashMap<WorkflowId, Option<Pinned>> = HashMap::new();
+    for w in store.list_workflows(tenant).await? {
+        let pinned = match w.current_version {
+            Some(v) => Some(pinned(store, tenant, w.id, v).await?),
+            None => None,
+        };
+        versions.insert(w.id, pinned);
     }
+    let services = store
+        .list_services(tenant)
+        .await?
+        .into_iter()
+        .map(|s| ServiceSetup {
+            primary: s.primary_calendar_id.and_then(|c| calendars.get(&c).cloned()),
+            secondary: s.secondary_calendar_id.and_then(|c| calendars.get(&c).cloned()),
+            workflow: versions.get(&s.workflow_id).cloned().flatten(),
+            service: s,
+        })
+        .collect();
+    let parameter_defaults =
+        store.list_parameters(tenant).await?.into_iter().map(|p| (p.id, p.default_value)).collect();
+    Ok(TenantConfig {
+        services,
+        parameter_defaults,
+        users: store.list_users(tenant).await?,
+        memberships: store.list_memberships(tenant).await?,
+    })
+}
+
+/// One published version, ready to run.
+///
+/// # Errors
+/// `NotFound` for an unknown version, store failures.
+pub async fn pinned(
+    store: &dyn Store,
+    tenant: TenantId,
+    workflow: WorkflowId,
+    version: u32,
+) -> Result<Pinned, StoreError> {
+    let v = store.get_workflow_version(tenant, workflow, version).await?;
+    Ok(Pinned { workflow_id: workflow, version, definition: Arc::new(v.definition) })
 }
 
 /// A workflow run as the admin API shows it.
@@ -49,6 +78,9 @@ pub struct WorkflowRunView {
     pub node: Option<String>,
     /// Why it failed, for an administrator.
     pub reason: Option<String>,
+    /// The workflow and version it runs (after a transfer, the target service's).
+    pub workflow_id: WorkflowId,
+    pub workflow_version: u32,
     pub parameters: BTreeMap<String, String>,
     pub trace: Vec<TraceStepView>,
 }
@@ -75,108 +107,14 @@ impl WorkflowRunView {
             .iter()
             .map(|t| TraceStepView { node: t.node.clone(), kind: t.kind.clone(), exit: t.exit.clone() })
             .collect();
-        Self { state, node, reason, parameters: run.session.params.clone(), trace }
-    }
-}
-
-/// The interpreter's view of the world for one conversation.
-pub struct WorldFacts<'a> {
-    pub router: &'a Router,
-    pub conversation: &'a Conversation,
-    pub services: &'a HashMap<ServiceId, Service>,
-    /// The connected agent, if any.
-    pub agent: Option<&'a User>,
-    pub limit_reached: bool,
-}
-
-impl WorldFacts<'_> {
-    fn service(&self, target: ServiceTarget) -> ServiceId {
-        match target {
-            ServiceTarget::Current => self.conversation.service_id,
-            ServiceTarget::Service(s) => s,
+        Self {
+            state,
+            node,
+            reason,
+            workflow_id: run.pinned.workflow_id,
+            workflow_version: run.pinned.version,
+            parameters: run.session.params.clone(),
+            trace,
         }
-    }
-}
-
-impl Facts for WorldFacts<'_> {
-    fn availability(&self, target: ServiceTarget) -> Availability {
-        let s = self.router.staffing(self.service(target));
-        if s.free > 0 {
-            Availability::Available
-        } else if s.present > 0 {
-            Availability::Busy
-        } else {
-            Availability::Unavailable
-        }
-    }
-
-    fn available_users(&self, target: ServiceTarget) -> u32 {
-        self.router.staffing(self.service(target)).free
-    }
-
-    fn queue_position(&self) -> Option<u32> {
-        self.router.position(self.conversation.id).and_then(|p| u32::try_from(p).ok())
-    }
-
-    fn task_state(&self) -> TaskState {
-        match self.router.phase(self.conversation.id) {
-            Some(Phase::Queued) if self.limit_reached => TaskState::LimitReached,
-            Some(Phase::Queued) => TaskState::Queued,
-            Some(Phase::Offered) => TaskState::Offering,
-            Some(Phase::Connected) => TaskState::Connected,
-            None => TaskState::Ended,
-        }
-    }
-
-    fn opening_exit(&self) -> &'static str {
-        // Services have no opening-hours calendars yet, which is the spec's `default` exit.
-        "default"
-    }
-
-    fn service_exists(&self, _: ServiceId) -> bool {
-        // Transfers are not carried out yet: they take the `failed` exit rather than vanish.
-        false
-    }
-
-    fn render(&self, template: &str, params: &BTreeMap<String, String>) -> String {
-        match Template::parse(template) {
-            Ok(t) => t.render(&Values { facts: self, params }, Channel::Web),
-            Err(_) => template.to_owned(),
-        }
-    }
-}
-
-struct Values<'a> {
-    facts: &'a WorldFacts<'a>,
-    params: &'a BTreeMap<String, String>,
-}
-
-impl Lookup for Values<'_> {
-    fn get(&self, key: &PlaceholderKey) -> Option<String> {
-        let c = self.facts.conversation;
-        let service = self.facts.services.get(&c.service_id);
-        match key {
-            PlaceholderKey::Parameter(id) => self.params.get(id).cloned(),
-            PlaceholderKey::CustomerCustomField(_) => None,
-            PlaceholderKey::System(field) => match field {
-                SystemField::TaskId => Some(c.id.to_string()),
-                SystemField::TaskCreated => c.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                SystemField::TaskInitialMessage => c.first_message.clone(),
-                SystemField::CustomerDisplayName => Some(c.customer.display_name.clone()),
-                SystemField::CustomerEmail => Some(c.customer.email.clone()),
-                SystemField::CustomerIdentifier => Some(c.customer.email.clone()),
-                SystemField::ServiceName | SystemField::ServiceDisplayName | SystemField::ServiceInitialName => {
-                    service.map(|s| s.name.clone())
-                }
-                SystemField::UserDisplayName => self.facts.agent.map(|u| u.display_name.clone()),
-                SystemField::QueuePosition => self.facts.queue_position().map(|p| p.to_string()),
-                SystemField::ServiceAvailableUsers => Some(self.facts.router.staffing(c.service_id).free.to_string()),
-                _ => None,
-            },
-        }
-    }
-
-    fn parameter_default(&self, _: &str) -> Option<String> {
-        None
     }
 }

@@ -18,10 +18,11 @@ pub mod testing;
 pub use group_commit::{CommitHook, ConversationLog};
 
 use async_trait::async_trait;
-use parley_domain::workflow::Workflow;
+use parley_domain::calendar::OpeningCalendar;
+use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, Conversation, ConversationId, ConversationStatus, EntryBody, LogEntry, Membership, OrgUnit, OrgUnitId,
-    Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, EntryBody, LogEntry,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -147,9 +148,11 @@ pub struct Appended {
 /// Timestamps round-trip with microsecond precision; callers pass values already truncated to
 /// microseconds. Lists are returned in a stable order (documented per method).
 ///
-/// Writes that refer to another row (a unit's parent, a user's unit, a service's workflow, a
-/// member, a conversation's service or agent, a session's user) fail `NotFound` when the tenant
-/// has no such row. A duplicate id fails `Conflict` named after the id (`user_id`, …).
+/// Writes that refer to another row (a unit's parent, a user's unit, a service's workflow or
+/// calendars, a member, a conversation's service, agent or workflow version, a version's workflow
+/// or the version it restores, a session's user) fail `NotFound` when the tenant has no such row.
+/// A duplicate id fails `Conflict` named after the id (`user_id`, …). Updates and deletes of a
+/// row the tenant does not have fail `NotFound`.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which implementation this is.
@@ -195,10 +198,51 @@ pub trait Store: Send + Sync + 'static {
     /// Idempotent: deleting a session that is not there is not an error (signing out twice).
     async fn delete_session(&self, token_hash: &str) -> Result<()>;
 
-    async fn create_workflow(&self, workflow: &Workflow) -> Result<()>;
+    /// Creates a workflow; with `first` (its version 1) it is published in the same transaction
+    /// and `workflow.current_version` must be `Some(1)`.
+    async fn create_workflow(&self, workflow: &Workflow, first: Option<&WorkflowVersion>) -> Result<()>;
     async fn get_workflow(&self, tenant: TenantId, id: WorkflowId) -> Result<Workflow>;
     /// Ordered by `created_at`, then id.
     async fn list_workflows(&self, tenant: TenantId) -> Result<Vec<Workflow>>;
+    /// Replaces the draft (and the name) and sets `updated_at`.
+    async fn update_workflow_draft(
+        &self,
+        tenant: TenantId,
+        id: WorkflowId,
+        name: &str,
+        draft: &WorkflowDefinition,
+        updated_at: OffsetDateTime,
+    ) -> Result<()>;
+    /// Stores a new immutable version and makes it the workflow's current version, atomically.
+    /// `Conflict("workflow_version")` when that version number exists (a concurrent publish);
+    /// `NotFound` when the tenant has no such workflow.
+    async fn publish_workflow_version(&self, version: &WorkflowVersion) -> Result<()>;
+    async fn get_workflow_version(
+        &self,
+        tenant: TenantId,
+        workflow: WorkflowId,
+        version: u32,
+    ) -> Result<WorkflowVersion>;
+    /// Every version of the workflow, oldest first (empty for an unknown workflow).
+    async fn list_workflow_versions(&self, tenant: TenantId, workflow: WorkflowId) -> Result<Vec<WorkflowVersion>>;
+
+    /// `Conflict("parameter_id")` when the tenant has a parameter with this id.
+    async fn create_parameter(&self, parameter: &CustomParameter) -> Result<()>;
+    async fn get_parameter(&self, tenant: TenantId, id: &str) -> Result<CustomParameter>;
+    /// Ordered by id.
+    async fn list_parameters(&self, tenant: TenantId) -> Result<Vec<CustomParameter>>;
+    /// Updates name and default (the id and unit never change).
+    async fn update_parameter(&self, parameter: &CustomParameter) -> Result<()>;
+    async fn delete_parameter(&self, tenant: TenantId, id: &str) -> Result<()>;
+
+    async fn create_calendar(&self, calendar: &OpeningCalendar) -> Result<()>;
+    async fn get_calendar(&self, tenant: TenantId, id: CalendarId) -> Result<OpeningCalendar>;
+    /// Ordered by `created_at`, then id.
+    async fn list_calendars(&self, tenant: TenantId) -> Result<Vec<OpeningCalendar>>;
+    /// Replaces name and calendar body (id, unit and creation time never change).
+    async fn update_calendar(&self, calendar: &OpeningCalendar) -> Result<()>;
+    /// `Conflict("calendar_in_use")` while a service names it.
+    async fn delete_calendar(&self, tenant: TenantId, id: CalendarId) -> Result<()>;
 
     /// Creates a service and its memberships atomically. `Conflict("service_contact_id")`.
     /// Every member must name this service (`Other` otherwise) and a user of the tenant.
@@ -206,6 +250,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_service(&self, tenant: TenantId, id: ServiceId) -> Result<Service>;
     /// Ordered by `created_at`, then id.
     async fn list_services(&self, tenant: TenantId) -> Result<Vec<Service>>;
+    /// Replaces name, workflow and calendars (id, unit, snippet credentials and creation time
+    /// never change). `NotFound` when the service, the workflow or a calendar is not the tenant's.
+    async fn update_service(&self, service: &Service) -> Result<()>;
     /// Credential lookup by the snippet's Contact ID: the service names its tenant.
     async fn find_service_by_contact_id(&self, contact_id: &str) -> Result<Service>;
     /// Inserts or updates one membership; `NotFound` unless both the service and the user
@@ -229,6 +276,23 @@ pub trait Store: Send + Sync + 'static {
         status: ConversationStatus,
         agent: Option<UserId>,
         ended_at: Option<OffsetDateTime>,
+    ) -> Result<()>;
+    /// Moves the conversation to another service and the version of its workflow it now runs.
+    async fn transfer_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        service: ServiceId,
+        workflow: WorkflowId,
+        version: u32,
+    ) -> Result<()>;
+    /// Records how the conversation ended (set once, when it ends; a later call replaces it).
+    async fn set_outcome(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        outcome: Outcome,
+        reason: Option<&str>,
     ) -> Result<()>;
     /// Conversations not `Ended`, ordered by `created_at`, then id (the engine rebuilds from these).
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>>;

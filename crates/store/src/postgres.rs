@@ -10,10 +10,11 @@ use crate::append::{self, LogTx};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select};
 use crate::{AgentSession, ApiKeyRecord, Appended, Backend, NewEntry, Result, Store, VisitorCredential};
 use async_trait::async_trait;
-use parley_domain::workflow::Workflow;
+use parley_domain::calendar::OpeningCalendar;
+use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, Conversation, ConversationId, ConversationStatus, LogEntry, Membership, OrgUnit, OrgUnitId, Presence,
-    Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, LogEntry, Membership,
+    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -90,6 +91,9 @@ impl Cols for PgRow {
     fn int(&self, col: &str) -> Result<i64> {
         self.try_get(col).map_err(|e| decode_error(col, e))
     }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        self.try_get(col).map_err(|e| decode_error(col, e))
+    }
     fn flag(&self, col: &str) -> Result<bool> {
         self.try_get(col).map_err(|e| decode_error(col, e))
     }
@@ -142,6 +146,23 @@ async fn insert_membership<'c>(
     .await
     .map_err(db_error)?;
     Ok(done.rows_affected())
+}
+
+async fn insert_workflow_version<'c>(db: impl Executor<'c, Database = Postgres>, v: &WorkflowVersion) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workflow_versions (tenant_id, workflow_id, version, definition, published_at, restored_from) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(v.tenant_id.0)
+    .bind(v.workflow_id.0)
+    .bind(i64::from(v.version))
+    .bind(Json(&v.definition))
+    .bind(v.published_at)
+    .bind(v.restored_from.map(i64::from))
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 impl LogTx for PgConnection {
@@ -380,22 +401,29 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn create_workflow(&self, workflow: &Workflow) -> Result<()> {
+    async fn create_workflow(&self, workflow: &Workflow, first: Option<&WorkflowVersion>) -> Result<()> {
+        sql::check_first_version(workflow, first)?;
+        let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO workflows (id, tenant_id, ou_id, name, kind, definition, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO workflows (id, tenant_id, ou_id, name, kind, draft, current_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(workflow.id.0)
         .bind(workflow.tenant_id.0)
         .bind(workflow.ou_id.0)
         .bind(&workflow.name)
         .bind(sql::workflow_kind(workflow.kind))
-        .bind(Json(&workflow.definition))
+        .bind(Json(&workflow.draft))
+        .bind(workflow.current_version.map(i64::from))
         .bind(workflow.created_at)
-        .execute(&self.pool)
+        .bind(workflow.updated_at)
+        .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(())
+        if let Some(v) = first {
+            insert_workflow_version(&mut *tx, v).await?;
+        }
+        tx.commit().await.map_err(db_error)
     }
 
     async fn get_workflow(&self, tenant: TenantId, workflow: WorkflowId) -> Result<Workflow> {
@@ -417,12 +445,196 @@ impl Store for PgStore {
         rows.iter().map(sql::workflow).collect()
     }
 
+    async fn update_workflow_draft(
+        &self,
+        tenant: TenantId,
+        workflow: WorkflowId,
+        name: &str,
+        draft: &WorkflowDefinition,
+        updated_at: OffsetDateTime,
+    ) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE workflows SET name = $3, draft = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(workflow.0)
+                .bind(name)
+                .bind(Json(draft))
+                .bind(updated_at)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn publish_workflow_version(&self, version: &WorkflowVersion) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // The version's foreign key refuses a workflow the tenant does not have (NotFound), its
+        // primary key a number already used (Conflict), before anything changes.
+        insert_workflow_version(&mut *tx, version).await?;
+        let done = sqlx::query("UPDATE workflows SET current_version = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(version.tenant_id.0)
+            .bind(version.workflow_id.0)
+            .bind(i64::from(version.version))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn get_workflow_version(
+        &self,
+        tenant: TenantId,
+        workflow: WorkflowId,
+        version: u32,
+    ) -> Result<WorkflowVersion> {
+        let row = sqlx::query(concat!(
+            select!(workflow_versions),
+            " WHERE tenant_id = $1 AND workflow_id = $2 AND version = $3"
+        ))
+        .bind(tenant.0)
+        .bind(workflow.0)
+        .bind(i64::from(version))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        sql::workflow_version(&row)
+    }
+
+    async fn list_workflow_versions(&self, tenant: TenantId, workflow: WorkflowId) -> Result<Vec<WorkflowVersion>> {
+        let rows = sqlx::query(concat!(
+            select!(workflow_versions),
+            " WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY version"
+        ))
+        .bind(tenant.0)
+        .bind(workflow.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(sql::workflow_version).collect()
+    }
+
+    async fn create_parameter(&self, p: &CustomParameter) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO parameters (tenant_id, id, ou_id, name, default_value, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(p.tenant_id.0)
+        .bind(&p.id)
+        .bind(p.ou_id.0)
+        .bind(&p.name)
+        .bind(&p.default_value)
+        .bind(p.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_parameter(&self, tenant: TenantId, parameter: &str) -> Result<CustomParameter> {
+        let row = sqlx::query(concat!(select!(parameters), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(parameter)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::parameter(&row)
+    }
+
+    async fn list_parameters(&self, tenant: TenantId) -> Result<Vec<CustomParameter>> {
+        let rows = sqlx::query(concat!(select!(parameters), " WHERE tenant_id = $1 ORDER BY id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::parameter).collect()
+    }
+
+    async fn update_parameter(&self, p: &CustomParameter) -> Result<()> {
+        let done = sqlx::query("UPDATE parameters SET name = $3, default_value = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(p.tenant_id.0)
+            .bind(&p.id)
+            .bind(&p.name)
+            .bind(&p.default_value)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_parameter(&self, tenant: TenantId, parameter: &str) -> Result<()> {
+        let done = sqlx::query("DELETE FROM parameters WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(parameter)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn create_calendar(&self, c: &OpeningCalendar) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO calendars (id, tenant_id, ou_id, name, calendar, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.id.0)
+        .bind(c.tenant_id.0)
+        .bind(c.ou_id.0)
+        .bind(&c.name)
+        .bind(Json(&c.calendar))
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_calendar(&self, tenant: TenantId, calendar: CalendarId) -> Result<OpeningCalendar> {
+        let row = sqlx::query(concat!(select!(calendars), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(calendar.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::calendar(&row)
+    }
+
+    async fn list_calendars(&self, tenant: TenantId) -> Result<Vec<OpeningCalendar>> {
+        let rows = sqlx::query(concat!(select!(calendars), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::calendar).collect()
+    }
+
+    async fn update_calendar(&self, c: &OpeningCalendar) -> Result<()> {
+        let done = sqlx::query("UPDATE calendars SET name = $3, calendar = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(c.tenant_id.0)
+            .bind(c.id.0)
+            .bind(&c.name)
+            .bind(Json(&c.calendar))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_calendar(&self, tenant: TenantId, calendar: CalendarId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM calendars WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(calendar.0)
+            .execute(&self.pool)
+            .await
+            .map_err(sql::calendar_delete_error)?;
+        one_row(done.rows_affected())
+    }
+
     async fn create_service(&self, service: &Service, members: &[Membership]) -> Result<()> {
         sql::check_members(service, members)?;
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
+             primary_calendar_id, secondary_calendar_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(service.id.0)
         .bind(service.tenant_id.0)
@@ -431,6 +643,8 @@ impl Store for PgStore {
         .bind(service.workflow_id.0)
         .bind(&service.contact_id)
         .bind(&service.widget_key)
+        .bind(service.primary_calendar_id.map(|c| c.0))
+        .bind(service.secondary_calendar_id.map(|c| c.0))
         .bind(service.created_at)
         .execute(&mut *tx)
         .await
@@ -458,6 +672,23 @@ impl Store for PgStore {
             .await
             .map_err(db_error)?;
         rows.iter().map(sql::service).collect()
+    }
+
+    async fn update_service(&self, service: &Service) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(service.tenant_id.0)
+        .bind(service.id.0)
+        .bind(&service.name)
+        .bind(service.workflow_id.0)
+        .bind(service.primary_calendar_id.map(|c| c.0))
+        .bind(service.secondary_calendar_id.map(|c| c.0))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        one_row(done.rows_affected())
     }
 
     async fn find_service_by_contact_id(&self, contact_id: &str) -> Result<Service> {
@@ -495,15 +726,16 @@ impl Store for PgStore {
 
     async fn create_conversation(&self, c: &Conversation, credential: &VisitorCredential) -> Result<()> {
         sqlx::query(
-            "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, status, customer_name, \
-             customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
-             visitor_expires_at, created_at, ended_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14)",
+            "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, workflow_version, status, \
+             customer_name, customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
+             visitor_expires_at, created_at, ended_at, outcome, outcome_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17)",
         )
         .bind(c.id.0)
         .bind(c.tenant_id.0)
         .bind(c.service_id.0)
         .bind(c.workflow_id.0)
+        .bind(i64::from(c.workflow_version))
         .bind(c.status.as_str())
         .bind(&c.customer.display_name)
         .bind(&c.customer.email)
@@ -514,6 +746,8 @@ impl Store for PgStore {
         .bind(credential.expires_at)
         .bind(c.created_at)
         .bind(c.ended_at)
+        .bind(c.outcome.map(Outcome::as_str))
+        .bind(c.outcome_reason.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -561,6 +795,48 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn transfer_conversation(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        service: ServiceId,
+        workflow: WorkflowId,
+        version: u32,
+    ) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE conversations SET service_id = $3, workflow_id = $4, workflow_version = $5 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(conversation.0)
+        .bind(service.0)
+        .bind(workflow.0)
+        .bind(i64::from(version))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn set_outcome(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        outcome: Outcome,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE conversations SET outcome = $3, outcome_reason = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .bind(outcome.as_str())
+                .bind(reason)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
         one_row(done.rows_affected())
     }
 

@@ -6,10 +6,11 @@
 //! from a row by one function here rather than by two near-copies that could drift apart.
 
 use crate::{AgentSession, ApiKeyRecord, StoreError, VisitorCredential};
-use parley_domain::workflow::{Workflow, WorkflowKind};
+use parley_domain::calendar::OpeningCalendar;
+use parley_domain::workflow::{Workflow, WorkflowKind, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, Conversation, ConversationId, ConversationStatus, Customer, LogEntry, Membership, OrgUnit, OrgUnitId,
-    Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, LogEntry,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -26,6 +27,7 @@ pub(crate) trait Cols {
     fn text(&self, col: &str) -> Result<String, StoreError>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
     fn flag(&self, col: &str) -> Result<bool, StoreError>;
 }
 
@@ -49,17 +51,28 @@ macro_rules! select {
         "SELECT token_hash, tenant_id, user_id, created_at, expires_at FROM agent_sessions"
     };
     (workflows) => {
-        "SELECT id, tenant_id, ou_id, name, kind, definition, created_at FROM workflows"
+        "SELECT id, tenant_id, ou_id, name, kind, draft, current_version, created_at, updated_at FROM workflows"
+    };
+    (workflow_versions) => {
+        "SELECT tenant_id, workflow_id, version, definition, published_at, restored_from FROM workflow_versions"
+    };
+    (parameters) => {
+        "SELECT tenant_id, id, ou_id, name, default_value, created_at FROM parameters"
+    };
+    (calendars) => {
+        "SELECT id, tenant_id, ou_id, name, calendar, created_at FROM calendars"
     };
     (services) => {
-        "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, created_at FROM services"
+        "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, primary_calendar_id, \
+         secondary_calendar_id, created_at FROM services"
     };
     (memberships) => {
         "SELECT service_id, user_id, active FROM memberships"
     };
     (conversations) => {
-        "SELECT id, tenant_id, service_id, workflow_id, status, customer_name, customer_email, privacy_consent, \
-         first_message, agent_id, last_seq, created_at, ended_at FROM conversations"
+        "SELECT id, tenant_id, service_id, workflow_id, workflow_version, status, customer_name, customer_email, \
+         privacy_consent, first_message, agent_id, last_seq, created_at, ended_at, outcome, outcome_reason \
+         FROM conversations"
     };
     (log_entries) => {
         "SELECT conversation_id, seq, client_msg_id, body, created_at FROM log_entries"
@@ -71,6 +84,15 @@ pub(crate) use select;
 /// back or a migration is missing. Not the client's fault, so not `NotFound`.
 pub(crate) fn decode_error(col: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("column {col}: {e}"))
+}
+
+/// A version number (`u32` in the domain, a 64-bit integer in both schemas).
+fn version(r: &impl Cols, col: &str) -> Result<u32, StoreError> {
+    u32::try_from(r.int(col)?).map_err(|e| decode_error(col, e))
+}
+
+fn opt_version(r: &impl Cols, col: &str) -> Result<Option<u32>, StoreError> {
+    r.opt_int(col)?.map(|v| u32::try_from(v).map_err(|e| decode_error(col, e))).transpose()
 }
 
 pub(crate) fn tenant(r: &impl Cols) -> Result<Tenant, StoreError> {
@@ -137,7 +159,42 @@ pub(crate) fn workflow(r: &impl Cols) -> Result<Workflow, StoreError> {
         ou_id: OrgUnitId(r.uuid("ou_id")?),
         name: r.text("name")?,
         kind: parse_workflow_kind(&kind).ok_or_else(|| decode_error("kind", kind))?,
+        draft: r.json("draft")?,
+        current_version: opt_version(r, "current_version")?,
+        created_at: r.time("created_at")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+pub(crate) fn workflow_version(r: &impl Cols) -> Result<WorkflowVersion, StoreError> {
+    Ok(WorkflowVersion {
+        workflow_id: WorkflowId(r.uuid("workflow_id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        version: version(r, "version")?,
         definition: r.json("definition")?,
+        published_at: r.time("published_at")?,
+        restored_from: opt_version(r, "restored_from")?,
+    })
+}
+
+pub(crate) fn parameter(r: &impl Cols) -> Result<CustomParameter, StoreError> {
+    Ok(CustomParameter {
+        id: r.text("id")?,
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        name: r.text("name")?,
+        default_value: r.text("default_value")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+pub(crate) fn calendar(r: &impl Cols) -> Result<OpeningCalendar, StoreError> {
+    Ok(OpeningCalendar {
+        id: CalendarId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        name: r.text("name")?,
+        calendar: r.json("calendar")?,
         created_at: r.time("created_at")?,
     })
 }
@@ -151,6 +208,8 @@ pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
         workflow_id: WorkflowId(r.uuid("workflow_id")?),
         contact_id: r.text("contact_id")?,
         widget_key: r.text("widget_key")?,
+        primary_calendar_id: r.opt_uuid("primary_calendar_id")?.map(CalendarId),
+        secondary_calendar_id: r.opt_uuid("secondary_calendar_id")?.map(CalendarId),
         created_at: r.time("created_at")?,
     })
 }
@@ -165,11 +224,14 @@ pub(crate) fn membership(r: &impl Cols) -> Result<Membership, StoreError> {
 
 pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
     let status = r.text("status")?;
+    let outcome =
+        r.opt_text("outcome")?.map(|o| Outcome::parse(&o).ok_or_else(|| decode_error("outcome", o))).transpose()?;
     Ok(Conversation {
         id: ConversationId(r.uuid("id")?),
         tenant_id: TenantId(r.uuid("tenant_id")?),
         service_id: ServiceId(r.uuid("service_id")?),
         workflow_id: WorkflowId(r.uuid("workflow_id")?),
+        workflow_version: version(r, "workflow_version")?,
         status: ConversationStatus::parse(&status).ok_or_else(|| decode_error("status", status))?,
         customer: Customer {
             display_name: r.text("customer_name")?,
@@ -181,6 +243,8 @@ pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
         last_seq: r.int("last_seq")?,
         created_at: r.time("created_at")?,
         ended_at: r.opt_time("ended_at")?,
+        outcome,
+        outcome_reason: r.opt_text("outcome_reason")?,
     })
 }
 
@@ -233,6 +297,14 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("agent_sessions_pkey", "agent_sessions.token_hash", "session_token"),
     ("workflows_pkey", "workflows.id", "workflow_id"),
     ("workflows_tenant_id_id_key", "workflows.tenant_id, workflows.id", "workflow_id"),
+    (
+        "workflow_versions_pkey",
+        "workflow_versions.tenant_id, workflow_versions.workflow_id, workflow_versions.version",
+        "workflow_version",
+    ),
+    ("parameters_pkey", "parameters.tenant_id, parameters.id", "parameter_id"),
+    ("calendars_pkey", "calendars.id", "calendar_id"),
+    ("calendars_tenant_id_id_key", "calendars.tenant_id, calendars.id", "calendar_id"),
     ("services_pkey", "services.id", "service_id"),
     ("services_tenant_id_id_key", "services.tenant_id, services.id", "service_id"),
     ("services_contact_id_key", "services.contact_id", "service_contact_id"),
@@ -268,6 +340,16 @@ fn unavailable_code(code: &str) -> bool {
     ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
 }
 
+/// SQLite's `SQLITE_CONSTRAINT_TRIGGER`, the code of a `RAISE(ABORT, …)` in a trigger.
+const SQLITE_CONSTRAINT_TRIGGER: &str = "1811";
+
+/// The message SQLite gives a foreign-key violation, which the stand-in triggers raise too.
+const FOREIGN_KEY_MESSAGE: &str = "FOREIGN KEY constraint failed";
+
+fn is_trigger_foreign_key_violation(db: &dyn DatabaseError) -> bool {
+    db.code().is_some_and(|c| c == SQLITE_CONSTRAINT_TRIGGER) && db.message() == FOREIGN_KEY_MESSAGE
+}
+
 /// Maps a sqlx error once, for every call of both backends.
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match e {
@@ -278,6 +360,9 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
             // referenced row does not exist for this tenant, which callers must not tell apart
             // from "does not exist at all".
             ErrorKind::ForeignKeyViolation => StoreError::NotFound,
+            // The SQLite triggers that stand in for the composite foreign keys ALTER TABLE could
+            // not add (migrations/sqlite/0003_…) fail with the same message under their own code.
+            _ if is_trigger_foreign_key_violation(db.as_ref()) => StoreError::NotFound,
             _ if db.code().is_some_and(|c| unavailable_code(&c)) => StoreError::Unavailable(db.to_string()),
             _ => StoreError::Other(db.to_string()),
         },
@@ -306,5 +391,38 @@ pub(crate) fn check_members(service: &Service, members: &[Membership]) -> Result
             "membership of service {} given when creating service {}",
             m.service_id, service.id
         ))),
+    }
+}
+
+/// Deleting a calendar can break only one reference, a service naming it: that is the
+/// `calendar_in_use` conflict rather than a missing row.
+pub(crate) fn calendar_delete_error(e: sqlx::Error) -> StoreError {
+    match db_error(e) {
+        StoreError::NotFound => StoreError::Conflict("calendar_in_use"),
+        other => other,
+    }
+}
+
+/// A workflow created with its first version must say so, and that version must be its own
+/// version 1; the store will not guess which of the two disagreeing values was meant.
+pub(crate) fn check_first_version(workflow: &Workflow, first: Option<&WorkflowVersion>) -> Result<(), StoreError> {
+    let consistent = match first {
+        None => workflow.current_version.is_none(),
+        Some(v) => {
+            workflow.current_version == Some(1)
+                && v.version == 1
+                && v.workflow_id == workflow.id
+                && v.tenant_id == workflow.tenant_id
+        }
+    };
+    if consistent {
+        Ok(())
+    } else {
+        Err(StoreError::Other(format!(
+            "workflow {} created with current_version {:?} and first version {:?}",
+            workflow.id,
+            workflow.current_version,
+            first.map(|v| (v.workflow_id, v.version))
+        )))
     }
 }

@@ -65,7 +65,7 @@ pub async fn tenant(base: &str, slug: &str, agents: usize) -> anyhow::Result<Ten
     let wf = admin
         .post(
             "/api/v1/workflows",
-            &json!({"ou_id": ou_id, "name": "Support chat", "kind": "instant_messaging", "definition": {
+            &json!({"ou_id": ou_id, "name": "Support chat", "kind": "instant_messaging", "publish": true, "definition": {
             "start": "accept",
             "nodes": [
                 {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "welcome"}},

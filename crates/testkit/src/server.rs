@@ -82,12 +82,20 @@ impl TestServer {
     /// # Panics
     /// If the server cannot start (a test cannot go on without it).
     pub async fn spawn(db: Db) -> Self {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Like [`Self::spawn`], with configuration changes on top of the test defaults.
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Layer)) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         let database_url = db.url(dir.path()).await;
-        let config = Layer {
+        let mut layer = Layer {
             listen: Some(addr),
             data_dir: Some(dir.path().to_path_buf()),
             database_url: Some(database_url.clone()),
@@ -95,9 +103,9 @@ impl TestServer {
             admin_token: Some(Secret::new(ADMIN_TOKEN)),
             shutdown_grace_secs: Some(5),
             ..Layer::default()
-        }
-        .finish()
-        .expect("config");
+        };
+        configure(&mut layer);
+        let config = layer.finish().expect("config");
         let clock = ManualClock::new(time::macros::datetime!(2026-01-05 09:00 UTC));
         let app = App::build(config, Overrides { clock: Some(Arc::new(clock.clone())), listener: Some(listener) })
             .await

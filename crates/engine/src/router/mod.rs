@@ -5,7 +5,9 @@
 //! assignment decision never races another: no agent can exceed its capacity and no chat can be
 //! offered twice. Time only enters through the `now` argument.
 
+use parley_domain::workflow::Priority;
 use parley_domain::{ConversationId, Presence, ServiceId, UserId};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
 
@@ -42,6 +44,12 @@ pub enum Input {
     Enqueue {
         conversation: ConversationId,
         service: ServiceId,
+        priority: Priority,
+    },
+    /// The chat's distribution priority changed; it keeps its entry time.
+    SetPriority {
+        conversation: ConversationId,
+        priority: Priority,
     },
     /// Rebuild after a restart: a chat that was connected to an agent.
     RestoreConnected {
@@ -120,7 +128,15 @@ struct Task {
     state: TaskState,
     /// Arrival order, kept when a declined chat goes back to the queue.
     order: u64,
+    priority: Priority,
     declined_by: BTreeSet<UserId>,
+}
+
+impl Task {
+    /// Queue order: higher priority first (Strict > High > Normal > Low), then earlier entry.
+    fn rank(&self, id: ConversationId) -> (Reverse<Priority>, u64, ConversationId) {
+        (Reverse(self.priority), self.order, id)
+    }
 }
 
 /// One tenant's routing state.
@@ -151,7 +167,7 @@ impl Router {
     #[must_use]
     pub fn queued(&self) -> Vec<ConversationId> {
         let mut q: Vec<_> = self.tasks.iter().filter(|(_, t)| t.state == TaskState::Queued).collect();
-        q.sort_by_key(|(id, t)| (t.order, **id));
+        q.sort_by_key(|(id, t)| t.rank(**id));
         q.into_iter().map(|(id, _)| *id).collect()
     }
 
@@ -172,9 +188,7 @@ impl Router {
             .tasks
             .iter()
             .filter(|(id, t)| {
-                t.service == task.service
-                    && t.state == TaskState::Queued
-                    && (t.order, **id) < (task.order, conversation)
+                t.service == task.service && t.state == TaskState::Queued && t.rank(**id) < task.rank(conversation)
             })
             .count();
         Some(ahead + 1)
@@ -194,7 +208,13 @@ impl Router {
     /// of them could take a new chat now (`free`).
     #[must_use]
     pub fn staffing(&self, service: ServiceId) -> Staffing {
-        let probe = Task { service, state: TaskState::Queued, order: 0, declined_by: BTreeSet::new() };
+        let probe = Task {
+            service,
+            state: TaskState::Queued,
+            order: 0,
+            priority: Priority::Normal,
+            declined_by: BTreeSet::new(),
+        };
         let mut s = Staffing::default();
         for (id, active) in self.members.get(&service).into_iter().flatten() {
             let Some(a) = self.agents.get(id) else { continue };
@@ -266,21 +286,34 @@ impl Router {
                     m.remove(&agent);
                 }
             }
-            Input::Enqueue { conversation, service } => {
+            Input::Enqueue { conversation, service, priority } => {
                 let order = self.bump_order();
                 let task = self.tasks.entry(conversation).or_insert(Task {
                     service,
                     state: TaskState::Queued,
                     order,
+                    priority,
                     declined_by: BTreeSet::new(),
                 });
                 task.service = service;
+                task.priority = priority;
+            }
+            Input::SetPriority { conversation, priority } => {
+                if let Some(t) = self.tasks.get_mut(&conversation) {
+                    t.priority = priority;
+                }
             }
             Input::RestoreConnected { conversation, service, agent } => {
                 let order = self.bump_order();
                 self.tasks.insert(
                     conversation,
-                    Task { service, state: TaskState::Connected(agent), order, declined_by: BTreeSet::new() },
+                    Task {
+                        service,
+                        state: TaskState::Connected(agent),
+                        order,
+                        priority: Priority::Normal,
+                        declined_by: BTreeSet::new(),
+                    },
                 );
                 self.agent_mut(agent, now).chats.insert(conversation);
             }

@@ -1,4 +1,4 @@
-//! The tenant admin's configuration API: organization units, users, workflows, services and
+//! The tenant admin's configuration API: organization units, users, services and
 //! their members, API keys, the widget snippet, and read access to conversations.
 //! Every handler starts from [`TenantAdmin`], so every store call carries the caller's tenant.
 
@@ -13,8 +13,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use parley_domain::validate::required_text;
 use parley_domain::{
-    Conversation, ConversationId, LogEntry, MAX_NAME_CHARS, Membership, NewOrgUnit, NewService, NewUser, NewWorkflow,
-    OrgUnit, OrgUnitId, Presence, Service, ServiceId, Tenant, User, UserId, ValidationErrors, Workflow, WorkflowId,
+    CalendarId, Conversation, ConversationId, LogEntry, MAX_NAME_CHARS, Membership, NewOrgUnit, NewService, NewUser,
+    OrgUnit, OrgUnitId, Presence, Service, ServiceId, ServicePatch, Tenant, TenantId, User, UserId, ValidationErrors,
+    WorkflowId,
 };
 use parley_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -162,60 +163,6 @@ pub async fn get_user(
     found(state.store.get_user(admin.tenant_id, UserId::from_uuid(id)).await, "user").map(Json)
 }
 
-/// Creates a workflow after checking its graph.
-#[utoipa::path(post, path = "/api/v1/workflows", tag = "tenant", security(("api_key" = [])), request_body = NewWorkflow,
-    responses((status = 201, body = Workflow), (status = 400, body = Problem), (status = 422, body = Problem)))]
-pub async fn create_workflow(
-    admin: TenantAdmin,
-    State(state): State<AppState>,
-    ApiJson(input): ApiJson<NewWorkflow>,
-) -> ApiResult<(StatusCode, Json<Workflow>)> {
-    let input = input.validate()?;
-    let wf = create_workflow_in(&state, admin.tenant_id, input).await?;
-    Ok((StatusCode::CREATED, Json(wf)))
-}
-
-/// Creates a workflow (shared with `parley demo`).
-///
-/// # Errors
-/// Unknown organization unit, store failures.
-pub async fn create_workflow_in(
-    state: &AppState,
-    tenant: parley_domain::TenantId,
-    input: NewWorkflow,
-) -> ApiResult<Workflow> {
-    let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
-    let wf = Workflow {
-        id: WorkflowId::from_uuid(Uuid::now_v7()),
-        tenant_id: tenant,
-        ou_id,
-        name: input.name,
-        kind: input.kind,
-        definition: input.definition,
-        created_at: state.clock.now(),
-    };
-    state.store.create_workflow(&wf).await?;
-    Ok(wf)
-}
-
-/// Lists the tenant's workflows.
-#[utoipa::path(get, path = "/api/v1/workflows", tag = "tenant", security(("api_key" = [])),
-    responses((status = 200, body = Vec<Workflow>), (status = 401, body = Problem)))]
-pub async fn list_workflows(admin: TenantAdmin, State(state): State<AppState>) -> ApiResult<Json<Vec<Workflow>>> {
-    Ok(Json(state.store.list_workflows(admin.tenant_id).await?))
-}
-
-/// One workflow.
-#[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "tenant", security(("api_key" = [])),
-    params(("id" = Uuid, Path)), responses((status = 200, body = Workflow), (status = 404, body = Problem)))]
-pub async fn get_workflow(
-    admin: TenantAdmin,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<Workflow>> {
-    found(state.store.get_workflow(admin.tenant_id, WorkflowId::from_uuid(id)).await, "workflow").map(Json)
-}
-
 /// Creates a service with its workflow and members; mints its snippet credentials.
 #[utoipa::path(post, path = "/api/v1/services", tag = "tenant", security(("api_key" = [])), request_body = NewService,
     responses((status = 201, body = Service), (status = 400, body = Problem), (status = 422, body = Problem)))]
@@ -239,7 +186,8 @@ pub async fn create_service_in(
     input: NewService,
 ) -> ApiResult<Service> {
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
-    referenced(state.store.get_workflow(tenant, input.workflow_id).await, "/workflow_id", "workflow")?;
+    check_service_refs(state, tenant, input.workflow_id, input.primary_calendar_id, input.secondary_calendar_id)
+        .await?;
     let service_id = ServiceId::from_uuid(Uuid::now_v7());
     let mut members = Vec::with_capacity(input.members.len());
     for (i, m) in input.members.iter().enumerate() {
@@ -254,11 +202,59 @@ pub async fn create_service_in(
         workflow_id: input.workflow_id,
         contact_id: Uuid::new_v4().simple().to_string(),
         widget_key: random_hex(16),
+        primary_calendar_id: input.primary_calendar_id,
+        secondary_calendar_id: input.secondary_calendar_id,
         created_at: state.clock.now(),
     };
     state.store.create_service(&service, &members).await?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(service)
+}
+
+/// A service may only select a published workflow and the tenant's own calendars.
+async fn check_service_refs(
+    state: &AppState,
+    tenant: TenantId,
+    workflow: WorkflowId,
+    primary: Option<CalendarId>,
+    secondary: Option<CalendarId>,
+) -> ApiResult<()> {
+    let wf = referenced(state.store.get_workflow(tenant, workflow).await, "/workflow_id", "workflow")?;
+    if wf.current_version.is_none() {
+        return Err(ValidationErrors::single(
+            "/workflow_id",
+            "workflow_not_published",
+            "the workflow has no published version; publish it first",
+        )
+        .into());
+    }
+    for (path, c) in [("/primary_calendar_id", primary), ("/secondary_calendar_id", secondary)] {
+        if let Some(c) = c {
+            referenced(state.store.get_calendar(tenant, c).await, path, "calendar")?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes a service's name, workflow or calendars; new conversations follow at once,
+/// running ones keep what they started with.
+#[utoipa::path(patch, path = "/api/v1/services/{id}", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), request_body = ServicePatch,
+    responses((status = 200, body = Service), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn patch_service(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(patch): ApiJson<ServicePatch>,
+) -> ApiResult<Json<Service>> {
+    let tenant = admin.tenant_id;
+    let service = found(state.store.get_service(tenant, ServiceId::from_uuid(id)).await, "service")?;
+    let service = patch.apply(service)?;
+    check_service_refs(&state, tenant, service.workflow_id, service.primary_calendar_id, service.secondary_calendar_id)
+        .await?;
+    state.store.update_service(&service).await?;
+    let _ = state.engines.send(tenant, Command::Refresh).await;
+    Ok(Json(service))
 }
 
 /// Lists the tenant's services.

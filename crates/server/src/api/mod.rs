@@ -2,10 +2,13 @@
 //! validate in `domain`, check references against the store for the caller's tenant, write.
 
 pub mod agent;
+pub mod calendars;
 pub mod config;
 pub mod health;
+pub mod parameters;
 pub mod tenants;
 pub mod widget;
+pub mod workflows;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;

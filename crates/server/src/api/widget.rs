@@ -51,6 +51,15 @@ pub async fn start_conversation(
 ) -> ApiResult<(StatusCode, Json<StartedConversation>)> {
     let form = form.validate()?;
     let service = service_for_snippet(&state, &form.contact_id, &form.widget_key).await?;
+    // The conversation pins the version current now; later publishes do not change it.
+    let workflow = state.store.get_workflow(service.tenant_id, service.workflow_id).await?;
+    let Some(workflow_version) = workflow.current_version else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_not_ready",
+            "the service's workflow has no published version",
+        ));
+    };
     let now = state.clock.now();
     let id = ConversationId::from_uuid(Uuid::now_v7());
     let conversation = Conversation {
@@ -58,6 +67,7 @@ pub async fn start_conversation(
         tenant_id: service.tenant_id,
         service_id: service.id,
         workflow_id: service.workflow_id,
+        workflow_version,
         status: ConversationStatus::Workflow,
         customer: Customer { display_name: form.display_name.clone(), email: form.email, privacy_consent: true },
         first_message: form.first_message.clone(),
@@ -65,6 +75,8 @@ pub async fn start_conversation(
         last_seq: 0,
         created_at: now,
         ended_at: None,
+        outcome: None,
+        outcome_reason: None,
     };
     let (token, token_hash) = mint_visitor_token(service.tenant_id, id);
     let ttl = time::Duration::seconds(i64::try_from(state.config.visitor_token_ttl_secs).unwrap_or(i64::MAX / 2));

@@ -1,7 +1,7 @@
 //! Bad input gets its documented problem+json error and changes nothing.
 
 use parley_testkit::{Api, TestServer, Ws, fixtures};
-use serde_json::json;
+use serde_json::{Value, json};
 
 async fn user_count(t: &fixtures::Tenant) -> usize {
     t.admin.get("/api/v1/users").await.unwrap().body.as_array().map_or(0, Vec::len)
@@ -234,24 +234,53 @@ async fn duplicate_slug_and_email_are_conflicts() {
 }
 
 #[tokio::test]
-async fn an_invalid_workflow_is_refused_with_the_node_path() {
+async fn an_invalid_workflow_is_saved_as_a_draft_but_cannot_be_published_or_selected() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "wf", 1).await.unwrap();
+    let broken = json!({"start": "hello",
+        "nodes": [{"id": "hello", "activity": {"kind": "message", "text": "hi"}, "exits": {"next": "gone"}}]});
+    // Asked to publish at once: refused, nothing saved.
     let r = t
         .admin
         .post(
             "/api/v1/workflows",
-            &json!({"name": "Broken", "kind": "instant_messaging", "definition": {
-            "start": "hello",
-            "nodes": [{"id": "hello", "activity": {"kind": "message", "text": "hi"}, "exits": {"next": "gone"}}]}}),
+            &json!({"name": "Broken", "kind": "instant_messaging", "definition": broken, "publish": true}),
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 422);
+    assert_eq!((r.status.as_u16(), r.code()), (422, "validation_failed"));
     assert_eq!(
-        (r.body["errors"][0]["path"].as_str(), r.body["errors"][0]["code"].as_str()),
-        (Some("/definition/nodes/0/exits/next"), Some("unknown_target"))
+        (
+            r.body["errors"][0]["path"].as_str(),
+            r.body["errors"][0]["code"].as_str(),
+            r.body["errors"][0]["node"].as_str()
+        ),
+        (Some("/definition/nodes/0/exits/next"), Some("unknown_target"), Some("hello"))
     );
-    let list = t.admin.get("/api/v1/workflows").await.unwrap();
-    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+    assert_eq!(t.admin.get("/api/v1/workflows").await.unwrap().body.as_array().map(Vec::len), Some(1));
+    // As a draft: saved, with its issues listed.
+    let r = t
+        .admin
+        .post("/api/v1/workflows", &json!({"name": "Broken", "kind": "instant_messaging", "definition": broken}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["current_version"], Value::Null);
+    assert_eq!(r.body["issues"][0]["code"], "unknown_target");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let p = t.admin.post(&format!("/api/v1/workflows/{id}/publish"), &json!({})).await.unwrap();
+    assert_eq!((p.status.as_u16(), p.body["errors"][0]["code"].as_str()), (422, Some("unknown_target")));
+    assert_eq!(t.admin.get(&format!("/api/v1/workflows/{id}/versions")).await.unwrap().body, json!([]));
+    let s = t.admin.post("/api/v1/services", &json!({"name": "Uses broken", "workflow_id": id})).await.unwrap();
+    assert_eq!(
+        (s.status.as_u16(), s.body["errors"][0]["path"].as_str(), s.body["errors"][0]["code"].as_str()),
+        (422, Some("/workflow_id"), Some("workflow_not_published"))
+    );
+    let s = t
+        .admin
+        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"workflow_id": id}))
+        .await
+        .unwrap();
+    assert_eq!((s.status.as_u16(), s.body["errors"][0]["code"].as_str()), (422, Some("workflow_not_published")));
+    assert_eq!(t.admin.get("/api/v1/services").await.unwrap().body.as_array().map(Vec::len), Some(1));
 }

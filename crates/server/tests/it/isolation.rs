@@ -11,6 +11,14 @@ struct World {
     b: fixtures::Tenant,
     a_ou: String,
     a_conv: String,
+    a_calendar: String,
+}
+
+/// Only tenant A has a parameter with this id.
+const A_PARAMETER: &str = "only_in_tenant_a";
+
+fn calendar_body(ou: Option<&str>) -> Value {
+    json!({"name": "Office", "ou_id": ou, "calendar": {"time_zone": "Europe/Zurich", "default_category": "open"}})
 }
 
 async fn world() -> World {
@@ -19,7 +27,12 @@ async fn world() -> World {
     let b = fixtures::tenant(&server.base, "tenant-b", 1).await.unwrap();
     let a_ou = a.admin.get("/api/v1/org-units").await.unwrap().body[1]["id"].as_str().unwrap().to_owned();
     let (a_conv, _) = a.start_chat(&server.base, "Alice", Some("private to A")).await.unwrap();
-    World { server, a, b, a_ou, a_conv }
+    let p = a.admin.post("/api/v1/parameters", &json!({"id": A_PARAMETER, "name": "A's"})).await.unwrap();
+    assert_eq!(p.status, 201, "{}", p.body);
+    let c = a.admin.post("/api/v1/calendars", &calendar_body(None)).await.unwrap();
+    assert_eq!(c.status, 201, "{}", c.body);
+    let a_calendar = c.body["id"].as_str().unwrap().to_owned();
+    World { server, a, b, a_ou, a_conv, a_calendar }
 }
 
 impl World {
@@ -33,10 +46,29 @@ impl World {
             &self.a.workflow_id
         } else if template.starts_with("/api/v1/services/") {
             &self.a.service_id
+        } else if template.starts_with("/api/v1/parameters/") {
+            A_PARAMETER
+        } else if template.starts_with("/api/v1/calendars/") {
+            &self.a_calendar
         } else {
             &self.a_conv
         };
-        template.replace("{id}", id).replace("{user_id}", &self.a.agents[0].id)
+        template.replace("{id}", id).replace("{user_id}", &self.a.agents[0].id).replace("{version}", "1")
+    }
+
+    /// A well-formed body for an operation on one of A's resources, so the answer is about
+    /// the resource and not about the body.
+    fn body_for(&self, method: &str, template: &str) -> Option<Value> {
+        Some(match (method, template) {
+            ("PUT", "/api/v1/services/{id}/members/{user_id}") => json!({"active": false}),
+            ("PUT", "/api/v1/workflows/{id}/draft") => {
+                json!({"definition": {"start": "a", "nodes": [{"id": "a", "activity": {"kind": "accept"}}]}})
+            }
+            ("PUT", "/api/v1/calendars/{id}") => calendar_body(None),
+            ("PATCH", _) => json!({"name": "renamed by B"}),
+            ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
+            _ => return None,
+        })
     }
 
     /// A request body for B that points at A's resources.
@@ -51,6 +83,8 @@ impl World {
                 "/ou_id",
             ),
             "/api/v1/services" => (json!({"name": "x", "workflow_id": a.workflow_id}), "/workflow_id"),
+            "/api/v1/parameters" => (json!({"id": "x", "name": "x", "ou_id": self.a_ou}), "/ou_id"),
+            "/api/v1/calendars" => (calendar_body(Some(&self.a_ou)), "/ou_id"),
             _ => return None,
         })
     }
@@ -64,6 +98,8 @@ fn a_ids(w: &World) -> Vec<String> {
         w.a.workflow_id.clone(),
         w.a.service_id.clone(),
         w.a_conv.clone(),
+        w.a_calendar.clone(),
+        A_PARAMETER.to_owned(),
     ]
 }
 
@@ -83,10 +119,9 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
             let has_params = path.contains('{');
             let r = if has_params {
                 let p = w.path_with_a_ids(path);
-                if m == "PUT" {
-                    w.b.admin.send("PUT", &p, &json!({"active": false})).await
-                } else {
-                    w.b.admin.raw(&m, &p, None, None).await
+                match w.body_for(&m, path) {
+                    Some(body) => w.b.admin.send(&m, &p, &body).await,
+                    None => w.b.admin.raw(&m, &p, None, None).await,
                 }
             } else if m == "POST" {
                 match w.body_with_a_refs(path) {
@@ -125,6 +160,12 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
     assert_eq!(members.body[0]["active"], true);
     let conv = w.a.admin.get(&format!("/api/v1/conversations/{}", w.a_conv)).await.unwrap();
     assert_ne!(conv.body["status"], "ended");
+    let param = w.a.admin.get(&format!("/api/v1/parameters/{A_PARAMETER}")).await.unwrap();
+    assert_eq!(param.body["name"], "A's");
+    let calendar = w.a.admin.get(&format!("/api/v1/calendars/{}", w.a_calendar)).await.unwrap();
+    assert_eq!(calendar.body["name"], "Office");
+    let wf = w.a.admin.get(&format!("/api/v1/workflows/{}", w.a.workflow_id)).await.unwrap();
+    assert_eq!(wf.body["current_version"], 1, "B published nothing in A's workflow");
 }
 
 #[tokio::test]

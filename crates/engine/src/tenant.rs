@@ -1,0 +1,767 @@
+//! The tenant core: everything one tenant's engine decides, as a pure state machine.
+//!
+//! It owns the router, the open conversations, their running workflows and their timers, handles
+//! one input at a time and answers with [`Out`] effects in the order the shell must carry them out
+//! (store writes, log entries, pushed frames, HTTP calls). The server's tenant engine feeds it
+//! from the network and the store; the workflow simulator feeds it from a script. Both therefore
+//! take exactly the same decisions, which is what makes a simulation trustworthy.
+
+use crate::router::{self, Phase, Router};
+use crate::workflow::{
+    self, Availability, Facts, HttpCall, HttpOutcome, Input as WfInput, Session, TaskState, TraceStep,
+};
+use parley_domain::calendar::{self, Calendar};
+use parley_domain::template::{Channel, Lookup, PlaceholderKey, SystemField, Template};
+use parley_domain::workflow::{Priority, ServiceTarget, WorkflowDefinition};
+use parley_domain::{
+    Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Membership, Outcome,
+    Presence, Sender, Service, ServiceId, User, UserId, WorkflowId,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Why a command was refused; each has a stable code for clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// There is no open offer of this chat for this agent.
+    OfferNotFound,
+    /// The conversation has ended (or never existed here).
+    ConversationEnded,
+    /// The chat is connected to someone else, or not connected at all.
+    NotYourChat,
+}
+
+/// A published workflow version, shared by every conversation that runs it.
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    pub workflow_id: WorkflowId,
+    pub version: u32,
+    pub definition: Arc<WorkflowDefinition>,
+}
+
+/// A service as the core needs it: its settings, its calendars and the workflow version new
+/// (and transferred) conversations start with.
+#[derive(Debug, Clone)]
+pub struct ServiceSetup {
+    pub service: Service,
+    pub primary: Option<Calendar>,
+    pub secondary: Option<Calendar>,
+    /// `None` when its workflow has no published version (then nothing can start there).
+    pub workflow: Option<Pinned>,
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    /// Persist the conversation's status, agent and end time.
+    Status {
+        conversation: ConversationId,
+        status: ConversationStatus,
+        agent: Option<UserId>,
+        ended_at: Option<OffsetDateTime>,
+    },
+    /// Append to the conversation's log.
+    Append {
+        conversation: ConversationId,
+        body: EntryBody,
+    },
+    /// Persist how the conversation ended, with the workflow trace and parameters it leaves behind.
+    Outcome {
+        conversation: ConversationId,
+        outcome: Outcome,
+        reason: Option<String>,
+        trace: Vec<TraceStep>,
+        parameters: BTreeMap<String, String>,
+    },
+    /// Persist the conversation's new service and workflow version.
+    Transferred {
+        conversation: ConversationId,
+        service: ServiceId,
+        workflow: WorkflowId,
+        version: u32,
+    },
+    /// Persist and push the agent's presence.
+    Presence {
+        agent: UserId,
+        presence: Presence,
+    },
+    /// Show the offer on the agent's screens.
+    Offer {
+        agent: UserId,
+        conversation: Conversation,
+    },
+    OfferWithdrawn {
+        agent: UserId,
+        conversation: ConversationId,
+    },
+    /// The agent's chat is connected; show it.
+    Chat {
+        agent: UserId,
+        conversation: Conversation,
+    },
+    /// Make this call and answer with [`TenantCore::http_done`].
+    Http {
+        conversation: ConversationId,
+        call: HttpCall,
+    },
+}
+
+/// One conversation's running workflow.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub pinned: Pinned,
+    pub session: Session,
+    /// The wake-up the session asked for last (earlier timers for it are stale).
+    pub wake_at: Option<OffsetDateTime>,
+    /// When the queue limit of its Queue Task falls due.
+    pub limit_at: Option<OffsetDateTime>,
+    pub limit_reached: bool,
+    /// Every node passed, across transfers.
+    pub trace: Vec<TraceStep>,
+}
+
+/// What happened to an open conversation so far, for its outcome.
+#[derive(Debug, Clone, Copy, Default)]
+struct History {
+    accepted: bool,
+    queued: bool,
+    offered: bool,
+    cancelled: bool,
+    connected: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Live {
+    conversation: Conversation,
+    run: Option<Run>,
+    history: History,
+}
+
+/// One tenant's decisions.
+#[derive(Debug, Default)]
+pub struct TenantCore {
+    router: Router,
+    users: HashMap<UserId, User>,
+    members: BTreeSet<(ServiceId, UserId)>,
+    services: HashMap<ServiceId, ServiceSetup>,
+    parameter_defaults: BTreeMap<String, String>,
+    connections: HashMap<UserId, usize>,
+    live: HashMap<ConversationId, Live>,
+    /// Workflow wake-ups and queue limits, earliest first (stale entries are skipped).
+    timers: BTreeSet<(OffsetDateTime, ConversationId)>,
+}
+
+impl TenantCore {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ---- configuration ---------------------------------------------------------------------
+
+    /// Replaces the users and memberships, telling the router what changed.
+    pub fn set_people(&mut self, users: Vec<User>, memberships: &[Membership], now: OffsetDateTime) -> Vec<Out> {
+        let mut inputs = Vec::new();
+        for u in users {
+            inputs.push(router::Input::AgentUpdated {
+                agent: u.id,
+                max_chats: u.max_chats,
+                can_take_chats: u.can_take_chats(),
+            });
+            if self.users.get(&u.id).is_none_or(|old| old.presence != u.presence) {
+                inputs.push(router::Input::PresenceChanged { agent: u.id, presence: u.presence });
+            }
+            self.users.insert(u.id, u);
+        }
+        let current: BTreeSet<_> = memberships.iter().map(|m| (m.service_id, m.user_id)).collect();
+        for m in memberships {
+            inputs.push(router::Input::MembershipSet { service: m.service_id, agent: m.user_id, active: m.active });
+        }
+        for (service, agent) in self.members.difference(&current) {
+            inputs.push(router::Input::MembershipRemoved { service: *service, agent: *agent });
+        }
+        self.members = current;
+        let mut out = Vec::new();
+        for i in inputs {
+            self.route(i, now, &mut out);
+        }
+        out
+    }
+
+    /// Adds or replaces a service's settings (running conversations keep their version).
+    pub fn set_service(&mut self, setup: ServiceSetup) {
+        self.services.insert(setup.service.id, setup);
+    }
+
+    /// The defaults every new workflow session starts with.
+    pub fn set_parameter_defaults(&mut self, defaults: BTreeMap<String, String>) {
+        self.parameter_defaults = defaults;
+    }
+
+    #[must_use]
+    pub fn service(&self, id: ServiceId) -> Option<&ServiceSetup> {
+        self.services.get(&id)
+    }
+
+    // ---- conversations ---------------------------------------------------------------------
+
+    /// Takes back an open conversation after a restart. Workflow sessions are not kept across a
+    /// restart, so a chat that was anywhere before its connection waits again in its queue.
+    pub fn restore(&mut self, conversation: Conversation, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = Vec::new();
+        let id = conversation.id;
+        let input = match (conversation.status, conversation.agent_id) {
+            (ConversationStatus::Connected, Some(agent)) => {
+                router::Input::RestoreConnected { conversation: id, service: conversation.service_id, agent }
+            }
+            _ => router::Input::Enqueue {
+                conversation: id,
+                service: conversation.service_id,
+                priority: Priority::Normal,
+            },
+        };
+        let connected = matches!(input, router::Input::RestoreConnected { .. });
+        let mut conversation = conversation;
+        if !connected && conversation.status != ConversationStatus::Queued {
+            conversation.status = ConversationStatus::Queued;
+            conversation.agent_id = None;
+            out.push(Out::Status { conversation: id, status: ConversationStatus::Queued, agent: None, ended_at: None });
+        }
+        let history = History { accepted: true, queued: true, connected, ..History::default() };
+        self.live.insert(id, Live { conversation, run: None, history });
+        self.route(input, now, &mut out);
+        out
+    }
+
+    /// A new conversation: runs its pinned workflow version from the start.
+    pub fn start(&mut self, conversation: Conversation, pinned: Pinned, now: OffsetDateTime) -> Vec<Out> {
+        let id = conversation.id;
+        if self.live.contains_key(&id) || self.router.phase(id).is_some() {
+            return Vec::new();
+        }
+        let run = self.new_run(pinned, Vec::new());
+        self.live.insert(id, Live { conversation, run: Some(run), history: History::default() });
+        let mut out = Vec::new();
+        self.interpret(id, WfInput::Start, now, &mut out);
+        out
+    }
+
+    fn new_run(&self, pinned: Pinned, trace: Vec<TraceStep>) -> Run {
+        Run {
+            pinned,
+            session: Session::new(self.parameter_defaults.clone()),
+            wake_at: None,
+            limit_at: None,
+            limit_reached: false,
+            trace,
+        }
+    }
+
+    /// The customer wrote; a waiting question may take it as its answer.
+    pub fn customer_text(&mut self, id: ConversationId, text: String, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = Vec::new();
+        if self.live.get(&id).is_some_and(|l| l.run.is_some()) {
+            self.interpret(id, WfInput::CustomerText(text), now, &mut out);
+        }
+        out
+    }
+
+    /// An HTTP call the core asked for has finished.
+    pub fn http_done(&mut self, id: ConversationId, outcome: HttpOutcome, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = Vec::new();
+        self.interpret(id, WfInput::Http(outcome), now, &mut out);
+        out
+    }
+
+    /// The earliest timer, for the shell to sleep until.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<OffsetDateTime> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn tick(&mut self, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = Vec::new();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, id));
+            let in_router = self.router.phase(id).is_some();
+            let Some(run) = self.live.get_mut(&id).and_then(|l| l.run.as_mut()) else { continue };
+            if run.limit_at == Some(at) && in_router {
+                run.limit_reached = true;
+            }
+            if run.wake_at == Some(at) {
+                run.wake_at = None;
+                self.interpret(id, WfInput::Timer, at, &mut out);
+            }
+        }
+        out
+    }
+
+    // ---- agents ----------------------------------------------------------------------------
+
+    /// An agent's workspace connection opened or closed (offers need a screen).
+    pub fn connection(&mut self, agent: UserId, opened: bool, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = Vec::new();
+        let n = self.connections.entry(agent).or_insert(0);
+        let was = *n;
+        *n = if opened { n.saturating_add(1) } else { n.saturating_sub(1) };
+        let online = *n > 0;
+        if *n == 0 {
+            self.connections.remove(&agent);
+        }
+        if (was > 0) != online {
+            self.route(router::Input::ConnectionChanged { agent, online }, now, &mut out);
+        }
+        out
+    }
+
+    pub fn presence(&mut self, agent: UserId, presence: Presence, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = vec![Out::Presence { agent, presence }];
+        if let Some(u) = self.users.get_mut(&agent) {
+            u.presence = presence;
+        }
+        self.route(router::Input::PresenceChanged { agent, presence }, now, &mut out);
+        out
+    }
+
+    /// # Errors
+    /// `OfferNotFound` when the chat is not offered to this agent.
+    pub fn accept(&mut self, agent: UserId, id: ConversationId, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        self.answer(router::Input::Accept { conversation: id, agent }, now)
+    }
+
+    /// # Errors
+    /// `OfferNotFound` when the chat is not offered to this agent.
+    pub fn decline(&mut self, agent: UserId, id: ConversationId, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        self.answer(router::Input::Decline { conversation: id, agent }, now)
+    }
+
+    fn answer(&mut self, input: router::Input, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        let fx = self.router.handle(input, now);
+        if fx.iter().any(|e| matches!(e, router::Effect::Refused { .. })) {
+            return Err(Refusal::OfferNotFound);
+        }
+        let mut out = Vec::new();
+        self.apply_routing(fx, now, &mut out);
+        Ok(out)
+    }
+
+    /// Either side ends the chat; `agent` is set when an agent asks (it must be theirs).
+    ///
+    /// # Errors
+    /// `ConversationEnded` or `NotYourChat`.
+    pub fn end(
+        &mut self,
+        id: ConversationId,
+        by: EndedBy,
+        agent: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Out>, Refusal> {
+        let live = self.live.get(&id).ok_or(Refusal::ConversationEnded)?;
+        let c = &live.conversation;
+        if let Some(a) = agent
+            && (c.agent_id != Some(a) || c.status != ConversationStatus::Connected)
+        {
+            return Err(Refusal::NotYourChat);
+        }
+        let outcome = match by {
+            EndedBy::Customer => customer_hangup(live.history, self.router.phase(id)),
+            _ if live.history.connected => Outcome::UserAccepted,
+            _ => Outcome::HandledBySystem,
+        };
+        let mut out = Vec::new();
+        self.close(id, by, outcome, None, now, &mut out);
+        Ok(out)
+    }
+
+    // ---- queries ---------------------------------------------------------------------------
+
+    #[must_use]
+    pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
+        self.live.get(&id).map(|l| &l.conversation)
+    }
+
+    #[must_use]
+    pub fn run(&self, id: ConversationId) -> Option<&Run> {
+        self.live.get(&id).and_then(|l| l.run.as_ref())
+    }
+
+    #[must_use]
+    pub fn presence_of(&self, agent: UserId) -> Presence {
+        self.users.get(&agent).map_or(Presence::Offline, |u| u.presence)
+    }
+
+    /// The agent's open conversations, oldest first.
+    #[must_use]
+    pub fn conversations_of(&self, agent: UserId) -> Vec<&Conversation> {
+        let mut v: Vec<&Conversation> =
+            self.live.values().map(|l| &l.conversation).filter(|c| c.agent_id == Some(agent)).collect();
+        v.sort_by_key(|c| (c.created_at, c.id));
+        v
+    }
+
+    #[must_use]
+    pub fn service_name(&self, id: ServiceId) -> String {
+        self.services.get(&id).map_or_else(String::new, |s| s.service.name.clone())
+    }
+
+    #[must_use]
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn route(&mut self, input: router::Input, now: OffsetDateTime, out: &mut Vec<Out>) {
+        let fx = self.router.handle(input, now);
+        self.apply_routing(fx, now, out);
+    }
+
+    fn apply_routing(&mut self, effects: Vec<router::Effect>, _now: OffsetDateTime, out: &mut Vec<Out>) {
+        for effect in effects {
+            match effect {
+                router::Effect::Offer { conversation, agent } => {
+                    self.set_status(conversation, ConversationStatus::Offered, Some(agent), None, out);
+                    if let Some(l) = self.live.get_mut(&conversation) {
+                        l.history.offered = true;
+                        out.push(Out::Offer { agent, conversation: l.conversation.clone() });
+                    }
+                }
+                router::Effect::OfferWithdrawn { conversation, agent } => {
+                    out.push(Out::OfferWithdrawn { agent, conversation });
+                }
+                router::Effect::Requeued { conversation } => {
+                    self.set_status(conversation, ConversationStatus::Queued, None, None, out);
+                }
+                router::Effect::Connected { conversation, agent } => {
+                    self.set_status(conversation, ConversationStatus::Connected, Some(agent), None, out);
+                    let agent_name = self.users.get(&agent).map_or_else(String::new, |u| u.display_name.clone());
+                    out.push(Out::Append {
+                        conversation,
+                        body: EntryBody::Event { event: ConversationEvent::Connected { agent_id: agent, agent_name } },
+                    });
+                    if let Some(l) = self.live.get_mut(&conversation) {
+                        l.history.connected = true;
+                        out.push(Out::Chat { agent, conversation: l.conversation.clone() });
+                    }
+                }
+                router::Effect::Refused { .. } => {}
+            }
+        }
+    }
+
+    fn set_status(
+        &mut self,
+        id: ConversationId,
+        status: ConversationStatus,
+        agent: Option<UserId>,
+        ended_at: Option<OffsetDateTime>,
+        out: &mut Vec<Out>,
+    ) {
+        if let Some(l) = self.live.get_mut(&id) {
+            l.conversation.status = status;
+            l.conversation.agent_id = agent;
+            l.conversation.ended_at = ended_at;
+        }
+        out.push(Out::Status { conversation: id, status, agent, ended_at });
+    }
+
+    fn close(
+        &mut self,
+        id: ConversationId,
+        by: EndedBy,
+        outcome: Outcome,
+        reason: Option<String>,
+        now: OffsetDateTime,
+        out: &mut Vec<Out>,
+    ) {
+        let Some(live) = self.live.get(&id) else { return };
+        // A chat that was only offered keeps no agent; a connected one keeps its agent for history.
+        let c = &live.conversation;
+        let keep_agent = if c.status == ConversationStatus::Connected { c.agent_id } else { None };
+        self.route(router::Input::Finish { conversation: id }, now, out);
+        // Ended first: from then on the log refuses people's messages, so none lands after `ended`.
+        self.set_status(id, ConversationStatus::Ended, keep_agent, Some(now), out);
+        out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Ended { by } } });
+        let (trace, parameters) =
+            self.live.remove(&id).and_then(|l| l.run).map(|r| (r.trace, r.session.params)).unwrap_or_default();
+        out.push(Out::Outcome { conversation: id, outcome, reason, trace, parameters });
+    }
+
+    /// Feeds one input to a conversation's workflow and carries out what it asks.
+    fn interpret(&mut self, id: ConversationId, input: WfInput, now: OffsetDateTime, out: &mut Vec<Out>) {
+        let mut pending = VecDeque::from([input]);
+        while let Some(input) = pending.pop_front() {
+            let Some(live) = self.live.get_mut(&id) else { return };
+            let Some(mut run) = live.run.take() else { return };
+            let facts = WorldFacts {
+                now,
+                router: &self.router,
+                conversation: &live.conversation,
+                services: &self.services,
+                agent: live.conversation.agent_id.and_then(|a| self.users.get(&a)),
+                limit_reached: run.limit_reached,
+                parameter_defaults: &self.parameter_defaults,
+            };
+            let outcome = workflow::handle(&run.pinned.definition, &mut run.session, input, now, &facts);
+            run.trace.extend(outcome.trace);
+            // A finished run stays (for its trace) until the conversation ends.
+            live.run = Some(run);
+            for effect in outcome.effects {
+                self.workflow_effect(id, effect, now, out, &mut pending);
+            }
+        }
+    }
+
+    fn workflow_effect(
+        &mut self,
+        id: ConversationId,
+        effect: workflow::Effect,
+        now: OffsetDateTime,
+        out: &mut Vec<Out>,
+        pending: &mut VecDeque<WfInput>,
+    ) {
+        use workflow::Effect as Wf;
+        let Some(live) = self.live.get_mut(&id) else { return };
+        match effect {
+            Wf::Accept => {
+                live.history.accepted = true;
+                out.push(Out::Append {
+                    conversation: id,
+                    body: EntryBody::Event { event: ConversationEvent::Accepted },
+                });
+            }
+            Wf::Send { text } => {
+                out.push(Out::Append { conversation: id, body: EntryBody::Message { sender: Sender::System, text } })
+            }
+            Wf::Enqueue { priority, max_queue_secs } => {
+                live.history.queued = true;
+                let service = live.conversation.service_id;
+                let limit = now + time::Duration::seconds(i64::from(max_queue_secs));
+                if let Some(run) = live.run.as_mut() {
+                    run.limit_at = Some(limit);
+                    run.limit_reached = false;
+                }
+                self.timers.insert((limit, id));
+                self.set_status(id, ConversationStatus::Queued, None, None, out);
+                out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Queued } });
+                let priority = priority.unwrap_or_default();
+                self.route(router::Input::Enqueue { conversation: id, service, priority }, now, out);
+            }
+            Wf::SetPriority(priority) => {
+                self.route(router::Input::SetPriority { conversation: id, priority }, now, out);
+            }
+            Wf::CancelTask => {
+                if let Some(phase) = self.router.phase(id) {
+                    live.history.cancelled = true;
+                    // Offered to someone already: the spec's Abandoned rather than Cancelled.
+                    live.history.offered |= phase == Phase::Offered;
+                    self.route(router::Input::Finish { conversation: id }, now, out);
+                    self.set_status(id, ConversationStatus::Workflow, None, None, out);
+                }
+            }
+            Wf::Disconnect { text } => {
+                // A workflow never cuts a live chat: with an agent connected it only ends itself.
+                if live.conversation.status != ConversationStatus::Connected {
+                    if let Some(text) = text {
+                        out.push(Out::Append {
+                            conversation: id,
+                            body: EntryBody::Message { sender: Sender::System, text },
+                        });
+                    }
+                    let h = live.history;
+                    let outcome = match (h.cancelled, h.offered) {
+                        (true, true) => Outcome::Abandoned,
+                        (true, false) => Outcome::Cancelled,
+                        _ => Outcome::HandledBySystem,
+                    };
+                    self.close(id, EndedBy::System, outcome, None, now, out);
+                }
+            }
+            Wf::WakeAt(at) => {
+                if let Some(run) = live.run.as_mut() {
+                    run.wake_at = Some(at);
+                }
+                self.timers.insert((at, id));
+            }
+            Wf::Http(call) => out.push(Out::Http { conversation: id, call }),
+            Wf::Transfer { service } => self.transfer(id, service, now, out, pending),
+            Wf::Failed { node, reason } => {
+                let reason = format!("node '{node}': {reason}");
+                if live.conversation.status == ConversationStatus::Connected {
+                    // The agent keeps the chat; only the workflow is over.
+                    return;
+                }
+                self.close(id, EndedBy::System, Outcome::Failed, Some(reason), now, out);
+            }
+            // Parameters live in the session.
+            Wf::SetParameter { .. } | Wf::Finished => {}
+        }
+    }
+
+    /// Moves the conversation to `service`, whose current workflow takes over from its start
+    /// with the parameters gathered so far: one conversation across services.
+    fn transfer(
+        &mut self,
+        id: ConversationId,
+        service: ServiceId,
+        now: OffsetDateTime,
+        out: &mut Vec<Out>,
+        pending: &mut VecDeque<WfInput>,
+    ) {
+        let target = self.services.get(&service).and_then(|s| s.workflow.clone());
+        let Some(live) = self.live.get_mut(&id) else { return };
+        let Some(pinned) = target else { return };
+        let Some(old) = live.run.take() else { return };
+        let from = live.conversation.service_id;
+        live.conversation.service_id = service;
+        live.conversation.workflow_id = pinned.workflow_id;
+        live.conversation.workflow_version = pinned.version;
+        let run = Run {
+            pinned: pinned.clone(),
+            session: Session::new(old.session.params),
+            wake_at: None,
+            limit_at: None,
+            limit_reached: false,
+            trace: old.trace,
+        };
+        live.run = Some(run);
+        live.history.queued = false;
+        live.history.cancelled = false;
+        if self.router.phase(id).is_some() {
+            self.route(router::Input::Finish { conversation: id }, now, out);
+        }
+        self.set_status(id, ConversationStatus::Workflow, None, None, out);
+        out.push(Out::Transferred { conversation: id, service, workflow: pinned.workflow_id, version: pinned.version });
+        out.push(Out::Append {
+            conversation: id,
+            body: EntryBody::Event {
+                event: ConversationEvent::Transferred { from_service: from, to_service: service },
+            },
+        });
+        // Whatever the old workflow still had pending is dropped with it; the new one starts.
+        pending.clear();
+        pending.push_back(WfInput::Start);
+    }
+}
+
+fn customer_hangup(h: History, phase: Option<Phase>) -> Outcome {
+    match phase {
+        Some(Phase::Connected) => Outcome::UserAccepted,
+        Some(_) => Outcome::CustomerHangupInQueue,
+        None if h.connected => Outcome::UserAccepted,
+        None if !h.accepted => Outcome::CustomerHangupBeforeAccept,
+        None if h.queued => Outcome::CustomerHangupInIvrAfterQueue,
+        None => Outcome::CustomerHangupInIvr,
+    }
+}
+
+/// The interpreter's view of the world for one conversation.
+struct WorldFacts<'a> {
+    now: OffsetDateTime,
+    router: &'a Router,
+    conversation: &'a Conversation,
+    services: &'a HashMap<ServiceId, ServiceSetup>,
+    agent: Option<&'a User>,
+    limit_reached: bool,
+    parameter_defaults: &'a BTreeMap<String, String>,
+}
+
+impl WorldFacts<'_> {
+    fn service(&self, target: ServiceTarget) -> ServiceId {
+        match target {
+            ServiceTarget::Current => self.conversation.service_id,
+            ServiceTarget::Service(s) => s,
+        }
+    }
+}
+
+impl Facts for WorldFacts<'_> {
+    fn availability(&self, target: ServiceTarget) -> Availability {
+        let s = self.router.staffing(self.service(target));
+        if s.free > 0 {
+            Availability::Available
+        } else if s.present > 0 {
+            Availability::Busy
+        } else {
+            Availability::Unavailable
+        }
+    }
+
+    fn available_users(&self, target: ServiceTarget) -> u32 {
+        self.router.staffing(self.service(target)).free
+    }
+
+    fn queue_position(&self) -> Option<u32> {
+        self.router.position(self.conversation.id).and_then(|p| u32::try_from(p).ok())
+    }
+
+    fn task_state(&self) -> TaskState {
+        match self.router.phase(self.conversation.id) {
+            Some(Phase::Queued) if self.limit_reached => TaskState::LimitReached,
+            Some(Phase::Queued) => TaskState::Queued,
+            Some(Phase::Offered) => TaskState::Offering,
+            Some(Phase::Connected) => TaskState::Connected,
+            None => TaskState::Ended,
+        }
+    }
+
+    fn opening_exit(&self) -> &'static str {
+        let Some(s) = self.services.get(&self.conversation.service_id) else {
+            return calendar::OpeningState::Default.exit_name();
+        };
+        calendar::resolve(s.primary.as_ref(), s.secondary.as_ref(), self.now).exit_name()
+    }
+
+    fn service_exists(&self, service: ServiceId) -> bool {
+        self.services.get(&service).is_some_and(|s| s.workflow.is_some())
+    }
+
+    fn render(&self, template: &str, params: &BTreeMap<String, String>) -> String {
+        match Template::parse(template) {
+            Ok(t) => t.render(&Values { facts: self, params }, Channel::Web),
+            Err(_) => template.to_owned(),
+        }
+    }
+}
+
+struct Values<'a> {
+    facts: &'a WorldFacts<'a>,
+    params: &'a BTreeMap<String, String>,
+}
+
+impl Lookup for Values<'_> {
+    fn get(&self, key: &PlaceholderKey) -> Option<String> {
+        let c = self.facts.conversation;
+        let service = self.facts.services.get(&c.service_id).map(|s| &s.service);
+        match key {
+            PlaceholderKey::Parameter(id) => self.params.get(id).cloned(),
+            PlaceholderKey::CustomerCustomField(_) => None,
+            PlaceholderKey::System(field) => match field {
+                SystemField::TaskId => Some(c.id.to_string()),
+                SystemField::TaskCreated => c.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+                SystemField::TaskInitialMessage => c.first_message.clone(),
+                SystemField::CustomerDisplayName => Some(c.customer.display_name.clone()),
+                SystemField::CustomerEmail | SystemField::CustomerIdentifier => Some(c.customer.email.clone()),
+                SystemField::ServiceName | SystemField::ServiceDisplayName | SystemField::ServiceInitialName => {
+                    service.map(|s| s.name.clone())
+                }
+                SystemField::UserDisplayName => self.facts.agent.map(|u| u.display_name.clone()),
+                SystemField::QueuePosition => self.facts.queue_position().map(|p| p.to_string()),
+                SystemField::ServiceAvailableUsers => Some(self.facts.router.staffing(c.service_id).free.to_string()),
+                _ => None,
+            },
+        }
+    }
+
+    fn parameter_default(&self, id: &str) -> Option<String> {
+        self.facts.parameter_defaults.get(id).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests;
