@@ -522,6 +522,8 @@
         return 'Customer entered the queue';
       case 'connected':
         return (ev.agent_name || 'An agent') + ' joined';
+      case 'transferred':
+        return 'Transferred to another service';
       case 'ended':
         return (
           'The chat has ended' +

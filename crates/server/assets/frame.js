@@ -364,6 +364,8 @@
         return 'You are in the queue';
       case 'connected':
         return (ev.agent_name || 'An agent') + ' joined';
+      case 'transferred':
+        return 'You were transferred';
       case 'ended':
         return 'The chat has ended';
       default:
