@@ -419,7 +419,8 @@ impl Sim {
                     };
                     queue.extend(self.core.http_done(conversation, outcome, self.now));
                 }
-                Out::Outcome { outcome, reason, trace, parameters, .. } => {
+                Out::Outcome { outcome, reason, run, .. } => {
+                    let (trace, parameters) = run.map(|r| (r.trace, r.session.params)).unwrap_or_default();
                     self.parameters = parameters;
                     self.outcome = Some((outcome, reason, trace));
                 }

@@ -33,7 +33,7 @@ pub enum Refusal {
 }
 
 /// A published workflow version, shared by every conversation that runs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Pinned {
     pub workflow_id: WorkflowId,
     pub version: u32,
@@ -66,13 +66,12 @@ pub enum Out {
         conversation: ConversationId,
         body: EntryBody,
     },
-    /// Persist how the conversation ended, with the workflow trace and parameters it leaves behind.
+    /// Persist how the conversation ended, with what its workflow did (its run, if it had one).
     Outcome {
         conversation: ConversationId,
         outcome: Outcome,
         reason: Option<String>,
-        trace: Vec<TraceStep>,
-        parameters: BTreeMap<String, String>,
+        run: Option<Box<Run>>,
     },
     /// Persist the conversation's new service and workflow version.
     Transferred {
@@ -108,7 +107,7 @@ pub enum Out {
 }
 
 /// One conversation's running workflow.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub pinned: Pinned,
     pub session: Session,
@@ -486,10 +485,10 @@ impl TenantCore {
         self.route(router::Input::Finish { conversation: id }, now, out);
         // Ended first: from then on the log refuses people's messages, so none lands after `ended`.
         self.set_status(id, ConversationStatus::Ended, keep_agent, Some(now), out);
+        // Recorded before the `ended` entry goes out: whoever sees the end can read the outcome.
+        let run = self.live.remove(&id).and_then(|l| l.run).map(Box::new);
+        out.push(Out::Outcome { conversation: id, outcome, reason, run });
         out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Ended { by } } });
-        let (trace, parameters) =
-            self.live.remove(&id).and_then(|l| l.run).map(|r| (r.trace, r.session.params)).unwrap_or_default();
-        out.push(Out::Outcome { conversation: id, outcome, reason, trace, parameters });
     }
 
     /// Feeds one input to a conversation's workflow and carries out what it asks.

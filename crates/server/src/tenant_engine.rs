@@ -352,11 +352,16 @@ impl TenantEngine {
                     };
                     self.deps.log.append(entry).await?;
                 }
-                Out::Outcome { conversation, outcome, reason, .. } => {
+                Out::Outcome { conversation, outcome, reason, run } => {
                     if let Some(r) = &reason {
                         tracing::warn!(%tenant, %conversation, reason = %r, "workflow failed");
                     }
                     store.set_outcome(tenant, conversation, outcome, reason.as_deref()).await?;
+                    if let Some(run) = run {
+                        let record = serde_json::to_value(WorkflowRunView::of(&run))
+                            .map_err(|e| StoreError::Other(format!("workflow record: {e}")))?;
+                        store.save_workflow_run(tenant, conversation, &record).await?;
+                    }
                 }
                 Out::Transferred { conversation, service, workflow, version } => {
                     store.transfer_conversation(tenant, conversation, service, workflow, version).await?;

@@ -294,6 +294,11 @@ pub trait Store: Send + Sync + 'static {
         outcome: Outcome,
         reason: Option<&str>,
     ) -> Result<()>;
+    /// Keeps the record of what the conversation's workflow did (opaque JSON for the store).
+    async fn save_workflow_run(&self, tenant: TenantId, id: ConversationId, run: &serde_json::Value) -> Result<()>;
+    /// The saved workflow record; `None` when none was saved, `NotFound` for an unknown
+    /// conversation.
+    async fn get_workflow_run(&self, tenant: TenantId, id: ConversationId) -> Result<Option<serde_json::Value>>;
     /// Conversations not `Ended`, ordered by `created_at`, then id (the engine rebuilds from these).
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>>;
     /// The agent's most recent conversations, newest first.

@@ -840,6 +840,37 @@ impl Store for PgStore {
         one_row(done.rows_affected())
     }
 
+    async fn save_workflow_run(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        run: &serde_json::Value,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .bind(Json(run))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn get_workflow_run(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT workflow_run FROM conversations WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let run: Option<Json<serde_json::Value>> = row.try_get("workflow_run").map_err(db_error)?;
+        Ok(run.map(|j| j.0))
+    }
+
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>> {
         // `status <> 'ended'` literally, so the partial index conversations_open applies.
         let rows = sqlx::query(concat!(

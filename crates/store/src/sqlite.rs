@@ -888,6 +888,37 @@ impl Store for SqliteStore {
         one_row(done.rows_affected())
     }
 
+    async fn save_workflow_run(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        run: &serde_json::Value,
+    ) -> Result<()> {
+        let done = sqlx::query("UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .bind(run.to_string())
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn get_workflow_run(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> Result<Option<serde_json::Value>> {
+        let row = sqlx::query("SELECT workflow_run FROM conversations WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        let text: Option<String> = row.try_get("workflow_run").map_err(db_error)?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Other(format!("workflow_run: {e}")))).transpose()
+    }
+
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>> {
         // `status <> 'ended'` literally, so the partial index conversations_open applies.
         let rows = sqlx::query(concat!(

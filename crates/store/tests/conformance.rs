@@ -894,6 +894,15 @@ async fn story_transfer_and_outcome(store: Arc<dyn Store>) {
         "outcome of B's conversation as A",
     );
     assert_eq!(store.get_conversation(b.tenant.id, b.conversation.id).await.unwrap(), b.conversation);
+
+    // The workflow record: none until saved, then exactly what was saved; tenants stay apart.
+    assert_eq!(store.get_workflow_run(t, c.id).await.unwrap(), None);
+    let run = serde_json::json!({"state": "finished", "trace": [{"node": "accept", "exit": "next"}], "parameters": {"Order": "4711 ✓"}});
+    store.save_workflow_run(t, c.id, &run).await.unwrap();
+    assert_eq!(store.get_workflow_run(t, c.id).await.unwrap(), Some(run.clone()));
+    assert_not_found(store.get_workflow_run(b.tenant.id, c.id).await, "A's workflow record read as B");
+    assert_not_found(store.save_workflow_run(b.tenant.id, c.id, &run).await, "A's workflow record written as B");
+    assert_not_found(store.get_workflow_run(t, ConversationId(new_id())).await, "record of an unknown conversation");
 }
 
 async fn story_services(store: Arc<dyn Store>) {

@@ -401,3 +401,44 @@ fn every_activity_kind_round_trips_through_json() {
     }
     assert_eq!(kinds.len(), 18, "every activity kind is covered: {kinds:?}");
 }
+
+#[test]
+fn structure_rules_name_the_node_and_the_rule() {
+    let empty = WorkflowDefinition { start: "x".into(), nodes: vec![] };
+    assert!(errors(&empty).contains(&("required", None)), "{:?}", errors(&empty));
+
+    let huge = WorkflowDefinition {
+        start: "n0".into(),
+        nodes: (0..=MAX_NODES).map(|i| Node::new(&format!("n{i}"), bye(), &[])).collect(),
+    };
+    assert!(errors(&huge).contains(&("too_many", None)));
+
+    let d = def(vec![
+        Node::new("a", Activity::Accept, &[(NEXT, "bad id")]),
+        Node::new("bad id", msg("hi"), &[(NEXT, "a2")]),
+        Node::new("a2", bye(), &[]),
+        Node::new("a2", bye(), &[]),
+    ]);
+    assert!(has(&d, "invalid_node_id", "bad id"), "{:?}", errors(&d));
+    assert!(has(&d, "duplicate_node_id", "a2"), "{:?}", errors(&d));
+
+    let long = def(vec![
+        Node::new("a", Activity::Accept, &[(NEXT, "s")]),
+        Node::new("s", Activity::SaveToParameter { parameter: "P".into(), value: "x".repeat(5121) }, &[(NEXT, "b")]),
+        Node::new("b", bye(), &[]),
+    ]);
+    assert!(has(&long, "too_long", "s"), "{:?}", errors(&long));
+}
+
+#[test]
+fn v7_placeholders_must_name_known_parameters() {
+    let d = def(vec![
+        Node::new("a", Activity::Accept, &[(NEXT, "m")]),
+        Node::new("m", msg("Hi $(CustomContextParameters.Known), $(CustomContextParameters.Typo)"), &[(NEXT, "b")]),
+        Node::new("b", bye(), &[]),
+    ]);
+    let e = d.validate_for(OrgUnitId::from_uuid(Uuid::from_u128(30)), &Refs, &[Channel::Web], None).unwrap_err().0;
+    let got: Vec<_> = e.iter().map(|f| (f.code, f.node.clone().unwrap_or_default(), f.path.clone())).collect();
+    assert_eq!(got, [("unknown_parameter", "m".to_owned(), "/definition/nodes/1/activity/text".to_owned())]);
+    assert_eq!(d.parameter_ids().into_iter().collect::<Vec<_>>(), ["Known", "Typo"]);
+}

@@ -382,15 +382,15 @@ pub async fn get_conversation(
     found(state.store.get_conversation(admin.tenant_id, ConversationId::from_uuid(id)).await, "conversation").map(Json)
 }
 
-/// The conversation's workflow run: status, parameters and the nodes it passed. Available
-/// while the conversation is open.
+/// The conversation's workflow run: state, version, parameters and the nodes it passed with
+/// their exits. Live while the conversation is open; the record kept at its end afterwards.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/workflow", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = crate::workflow_host::WorkflowRunView), (status = 404, body = Problem)))]
 pub async fn get_conversation_workflow(
     admin: TenantAdmin,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
-) -> ApiResult<Json<crate::workflow_host::WorkflowRunView>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let conversation = ConversationId::from_uuid(id);
     found(state.store.get_conversation(admin.tenant_id, conversation).await, "conversation")?;
     let (reply, answer) = tokio::sync::oneshot::channel();
@@ -399,8 +399,11 @@ pub async fn get_conversation_workflow(
         .send(admin.tenant_id, Command::Workflow { conversation, reply })
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()))?;
-    let view = answer.await.map_err(|e| ApiError::internal(&e))?;
-    view.map(Json).ok_or_else(|| ApiError::not_found("running workflow"))
+    if let Some(live) = answer.await.map_err(|e| ApiError::internal(&e))? {
+        return serde_json::to_value(live).map(Json).map_err(|e| ApiError::internal(&e));
+    }
+    let kept = state.store.get_workflow_run(admin.tenant_id, conversation).await?;
+    kept.map(Json).ok_or_else(|| ApiError::not_found("workflow run"))
 }
 
 /// Query of log reads.

@@ -73,6 +73,11 @@ async fn queued_customer_hears_their_position_then_the_limit_apology_and_is_disc
     let c = t.admin.get(&format!("/api/v1/conversations/{conv}")).await.unwrap();
     assert_eq!(c.body["status"], "ended");
     assert_eq!(c.body["outcome"], "cancelled", "the queue limit's cancel is recorded");
+    // What the workflow did is kept after the end.
+    let run = t.admin.get(&format!("/api/v1/conversations/{conv}/workflow")).await.unwrap();
+    assert_eq!((run.status.as_u16(), run.body["state"].as_str()), (200, Some("finished")), "{}", run.body);
+    let nodes: Vec<&str> = run.body["trace"].as_array().unwrap().iter().map(|s| s["node"].as_str().unwrap()).collect();
+    assert_eq!(nodes[nodes.len() - 4..], ["check", "sorry", "cancel", "bye"]);
     server.shutdown().await.unwrap();
 }
 
