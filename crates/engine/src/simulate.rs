@@ -361,8 +361,12 @@ impl Sim {
                 }
                 Action::CustomerLeaves => self.core.end(id, EndedBy::Customer, None, self.now).unwrap_or_default(),
                 Action::AgentEnds => {
-                    let agent = self.core.conversation(id).and_then(|c| c.agent_id);
-                    self.core.end(id, EndedBy::Agent, agent, self.now).unwrap_or_default()
+                    // Like a live agent: only the connected agent can end the chat.
+                    let connected = self.core.conversation(id).filter(|c| c.status == ConversationStatus::Connected);
+                    match connected.and_then(|c| c.agent_id) {
+                        Some(agent) => self.core.end(id, EndedBy::Agent, Some(agent), self.now).unwrap_or_default(),
+                        None => Vec::new(),
+                    }
                 }
             };
             self.process(out);
@@ -411,13 +415,13 @@ impl Sim {
                 Out::Offer { agent, conversation } if self.accept_offers => {
                     queue.extend(self.core.accept(agent, conversation.id, self.now).unwrap_or_default());
                 }
-                Out::Http { conversation, .. } => {
+                Out::Http { conversation, call_id, .. } => {
                     let outcome = match self.http.pop_front() {
                         Some(SimHttp::Response { status, body }) => HttpOutcome::Response { status, body },
                         Some(SimHttp::Failure { reason }) => HttpOutcome::Failed(reason),
                         None => HttpOutcome::Failed("the script has no answer for this request".into()),
                     };
-                    queue.extend(self.core.http_done(conversation, outcome, self.now));
+                    queue.extend(self.core.http_done(conversation, call_id, outcome, self.now));
                 }
                 Out::Outcome { outcome, reason, run, .. } => {
                     let (trace, parameters) = run.map(|r| (r.trace, r.session.params)).unwrap_or_default();

@@ -21,6 +21,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+/// Most transfers one conversation may make; more means workflows hand it around in a loop.
+pub const MAX_TRANSFERS: u8 = 10;
+/// Most timers one `tick` runs; the rest wait for the next call (a guard against a timer that
+/// keeps re-arming itself at the same instant, which validation rules out for published
+/// workflows).
+const TICK_BUDGET: usize = 10_000;
+
 /// Why a command was refused; each has a stable code for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -99,9 +106,10 @@ pub enum Out {
         agent: UserId,
         conversation: Conversation,
     },
-    /// Make this call and answer with [`TenantCore::http_done`].
+    /// Make this call and answer with [`TenantCore::http_done`], quoting `call_id`.
     Http {
         conversation: ConversationId,
+        call_id: u64,
         call: HttpCall,
     },
 }
@@ -116,6 +124,12 @@ pub struct Run {
     /// When the queue limit of its Queue Task falls due.
     pub limit_at: Option<OffsetDateTime>,
     pub limit_reached: bool,
+    /// Priority set before the task was queued (Distribution Priority), used when it is.
+    pub priority: Option<Priority>,
+    /// The HTTP call the session waits for; any other answer is stale and dropped.
+    pub awaiting_call: Option<u64>,
+    /// Transfers made so far.
+    pub transfers: u8,
     /// Every node passed, across transfers.
     pub trace: Vec<TraceStep>,
 }
@@ -149,6 +163,8 @@ pub struct TenantCore {
     live: HashMap<ConversationId, Live>,
     /// Workflow wake-ups and queue limits, earliest first (stale entries are skipped).
     timers: BTreeSet<(OffsetDateTime, ConversationId)>,
+    /// Numbers HTTP calls so each answer finds its call.
+    next_call: u64,
 }
 
 impl TenantCore {
@@ -253,6 +269,9 @@ impl TenantCore {
             wake_at: None,
             limit_at: None,
             limit_reached: false,
+            priority: None,
+            awaiting_call: None,
+            transfers: 0,
             trace,
         }
     }
@@ -267,8 +286,20 @@ impl TenantCore {
     }
 
     /// An HTTP call the core asked for has finished.
-    pub fn http_done(&mut self, id: ConversationId, outcome: HttpOutcome, now: OffsetDateTime) -> Vec<Out> {
+    /// A late answer (its wait timed out, or the workflow moved on) is dropped.
+    pub fn http_done(
+        &mut self,
+        id: ConversationId,
+        call_id: u64,
+        outcome: HttpOutcome,
+        now: OffsetDateTime,
+    ) -> Vec<Out> {
         let mut out = Vec::new();
+        let Some(run) = self.live.get_mut(&id).and_then(|l| l.run.as_mut()) else { return out };
+        if run.awaiting_call != Some(call_id) {
+            return out;
+        }
+        run.awaiting_call = None;
         self.interpret(id, WfInput::Http(outcome), now, &mut out);
         out
     }
@@ -282,7 +313,8 @@ impl TenantCore {
     /// Runs every timer due at `now`.
     pub fn tick(&mut self, now: OffsetDateTime) -> Vec<Out> {
         let mut out = Vec::new();
-        while let Some(&(at, id)) = self.timers.first() {
+        for _ in 0..TICK_BUDGET {
+            let Some(&(at, id)) = self.timers.first() else { break };
             if at > now {
                 break;
             }
@@ -541,24 +573,29 @@ impl TenantCore {
                 live.history.queued = true;
                 let service = live.conversation.service_id;
                 let limit = now + time::Duration::seconds(i64::from(max_queue_secs));
+                let mut earlier = None;
                 if let Some(run) = live.run.as_mut() {
                     run.limit_at = Some(limit);
                     run.limit_reached = false;
+                    earlier = run.priority;
                 }
                 self.timers.insert((limit, id));
                 self.set_status(id, ConversationStatus::Queued, None, None, out);
                 out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Queued } });
-                let priority = priority.unwrap_or_default();
+                // The Queue Task's own priority wins over one set earlier by Distribution Priority.
+                let priority = priority.or(earlier).unwrap_or_default();
                 self.route(router::Input::Enqueue { conversation: id, service, priority }, now, out);
             }
             Wf::SetPriority(priority) => {
+                if let Some(run) = live.run.as_mut() {
+                    run.priority = Some(priority);
+                }
                 self.route(router::Input::SetPriority { conversation: id, priority }, now, out);
             }
             Wf::CancelTask => {
-                if let Some(phase) = self.router.phase(id) {
+                // Only a waiting or offered task is cancelled; a connected chat is the agent's.
+                if matches!(self.router.phase(id), Some(Phase::Queued | Phase::Offered)) {
                     live.history.cancelled = true;
-                    // Offered to someone already: the spec's Abandoned rather than Cancelled.
-                    live.history.offered |= phase == Phase::Offered;
                     self.route(router::Input::Finish { conversation: id }, now, out);
                     self.set_status(id, ConversationStatus::Workflow, None, None, out);
                 }
@@ -587,7 +624,14 @@ impl TenantCore {
                 }
                 self.timers.insert((at, id));
             }
-            Wf::Http(call) => out.push(Out::Http { conversation: id, call }),
+            Wf::Http(call) => {
+                self.next_call += 1;
+                let call_id = self.next_call;
+                if let Some(run) = live.run.as_mut() {
+                    run.awaiting_call = Some(call_id);
+                }
+                out.push(Out::Http { conversation: id, call_id, call });
+            }
             Wf::Transfer { service } => self.transfer(id, service, now, out, pending),
             Wf::Failed { node, reason } => {
                 let reason = format!("node '{node}': {reason}");
@@ -614,7 +658,19 @@ impl TenantCore {
     ) {
         let target = self.services.get(&service).and_then(|s| s.workflow.clone());
         let Some(live) = self.live.get_mut(&id) else { return };
+        // The interpreter only transfers when the target exists and the chat is not connected
+        // (see `service_exists`), so these guards are for a configuration changed in between.
         let Some(pinned) = target else { return };
+        if live.conversation.status == ConversationStatus::Connected {
+            return;
+        }
+        let transfers = live.run.as_ref().map_or(0, |r| r.transfers);
+        if transfers >= MAX_TRANSFERS {
+            let reason = format!("more than {MAX_TRANSFERS} transfers: the workflows hand the chat around in a loop");
+            pending.clear();
+            self.close(id, EndedBy::System, Outcome::Failed, Some(reason), now, out);
+            return;
+        }
         let Some(old) = live.run.take() else { return };
         let from = live.conversation.service_id;
         live.conversation.service_id = service;
@@ -626,11 +682,16 @@ impl TenantCore {
             wake_at: None,
             limit_at: None,
             limit_reached: false,
+            priority: None,
+            awaiting_call: None,
+            transfers: transfers + 1,
             trace: old.trace,
         };
         live.run = Some(run);
+        // The target service's session starts afresh (its outcome rules look at it alone).
         live.history.queued = false;
         live.history.cancelled = false;
+        live.history.offered = false;
         if self.router.phase(id).is_some() {
             self.route(router::Input::Finish { conversation: id }, now, out);
         }
@@ -716,8 +777,11 @@ impl Facts for WorldFacts<'_> {
         calendar::resolve(s.primary.as_ref(), s.secondary.as_ref(), self.now).exit_name()
     }
 
+    /// A transfer target: a service with a published workflow, and never for a connected chat
+    /// (the agent has it; the Transfer takes `failed`).
     fn service_exists(&self, service: ServiceId) -> bool {
-        self.services.get(&service).is_some_and(|s| s.workflow.is_some())
+        self.conversation.status != ConversationStatus::Connected
+            && self.services.get(&service).is_some_and(|s| s.workflow.is_some())
     }
 
     fn render(&self, template: &str, params: &BTreeMap<String, String>) -> String {

@@ -70,6 +70,7 @@ pub enum Command {
     /// An HTTP Request activity's call finished.
     HttpDone {
         conversation: ConversationId,
+        call_id: u64,
         outcome: HttpOutcome,
     },
     /// An agent socket opened or closed (the engine counts them).
@@ -254,8 +255,8 @@ impl TenantEngine {
                 let out = self.core.customer_text(conversation, text, now);
                 self.carry_out(out).await
             }
-            Command::HttpDone { conversation, outcome } => {
-                let out = self.core.http_done(conversation, outcome, now);
+            Command::HttpDone { conversation, call_id, outcome } => {
+                let out = self.core.http_done(conversation, call_id, outcome, now);
                 self.carry_out(out).await
             }
             Command::AgentConnected { agent } => {
@@ -381,20 +382,20 @@ impl TenantEngine {
                     let chat = self.chat_view(&conversation);
                     self.publish_agent(agent, AgentFrame::Chat { chat });
                 }
-                Out::Http { conversation, call } => self.call_out(conversation, call),
+                Out::Http { conversation, call_id, call } => self.call_out(conversation, call_id, call),
             }
         }
         Ok(())
     }
 
     /// Makes the call off the engine's task; the answer comes back as a command.
-    fn call_out(&self, conversation: ConversationId, call: parley_engine::workflow::HttpCall) {
+    fn call_out(&self, conversation: ConversationId, call_id: u64, call: parley_engine::workflow::HttpCall) {
         let outbound = Arc::clone(&self.deps.outbound);
         let me = self.me.clone();
         self.deps.tracker.spawn(async move {
             let outcome = outbound.call(call).await;
             if let Some(tx) = me.upgrade() {
-                let _ = tx.send(Command::HttpDone { conversation, outcome }).await;
+                let _ = tx.send(Command::HttpDone { conversation, call_id, outcome }).await;
             }
         });
     }

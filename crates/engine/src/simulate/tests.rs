@@ -314,3 +314,12 @@ fn a_workflow_that_never_rests_is_cut_short_not_hung() {
     let sim = simulate(world(def), &script(serde_json::json!({"run_for_secs": 604_800})));
     assert!(sim.cut_short);
 }
+
+#[test]
+fn an_agent_ending_a_chat_nobody_took_changes_nothing() {
+    let s =
+        script(serde_json::json!({"steps": [{"at_secs": 5, "action": {"kind": "agent_ends"}}], "run_for_secs": 60}));
+    let sim = simulate(world(recommended()), &s);
+    assert_eq!(sim.outcome, None);
+    assert_eq!(sim.state, SimState::Waiting);
+}

@@ -275,3 +275,122 @@ fn a_restored_conversation_waits_again_unless_it_was_connected() {
     assert!(core.restore(connected, T0).is_empty());
     assert_eq!(core.router().phase(cid(2)), Some(Phase::Connected));
 }
+
+#[test]
+fn workflows_handing_a_chat_around_in_a_loop_fail_it_after_the_transfer_limit() {
+    // Service 1 transfers to 2 and 2 back to 1: valid each on its own, a loop together.
+    let to = |n: u128| {
+        pinned(
+            200 + n,
+            def(vec![
+                Node::new("move", Activity::Transfer { service_id: sid(3 - n) }, &[(exits::FAILED, "bye")]),
+                Node::new("bye", Activity::Disconnect { text: None }, &[]),
+            ]),
+        )
+    };
+    let mut core = TenantCore::new();
+    core.set_service(setup(1, Some(to(1))));
+    core.set_service(setup(2, Some(to(2))));
+    let out = core.start(conversation(1, 1, &to(1)), to(1), T0);
+    let (outcome, reason) = outcome_of(&out).unwrap();
+    assert_eq!(outcome, Outcome::Failed);
+    assert!(reason.unwrap().contains("loop"));
+    let moves = out.iter().filter(|o| matches!(o, Out::Transferred { .. })).count();
+    assert_eq!(moves, usize::from(MAX_TRANSFERS));
+}
+
+/// Accept, queue, wait 10 s, then `then` (with a `next` to a final wait).
+fn queued_then(then: Activity, exits_of_then: &[(&str, &str)]) -> WorkflowDefinition {
+    def(vec![
+        Node::new("accept", Activity::Accept, &[(NEXT, "queue")]),
+        Node::new("queue", Activity::QueueTask { priority: None, max_queue_secs: 600 }, &[(NEXT, "wait")]),
+        Node::new("wait", Activity::Delay { secs: 10 }, &[(NEXT, "then")]),
+        Node::new("then", then, exits_of_then),
+        Node::new("after", Activity::Delay { secs: 3600 }, &[]),
+        Node::new("bye", Activity::Disconnect { text: None }, &[]),
+    ])
+}
+
+fn connected_core(p: &Pinned) -> TenantCore {
+    let mut core = TenantCore::new();
+    core.set_service(setup(1, Some(p.clone())));
+    core.set_service(setup(2, Some(pinned(299, queue_only(None)))));
+    let _ = core.set_people(vec![agent(1)], &[Membership { service_id: sid(1), user_id: uid(1), active: true }], T0);
+    let _ = core.connection(uid(1), true, T0);
+    let _ = core.start(conversation(1, 1, p), p.clone(), T0);
+    let _ = core.accept(uid(1), cid(1), T0).unwrap();
+    core
+}
+
+#[test]
+fn cancel_task_and_transfer_never_take_a_connected_chat_from_its_agent() {
+    let cancel = pinned(201, queued_then(Activity::CancelTask, &[(NEXT, "bye")]));
+    let mut core = connected_core(&cancel);
+    let out = core.tick(T0 + time::Duration::seconds(10));
+    assert!(!out.iter().any(|o| matches!(o, Out::Status { .. } | Out::Outcome { .. })), "{out:?}");
+    assert_eq!(core.router().phase(cid(1)), Some(Phase::Connected));
+
+    let transfer = pinned(202, queued_then(Activity::Transfer { service_id: sid(2) }, &[(exits::FAILED, "after")]));
+    let mut core = connected_core(&transfer);
+    let out = core.tick(T0 + time::Duration::seconds(10));
+    assert!(!out.iter().any(|o| matches!(o, Out::Transferred { .. })), "{out:?}");
+    let trace = &core.run(cid(1)).unwrap().trace;
+    assert_eq!(trace.last().map(|t| (t.node.as_str(), t.exit.as_deref())), Some(("after", None)));
+    assert!(trace.iter().any(|t| t.node == "then" && t.exit.as_deref() == Some(exits::FAILED)));
+    assert_eq!(core.conversation(cid(1)).unwrap().service_id, sid(1));
+}
+
+#[test]
+fn a_late_http_answer_is_not_taken_for_the_next_call() {
+    let p = pinned(
+        201,
+        serde_json::from_value(serde_json::json!({"start": "accept", "nodes": [
+            {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "one"}},
+            {"id": "one", "activity": {"kind": "http_request", "method": "GET", "url": "https://a.example/1", "timeout_secs": 5},
+             "exits": {"success": "bye", "failure": "two"}},
+            {"id": "two", "activity": {"kind": "http_request", "method": "GET", "url": "https://a.example/2", "timeout_secs": 5},
+             "exits": {"success": "bye", "failure": "bye"}},
+            {"id": "bye", "activity": {"kind": "disconnect"}}
+        ]}))
+        .unwrap(),
+    );
+    let mut core = TenantCore::new();
+    core.set_service(setup(1, Some(p.clone())));
+    let out = core.start(conversation(1, 1, &p), p, T0);
+    let first = out.iter().find_map(|o| match o {
+        Out::Http { call_id, .. } => Some(*call_id),
+        _ => None,
+    });
+    // The first call times out; the workflow moves on to the second.
+    let out = core.tick(T0 + time::Duration::seconds(5));
+    let second = out.iter().find_map(|o| match o {
+        Out::Http { call_id, .. } => Some(*call_id),
+        _ => None,
+    });
+    assert_ne!(first, second);
+    let ok = HttpOutcome::Response { status: 200, body: serde_json::Value::Null };
+    let late = core.http_done(cid(1), first.unwrap(), ok.clone(), T0 + time::Duration::seconds(6));
+    assert!(late.is_empty(), "a stale answer changes nothing");
+    assert_eq!(core.run(cid(1)).unwrap().trace.last().unwrap().node, "two");
+    let done = core.http_done(cid(1), second.unwrap(), ok, T0 + time::Duration::seconds(6));
+    assert!(outcome_of(&done).is_some());
+}
+
+#[test]
+fn a_priority_set_before_queueing_applies_when_the_task_is_queued() {
+    let strict = pinned(
+        202,
+        def(vec![
+            Node::new("prio", Activity::DistributionPriority { priority: Priority::Strict }, &[(NEXT, "accept")]),
+            Node::new("accept", Activity::Accept, &[(NEXT, "queue")]),
+            Node::new("queue", Activity::QueueTask { priority: None, max_queue_secs: 600 }, &[(NEXT, "wait")]),
+            Node::new("wait", Activity::Delay { secs: 3600 }, &[]),
+        ]),
+    );
+    let normal = pinned(201, queue_only(None));
+    let mut core = TenantCore::new();
+    core.set_service(setup(1, Some(normal.clone())));
+    let _ = core.start(conversation(1, 1, &normal), normal, T0);
+    let _ = core.start(conversation(2, 1, &strict), strict, T0 + time::Duration::seconds(1));
+    assert_eq!(core.router().queued(), [cid(2), cid(1)]);
+}

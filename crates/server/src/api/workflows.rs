@@ -218,10 +218,12 @@ async fn publish_version(
 ) -> ApiResult<WorkflowVersion> {
     issues(state, wf.tenant_id, wf.ou_id, &definition).await?.into_result(())?;
     let latest = state.store.list_workflow_versions(wf.tenant_id, wf.id).await?.last().map_or(0, |v| v.version);
+    let next =
+        latest.checked_add(1).ok_or_else(|| ApiError::conflict("too_many_versions", "no version number left"))?;
     let v = WorkflowVersion {
         workflow_id: wf.id,
         tenant_id: wf.tenant_id,
-        version: latest + 1,
+        version: next,
         definition,
         published_at: state.clock.now(),
         restored_from,
@@ -300,8 +302,8 @@ pub struct SimulationRequest {
     /// Run the draft instead of a published version (it may break rules; the run shows where).
     #[serde(default)]
     pub draft: bool,
-    /// The service the simulated chat arrives at (its calendars apply); a service of the tenant
-    /// that uses this workflow, or none (no calendars) when absent.
+    /// The service the simulated chat arrives at: its calendars apply (any service of the
+    /// tenant; the workflow simulated replaces its own). None: a service without calendars.
     #[serde(default)]
     pub service_id: Option<ServiceId>,
     /// Simulated start; now when absent.
@@ -331,11 +333,26 @@ pub async fn simulate(
         }
         return Err(e.into());
     }
+    check_start(input.start_at)?;
     let wf = workflow_of(&state, tenant, id).await?;
     let pinned = match (input.draft, input.version.or(wf.current_version)) {
-        (true, _) => Pinned { workflow_id: wf.id, version: 0, definition: Arc::new(wf.draft.clone()) },
+        (true, _) if input.version.is_some() => {
+            return Err(ValidationErrors::single(
+                "/version",
+                "conflicting_fields",
+                "give a version or draft, not both",
+            )
+            .into());
+        }
+        (true, _) => {
+            // A draft may break reference rules (the trace shows where), but not the structure
+            // the interpreter relies on (timeouts, loops that never pause).
+            wf.draft.validate()?;
+            Pinned { workflow_id: wf.id, version: 0, definition: Arc::new(wf.draft.clone()) }
+        }
         (false, Some(v)) => {
-            found(workflow_host::pinned(state.store.as_ref(), tenant, wf.id, v).await, "workflow version")?
+            let r = workflow_host::pinned(state.store.as_ref(), tenant, wf.id, v).await;
+            super::referenced(r, "/version", "workflow version")?
         }
         (false, None) => {
             return Err(ValidationErrors::single(
@@ -369,6 +386,17 @@ pub async fn simulate(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Json(sim))
+}
+
+/// Keeps simulated time where the calendar arithmetic is defined (a week's script from any
+/// start in this range stays in range).
+fn check_start(start: Option<OffsetDateTime>) -> ApiResult<()> {
+    match start {
+        Some(t) if !(2000..=9000).contains(&t.year()) => {
+            Err(ValidationErrors::single("/start_at", "out_of_range", "must be between the years 2000 and 9000").into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A service that exists only in the simulation (no calendars, nobody else's chats).

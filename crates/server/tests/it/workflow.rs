@@ -473,3 +473,51 @@ async fn an_http_request_to_a_loopback_address_is_refused_by_default_and_takes_t
     assert!(calls.try_recv().is_err(), "the CRM was never called");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_simulator_refuses_bad_requests_with_paths_and_runs_drafts_it_can_run() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "simbad", 1).await.unwrap();
+    let wf = published(&t, &[], &greeting("Hi")).await;
+    let sim = |body: Value| {
+        let admin = &t.admin;
+        let path = format!("/api/v1/workflows/{wf}/simulate");
+        async move { admin.post(&path, &body).await.unwrap() }
+    };
+    let cases = [
+        (json!({"start_at": "9999-12-31T23:30:00Z"}), "/start_at", "out_of_range"),
+        (json!({"draft": true, "version": 1}), "/version", "conflicting_fields"),
+        (json!({"version": 7}), "/version", "unknown_reference"),
+        (json!({"service_id": "018f0000-0000-7000-8000-000000000000"}), "/service_id", "unknown_reference"),
+        (json!({"script": {"agents": 500}}), "/script/agents", "too_many"),
+    ];
+    for (body, path, code) in cases {
+        let r = sim(body.clone()).await;
+        assert_eq!(
+            (r.status.as_u16(), r.body["errors"][0]["path"].as_str(), r.body["errors"][0]["code"].as_str()),
+            (422, Some(path), Some(code)),
+            "{body}: {}",
+            r.body
+        );
+    }
+    // A draft whose structure the interpreter cannot run is refused; a draft that only names an
+    // unknown parameter runs, and the trace shows it.
+    let spin = json!({"start": "accept", "nodes": [
+        {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "m"}},
+        {"id": "m", "activity": {"kind": "message", "text": "again"}, "exits": {"next": "m"}}]});
+    let d = t.admin.send("PUT", &format!("/api/v1/workflows/{wf}/draft"), &json!({"definition": spin})).await.unwrap();
+    assert_eq!(d.status, 200);
+    let r = sim(json!({"draft": true})).await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["errors"][0]["code"].as_str()),
+        (422, Some("loop_without_wait")),
+        "{}",
+        r.body
+    );
+    let typo = greeting("Hi $(CustomContextParameters.Nobody)");
+    t.admin.send("PUT", &format!("/api/v1/workflows/{wf}/draft"), &json!({"definition": typo})).await.unwrap();
+    let r = sim(json!({"draft": true, "script": {"agents": 1}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["log"][1]["text"], "Hi ", "an unknown parameter renders empty");
+    server.shutdown().await.unwrap();
+}
