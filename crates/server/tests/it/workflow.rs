@@ -191,9 +191,14 @@ async fn outside_opening_hours_the_customer_is_told_and_disconnected_inside_they
     // Three hours later it is open: an agent gets the chat.
     server.clock.advance(time::Duration::hours(3));
     let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
-    let (conv, _) = t.start_chat(&server.base, "Lunch Customer", None).await.unwrap();
+    let (conv, token) = t.start_chat(&server.base, "Lunch Customer", None).await.unwrap();
+    let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
     let offer = agent.until("offer", |f| f["type"] == "offer").await.unwrap();
     assert_eq!(offer["offer"]["conversation_id"], conv.as_str());
+    agent.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    entry(&mut v, "connected", |e| e["event"]["type"] == "connected").await;
+    let run = t.admin.get(&format!("/api/v1/conversations/{conv}/workflow")).await.unwrap();
+    assert_eq!(run.body["trace"][0]["exit"], "open", "{}", run.body);
     server.shutdown().await.unwrap();
 }
 
