@@ -253,8 +253,76 @@ pub struct Service {
     pub primary_calendar_id: Option<CalendarId>,
     /// Consulted where the primary calendar has no period (holidays kept once for many services).
     pub secondary_calendar_id: Option<CalendarId>,
+    /// How the distribution engine treats the service's chats.
+    pub routing: RoutingSettings,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A service's distribution settings (spec §4.2). Every field has a default, so a client sends
+/// only what it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingSettings {
+    /// Concurrent IM tasks (offered or connected) of the service, 1–50.
+    pub max_tasks: u32,
+    /// A waiting chat gains one priority level every this many seconds (1–86400); none: off.
+    pub aging_secs: Option<u32>,
+    /// Seconds an agent has to answer an offer before it goes to the next (5–600).
+    pub rona_secs: u32,
+    /// A missed offer flags the agent RONA: no more offers until reset.
+    pub persistent_rona: bool,
+    /// The RONA flag clears itself after this many seconds (60–86400); none: by hand or offline.
+    pub rona_reset_secs: Option<u32>,
+    /// After-chat work after each chat, in seconds (0–3600; 0: none).
+    pub acw_secs: u32,
+    /// Extensions of after-chat work an agent may take (0–10).
+    pub acw_max_extensions: u8,
+    /// Agents set to Busy still receive this service's chats.
+    pub busy_opt_in: bool,
+    /// Agents set to Away still receive this service's chats.
+    pub away_opt_in: bool,
+    /// A returning customer's last agent gets their chat first for this many seconds (0–3600; 0: off).
+    pub last_user_secs: u32,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        Self {
+            max_tasks: 50,
+            aging_secs: None,
+            rona_secs: 30,
+            persistent_rona: false,
+            rona_reset_secs: None,
+            acw_secs: 0,
+            acw_max_extensions: 0,
+            busy_opt_in: false,
+            away_opt_in: false,
+            last_user_secs: 0,
+        }
+    }
+}
+
+impl RoutingSettings {
+    /// Checks every range, with paths under `prefix` (e.g. `/routing`).
+    pub fn check(&self, e: &mut ValidationErrors, prefix: &str) {
+        let mut range = |field: &str, v: u32, lo: u32, hi: u32| {
+            if !(lo..=hi).contains(&v) {
+                e.push(format!("{prefix}/{field}"), "out_of_range", format!("must be {lo}-{hi}"));
+            }
+        };
+        range("max_tasks", self.max_tasks, 1, 50);
+        if let Some(a) = self.aging_secs {
+            range("aging_secs", a, 1, 86_400);
+        }
+        range("rona_secs", self.rona_secs, 5, 600);
+        if let Some(r) = self.rona_reset_secs {
+            range("rona_reset_secs", r, 60, 86_400);
+        }
+        range("acw_secs", self.acw_secs, 0, 3600);
+        range("acw_max_extensions", u32::from(self.acw_max_extensions), 0, 10);
+        range("last_user_secs", self.last_user_secs, 0, 3600);
+    }
 }
 
 /// A user's membership of a service.
@@ -289,6 +357,8 @@ pub struct NewService {
     #[serde(default)]
     pub secondary_calendar_id: Option<CalendarId>,
     #[serde(default)]
+    pub routing: RoutingSettings,
+    #[serde(default)]
     pub members: Vec<NewMember>,
 }
 
@@ -300,6 +370,7 @@ impl NewService {
     pub fn validate(mut self) -> Result<Self, ValidationErrors> {
         let mut e = ValidationErrors::default();
         self.name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
+        self.routing.check(&mut e, "/routing");
         for (i, m) in self.members.iter().enumerate() {
             if self.members[..i].iter().any(|o| o.user_id == m.user_id) {
                 e.push(format!("/members/{i}/user_id"), "duplicate", "user is listed twice");
@@ -326,6 +397,9 @@ pub struct ServicePatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub secondary_calendar_id: Option<Option<CalendarId>>,
+    /// Replaces the routing settings (fields left out take their defaults).
+    #[serde(default)]
+    pub routing: Option<RoutingSettings>,
 }
 
 impl ServicePatch {
@@ -346,6 +420,10 @@ impl ServicePatch {
         }
         if let Some(c) = self.secondary_calendar_id {
             s.secondary_calendar_id = c;
+        }
+        if let Some(r) = self.routing {
+            r.check(&mut e, "/routing");
+            s.routing = r;
         }
         e.into_result(s)
     }

@@ -254,12 +254,13 @@ impl Sim {
     fn new(world: World, script: &Script) -> Self {
         let mut core = TenantCore::new();
         let service = world.service.service.id;
+        // Nobody is staffed yet, so configuring services offers nothing.
         for s in world.others {
-            core.set_service(s);
+            let _ = core.set_service(s, world.start);
         }
         let mut setup = world.service;
         setup.workflow = Some(world.pinned.clone());
-        core.set_service(setup);
+        let _ = core.set_service(setup, world.start);
         core.set_parameter_defaults(world.parameter_defaults);
         let mut sim = Self {
             core,
@@ -412,7 +413,7 @@ impl Sim {
             }
             match o {
                 Out::Append { body, .. } => self.log_entry(body),
-                Out::Offer { agent, conversation } if self.accept_offers => {
+                Out::Offer { agent, conversation, .. } if self.accept_offers => {
                     queue.extend(self.core.accept(agent, conversation.id, self.now).unwrap_or_default());
                 }
                 Out::Http { conversation, call_id, .. } => {
@@ -432,6 +433,8 @@ impl Sim {
                 | Out::Transferred { .. }
                 | Out::Presence { .. }
                 | Out::Offer { .. }
+                | Out::AgentState { .. }
+                | Out::Queue { .. }
                 | Out::OfferWithdrawn { .. }
                 | Out::Chat { .. } => {}
             }

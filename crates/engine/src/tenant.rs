@@ -37,6 +37,10 @@ pub enum Refusal {
     ConversationEnded,
     /// The chat is connected to someone else, or not connected at all.
     NotYourChat,
+    /// The agent is not in after-chat work.
+    NotInAcw,
+    /// No after-chat work extension is left.
+    AcwExtensionLimit,
 }
 
 /// A published workflow version, shared by every conversation that runs it.
@@ -92,14 +96,25 @@ pub enum Out {
         agent: UserId,
         presence: Presence,
     },
-    /// Show the offer on the agent's screens.
+    /// Show the offer on the agent's screens until `deadline` (then it goes to someone else).
     Offer {
         agent: UserId,
+        deadline: OffsetDateTime,
         conversation: Conversation,
     },
     OfferWithdrawn {
         agent: UserId,
         conversation: ConversationId,
+    },
+    /// Tell the waiting customer where they stand (sent only when it changed).
+    Queue {
+        conversation: ConversationId,
+        status: QueueStatus,
+    },
+    /// The agent's after-chat work or RONA flag changed.
+    AgentState {
+        agent: UserId,
+        status: router::AgentStatus,
     },
     /// The agent's chat is connected; show it.
     Chat {
@@ -165,6 +180,17 @@ pub struct TenantCore {
     timers: BTreeSet<(OffsetDateTime, ConversationId)>,
     /// Numbers HTTP calls so each answer finds its call.
     next_call: u64,
+    /// The queue position and estimated wait each waiting customer was last told.
+    told: HashMap<ConversationId, QueueStatus>,
+}
+
+/// Where a waiting customer stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// 1-based, among the chats of the same service.
+    pub position: u32,
+    /// `None` while nobody staffs the service.
+    pub estimated_wait_secs: Option<i64>,
 }
 
 impl TenantCore {
@@ -205,8 +231,13 @@ impl TenantCore {
     }
 
     /// Adds or replaces a service's settings (running conversations keep their version).
-    pub fn set_service(&mut self, setup: ServiceSetup) {
-        self.services.insert(setup.service.id, setup);
+    pub fn set_service(&mut self, setup: ServiceSetup, now: OffsetDateTime) -> Vec<Out> {
+        let service = setup.service.id;
+        let rules = rules_of(&setup.service.routing);
+        self.services.insert(service, setup);
+        let mut out = Vec::new();
+        self.route(router::Input::ServiceUpdated { service, rules }, now, &mut out);
+        out
     }
 
     /// The defaults every new workflow session starts with.
@@ -230,11 +261,11 @@ impl TenantCore {
             (ConversationStatus::Connected, Some(agent)) => {
                 router::Input::RestoreConnected { conversation: id, service: conversation.service_id, agent }
             }
-            _ => router::Input::Enqueue {
-                conversation: id,
-                service: conversation.service_id,
-                priority: Priority::Normal,
-            },
+            _ => router::Input::Enqueue(router::Arrival {
+                // The queue entry time is not kept; the creation time preserves the order.
+                entered_at: Some(conversation.created_at),
+                ..router::Arrival::new(id, conversation.service_id)
+            }),
         };
         let connected = matches!(input, router::Input::RestoreConnected { .. });
         let mut conversation = conversation;
@@ -307,12 +338,21 @@ impl TenantCore {
     /// The earliest timer, for the shell to sleep until.
     #[must_use]
     pub fn next_deadline(&self) -> Option<OffsetDateTime> {
-        self.timers.first().map(|(t, _)| *t)
+        let workflow = self.timers.first().map(|(t, _)| *t);
+        match (workflow, self.router.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every timer due at `now`.
     pub fn tick(&mut self, now: OffsetDateTime) -> Vec<Out> {
         let mut out = Vec::new();
+        // Routing deadlines first (no answer, after-chat work): a workflow waking at the same
+        // instant sees the chat back in the queue.
+        if self.router.next_deadline().is_some_and(|t| t <= now) {
+            self.route(router::Input::Tick, now, &mut out);
+        }
         for _ in 0..TICK_BUDGET {
             let Some(&(at, id)) = self.timers.first() else { break };
             if at > now {
@@ -381,6 +421,45 @@ impl TenantCore {
         Ok(out)
     }
 
+    /// The agent ends their after-chat work early.
+    ///
+    /// # Errors
+    /// `NotInAcw` when there is none.
+    pub fn end_acw(&mut self, agent: UserId, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        self.agent_control(router::Input::EndAcw { agent }, now)
+    }
+
+    /// The agent takes another after-chat work period (bounded by the service's setting).
+    ///
+    /// # Errors
+    /// `NotInAcw`, or `AcwExtensionLimit` when no extension is left.
+    pub fn extend_acw(&mut self, agent: UserId, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        self.agent_control(router::Input::ExtendAcw { agent }, now)
+    }
+
+    /// Clears the agent's RONA flag (nothing happens when there is none).
+    pub fn reset_rona(&mut self, agent: UserId, now: OffsetDateTime) -> Vec<Out> {
+        let mut out = Vec::new();
+        self.route(router::Input::ResetRona { agent }, now, &mut out);
+        out
+    }
+
+    fn agent_control(&mut self, input: router::Input, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        let fx = self.router.handle(input, now);
+        for e in &fx {
+            if let router::Effect::Refused { reason, .. } = e {
+                return Err(if *reason == "acw_extension_limit" {
+                    Refusal::AcwExtensionLimit
+                } else {
+                    Refusal::NotInAcw
+                });
+            }
+        }
+        let mut out = Vec::new();
+        self.apply_routing(fx, now, &mut out);
+        Ok(out)
+    }
+
     /// Either side ends the chat; `agent` is set when an agent asks (it must be theirs).
     ///
     /// # Errors
@@ -409,7 +488,42 @@ impl TenantCore {
         Ok(out)
     }
 
+    /// What waiting customers must be told after the last inputs: every chat whose position or
+    /// estimated wait changed. One pass over the queues.
+    pub fn queue_updates(&mut self) -> Vec<Out> {
+        let mut out = Vec::new();
+        let mut now_waiting = HashMap::with_capacity(self.told.len());
+        let services: Vec<ServiceId> = self.services.keys().copied().collect();
+        for service in services {
+            let estimate = self.router.wait_estimate(service);
+            for (i, conversation) in self.router.queue_of(service).into_iter().enumerate() {
+                let position = i + 1;
+                let status = QueueStatus {
+                    position: u32::try_from(position).unwrap_or(u32::MAX),
+                    estimated_wait_secs: estimate.map(|e| e.at(position).whole_seconds()),
+                };
+                if self.told.get(&conversation) != Some(&status) {
+                    out.push(Out::Queue { conversation, status });
+                }
+                now_waiting.insert(conversation, status);
+            }
+        }
+        self.told = now_waiting;
+        out
+    }
+
     // ---- queries ---------------------------------------------------------------------------
+
+    /// Where a waiting customer stands now; `None` when not waiting.
+    #[must_use]
+    pub fn queue_status(&self, id: ConversationId) -> Option<QueueStatus> {
+        let position = self.router.position(id)?;
+        let service = self.live.get(&id)?.conversation.service_id;
+        Some(QueueStatus {
+            position: u32::try_from(position).unwrap_or(u32::MAX),
+            estimated_wait_secs: self.router.estimated_wait_at(service, position).map(|d| d.whole_seconds()),
+        })
+    }
 
     #[must_use]
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
@@ -455,17 +569,17 @@ impl TenantCore {
     fn apply_routing(&mut self, effects: Vec<router::Effect>, _now: OffsetDateTime, out: &mut Vec<Out>) {
         for effect in effects {
             match effect {
-                router::Effect::Offer { conversation, agent } => {
+                router::Effect::Offer { conversation, agent, deadline } => {
                     self.set_status(conversation, ConversationStatus::Offered, Some(agent), None, out);
                     if let Some(l) = self.live.get_mut(&conversation) {
                         l.history.offered = true;
-                        out.push(Out::Offer { agent, conversation: l.conversation.clone() });
+                        out.push(Out::Offer { agent, deadline, conversation: l.conversation.clone() });
                     }
                 }
                 router::Effect::OfferWithdrawn { conversation, agent } => {
                     out.push(Out::OfferWithdrawn { agent, conversation });
                 }
-                router::Effect::Requeued { conversation } => {
+                router::Effect::Requeued { conversation, .. } => {
                     self.set_status(conversation, ConversationStatus::Queued, None, None, out);
                 }
                 router::Effect::Connected { conversation, agent } => {
@@ -478,6 +592,15 @@ impl TenantCore {
                     if let Some(l) = self.live.get_mut(&conversation) {
                         l.history.connected = true;
                         out.push(Out::Chat { agent, conversation: l.conversation.clone() });
+                    }
+                }
+                router::Effect::AcwStarted { agent, .. }
+                | router::Effect::AcwEnded { agent }
+                | router::Effect::RonaFlagged { agent, .. }
+                | router::Effect::RonaCleared { agent } => {
+                    let status = self.router.agent_status(agent);
+                    if let Some(status) = status {
+                        out.push(Out::AgentState { agent, status });
                     }
                 }
                 router::Effect::Refused { .. } => {}
@@ -584,7 +707,8 @@ impl TenantCore {
                 out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Queued } });
                 // The Queue Task's own priority wins over one set earlier by Distribution Priority.
                 let priority = priority.or(earlier).unwrap_or_default();
-                self.route(router::Input::Enqueue { conversation: id, service, priority }, now, out);
+                let arrival = router::Arrival::new(id, service).with_priority(priority);
+                self.route(router::Input::Enqueue(arrival), now, out);
             }
             Wf::SetPriority(priority) => {
                 if let Some(run) = live.run.as_mut() {
@@ -706,6 +830,22 @@ impl TenantCore {
         // Whatever the old workflow still had pending is dropped with it; the new one starts.
         pending.clear();
         pending.push_back(WfInput::Start);
+    }
+}
+
+/// The router's view of a service's settings.
+fn rules_of(r: &parley_domain::RoutingSettings) -> router::ServiceRules {
+    router::ServiceRules {
+        max_tasks: r.max_tasks,
+        aging_secs: r.aging_secs,
+        rona_secs: r.rona_secs,
+        persistent_rona: r.persistent_rona,
+        rona_reset_secs: r.rona_reset_secs,
+        acw_secs: r.acw_secs,
+        acw_max_extensions: r.acw_max_extensions,
+        busy_opt_in: r.busy_opt_in,
+        away_opt_in: r.away_opt_in,
+        last_user_secs: r.last_user_secs,
     }
 }
 

@@ -4,7 +4,7 @@
 //! Delivery is best effort by design: a receiver that falls behind is told it lagged and
 //! re-reads the durable log, so no acknowledged entry is ever lost to a slow socket.
 
-use crate::ws::protocol::AgentFrame;
+use crate::ws::protocol::{AgentFrame, VisitorFrame};
 use parley_domain::{ConversationId, LogEntry, TenantId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,6 +24,8 @@ pub enum BusEvent {
     Entry(LogEntry),
     /// A frame for an agent's workspace.
     Agent(AgentFrame),
+    /// A frame for the conversation's visitor only (queue position).
+    Visitor(VisitorFrame),
 }
 
 /// Events buffered per topic before a slow receiver lags (it then re-reads the store).

@@ -7,9 +7,9 @@ use crate::bus::{Bus, BusEvent, Topic};
 use crate::clock::Clock;
 use crate::outbound::Outbound;
 use crate::workflow_host::{self, WorkflowRunView};
-use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView};
+use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView, RoutingView, VisitorFrame};
 use parley_domain::{Conversation, ConversationId, ConversationStatus, EndedBy, Presence, TenantId, UserId};
-use parley_engine::tenant::{Out, Refusal, TenantCore};
+use parley_engine::tenant::{Out, QueueStatus, Refusal, TenantCore};
 use parley_engine::workflow::HttpOutcome;
 use parley_store::{ConversationLog, NewEntry, Store, StoreError};
 use std::collections::HashMap;
@@ -26,6 +26,10 @@ pub enum EngineError {
     ConversationEnded,
     #[error("this chat is not yours")]
     NotYourChat,
+    #[error("you are not in after-chat work")]
+    NotInAcw,
+    #[error("no after-chat work extension is left")]
+    AcwExtensionLimit,
     #[error("the engine is not available")]
     Unavailable,
 }
@@ -36,6 +40,8 @@ impl From<Refusal> for EngineError {
             Refusal::OfferNotFound => Self::OfferNotFound,
             Refusal::ConversationEnded => Self::ConversationEnded,
             Refusal::NotYourChat => Self::NotYourChat,
+            Refusal::NotInAcw => Self::NotInAcw,
+            Refusal::AcwExtensionLimit => Self::AcwExtensionLimit,
         }
     }
 }
@@ -48,6 +54,8 @@ impl EngineError {
             Self::OfferNotFound => "offer_not_found",
             Self::ConversationEnded => "conversation_ended",
             Self::NotYourChat => "not_your_chat",
+            Self::NotInAcw => "not_in_acw",
+            Self::AcwExtensionLimit => "acw_extension_limit",
             Self::Unavailable => "engine_unavailable",
         }
     }
@@ -101,6 +109,25 @@ pub enum Command {
         agent: Option<UserId>,
         reply: Reply<()>,
     },
+    /// The agent ends their after-chat work early.
+    EndAcw {
+        agent: UserId,
+        reply: Reply<()>,
+    },
+    /// The agent takes another after-chat work period.
+    ExtendAcw {
+        agent: UserId,
+        reply: Reply<()>,
+    },
+    /// The agent's RONA flag is cleared.
+    ResetRona {
+        agent: UserId,
+    },
+    /// Where a waiting customer stands (`None` when not waiting).
+    QueueStatus {
+        conversation: ConversationId,
+        reply: oneshot::Sender<Option<QueueStatus>>,
+    },
     /// Configuration (users, memberships, services, calendars, workflows, parameters) changed in
     /// the store.
     Refresh,
@@ -112,8 +139,17 @@ pub enum Command {
     /// What an agent's workspace shows on connect.
     Snapshot {
         agent: UserId,
-        reply: oneshot::Sender<(Presence, Vec<OfferView>, Vec<ChatView>)>,
+        reply: oneshot::Sender<AgentSnapshot>,
     },
+}
+
+/// What an agent's workspace shows on connect.
+#[derive(Debug)]
+pub struct AgentSnapshot {
+    pub presence: Presence,
+    pub routing: RoutingView,
+    pub offers: Vec<OfferView>,
+    pub chats: Vec<ChatView>,
 }
 
 /// What every engine needs from the shell.
@@ -220,6 +256,12 @@ impl TenantEngine {
                     None => break,
                 },
             };
+            // Whatever moved, waiting customers hear their new place (only those whose changed).
+            let told = self.core.queue_updates();
+            let result = match result {
+                Ok(()) => self.carry_out(told).await,
+                e => e,
+            };
             if let Err(e) = result {
                 tracing::error!(tenant = %self.tenant, error = %e, "engine command failed");
             }
@@ -239,8 +281,10 @@ impl TenantEngine {
     /// Reloads the tenant's configuration into the core.
     async fn refresh(&mut self) -> Result<(), StoreError> {
         let config = workflow_host::load_config(self.deps.store.as_ref(), self.tenant).await?;
+        let now = self.deps.clock.now();
         for setup in config.services {
-            self.core.set_service(setup);
+            let out = self.core.set_service(setup, now);
+            self.carry_out(out).await?;
         }
         self.core.set_parameter_defaults(config.parameter_defaults);
         let out = self.core.set_people(config.users, &config.memberships, self.deps.clock.now());
@@ -283,6 +327,22 @@ impl TenantEngine {
                 let result = self.core.end(conversation, by, agent, now);
                 self.answer(result, reply).await
             }
+            Command::EndAcw { agent, reply } => {
+                let result = self.core.end_acw(agent, now);
+                self.answer(result, reply).await
+            }
+            Command::ExtendAcw { agent, reply } => {
+                let result = self.core.extend_acw(agent, now);
+                self.answer(result, reply).await
+            }
+            Command::ResetRona { agent } => {
+                let out = self.core.reset_rona(agent, now);
+                self.carry_out(out).await
+            }
+            Command::QueueStatus { conversation, reply } => {
+                let _ = reply.send(self.core.queue_status(conversation));
+                Ok(())
+            }
             Command::Refresh => self.refresh().await,
             Command::Workflow { conversation, reply } => {
                 let _ = reply.send(self.core.run(conversation).map(WorkflowRunView::of));
@@ -293,14 +353,15 @@ impl TenantEngine {
                 let offers = open
                     .iter()
                     .filter(|c| c.status == ConversationStatus::Offered)
-                    .map(|c| self.offer_view(c))
+                    .filter_map(|c| Some(self.offer_view(c, self.core.router().offer_deadline(c.id)?)))
                     .collect();
                 let chats = open
                     .iter()
                     .filter(|c| c.status == ConversationStatus::Connected)
                     .map(|c| self.chat_view(c))
                     .collect();
-                let _ = reply.send((self.core.presence_of(agent), offers, chats));
+                let routing = self.routing_view(agent);
+                let _ = reply.send(AgentSnapshot { presence: self.core.presence_of(agent), routing, offers, chats });
                 Ok(())
             }
         }
@@ -371,9 +432,24 @@ impl TenantEngine {
                     store.set_presence(tenant, agent, presence).await?;
                     self.publish_agent(agent, AgentFrame::Presence { presence });
                 }
-                Out::Offer { agent, conversation } => {
-                    let offer = self.offer_view(&conversation);
+                Out::Offer { agent, deadline, conversation } => {
+                    let offer = self.offer_view(&conversation, deadline);
                     self.publish_agent(agent, AgentFrame::Offer { offer });
+                }
+                Out::AgentState { agent, status } => {
+                    let routing = RoutingView {
+                        acw_until: status.acw_until,
+                        acw_extensions: status.acw_extensions,
+                        rona: status.rona,
+                    };
+                    self.publish_agent(agent, AgentFrame::Routing { routing });
+                }
+                Out::Queue { conversation, status } => {
+                    let frame = VisitorFrame::Queue {
+                        position: status.position,
+                        estimated_wait_secs: status.estimated_wait_secs,
+                    };
+                    self.deps.bus.publish(Topic::Conversation(tenant, conversation), BusEvent::Visitor(frame));
                 }
                 Out::OfferWithdrawn { agent, conversation } => {
                     self.publish_agent(agent, AgentFrame::OfferWithdrawn { conversation_id: conversation });
@@ -404,8 +480,17 @@ impl TenantEngine {
         self.deps.bus.publish(Topic::Agent(self.tenant, agent), BusEvent::Agent(frame));
     }
 
-    fn offer_view(&self, c: &Conversation) -> OfferView {
+    fn routing_view(&self, agent: UserId) -> RoutingView {
+        self.core.router().agent_status(agent).map_or_else(RoutingView::default, |s| RoutingView {
+            acw_until: s.acw_until,
+            acw_extensions: s.acw_extensions,
+            rona: s.rona,
+        })
+    }
+
+    fn offer_view(&self, c: &Conversation, deadline: time::OffsetDateTime) -> OfferView {
         OfferView {
+            deadline,
             conversation_id: c.id,
             service_id: c.service_id,
             service_name: self.core.service_name(c.service_id),

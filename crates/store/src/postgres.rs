@@ -634,7 +634,8 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(service.id.0)
         .bind(service.tenant_id.0)
@@ -646,6 +647,7 @@ impl Store for PgStore {
         .bind(service.primary_calendar_id.map(|c| c.0))
         .bind(service.secondary_calendar_id.map(|c| c.0))
         .bind(service.created_at)
+        .bind(Json(&service.routing))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -676,8 +678,8 @@ impl Store for PgStore {
 
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6 \
-             WHERE tenant_id = $1 AND id = $2",
+            "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
+             routing = $7 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(service.tenant_id.0)
         .bind(service.id.0)
@@ -685,6 +687,7 @@ impl Store for PgStore {
         .bind(service.workflow_id.0)
         .bind(service.primary_calendar_id.map(|c| c.0))
         .bind(service.secondary_calendar_id.map(|c| c.0))
+        .bind(Json(&service.routing))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;

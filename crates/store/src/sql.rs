@@ -64,7 +64,7 @@ macro_rules! select {
     };
     (services) => {
         "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, primary_calendar_id, \
-         secondary_calendar_id, created_at FROM services"
+         secondary_calendar_id, routing, created_at FROM services"
     };
     (memberships) => {
         "SELECT service_id, user_id, active FROM memberships"
@@ -210,6 +210,7 @@ pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
         widget_key: r.text("widget_key")?,
         primary_calendar_id: r.opt_uuid("primary_calendar_id")?.map(CalendarId),
         secondary_calendar_id: r.opt_uuid("secondary_calendar_id")?.map(CalendarId),
+        routing: r.json("routing")?,
         created_at: r.time("created_at")?,
     })
 }

@@ -682,7 +682,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id(service.id.0))
         .bind(id(service.tenant_id.0))
@@ -694,6 +695,7 @@ impl Store for SqliteStore {
         .bind(service.primary_calendar_id.map(|c| id(c.0)))
         .bind(service.secondary_calendar_id.map(|c| id(c.0)))
         .bind(micros(service.created_at))
+        .bind(sql::to_json(&service.routing)?)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -724,8 +726,8 @@ impl Store for SqliteStore {
 
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
-            "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6 \
-             WHERE tenant_id = $1 AND id = $2",
+            "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
+             routing = $7 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(id(service.tenant_id.0))
         .bind(id(service.id.0))
@@ -733,6 +735,7 @@ impl Store for SqliteStore {
         .bind(id(service.workflow_id.0))
         .bind(service.primary_calendar_id.map(|c| id(c.0)))
         .bind(service.secondary_calendar_id.map(|c| id(c.0)))
+        .bind(sql::to_json(&service.routing)?)
         .execute(&self.write)
         .await
         .map_err(db_error)?;

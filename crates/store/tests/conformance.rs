@@ -251,6 +251,7 @@ fn service(tenant: TenantId, ou: OrgUnitId, wf: WorkflowId, created: i64) -> Ser
         widget_key: "widget-key".into(),
         primary_calendar_id: None,
         secondary_calendar_id: None,
+        routing: Default::default(),
         created_at: at(created),
     }
 }
@@ -803,8 +804,19 @@ async fn story_update_service(store: Arc<dyn Store>) {
     assert_eq!(store.get_service(t, a.service.id).await.unwrap(), updated, "refused updates change nothing");
     assert_eq!(store.get_service(b.tenant.id, b.service.id).await.unwrap(), b.service);
 
-    // Calendars can be removed again.
-    let plain = Service { primary_calendar_id: None, secondary_calendar_id: None, ..updated };
+    // Calendars can be removed again; routing settings round-trip.
+    let routing = parley_domain::RoutingSettings {
+        max_tasks: 7,
+        aging_secs: Some(90),
+        persistent_rona: true,
+        rona_reset_secs: Some(600),
+        acw_secs: 45,
+        acw_max_extensions: 2,
+        away_opt_in: true,
+        last_user_secs: 120,
+        ..Default::default()
+    };
+    let plain = Service { primary_calendar_id: None, secondary_calendar_id: None, routing, ..updated };
     store.update_service(&plain).await.unwrap();
     assert_eq!(store.get_service(t, a.service.id).await.unwrap(), plain);
     assert_eq!(store.list_services(t).await.unwrap(), [plain]);

@@ -1,19 +1,129 @@
-//! Offers queued chats to agents: the longest-idle eligible agent with free capacity, one offer
-//! per chat and per agent at a time.
+//! The distribution engine's decisions: which queued chat is offered to which agent, and when.
 //!
 //! One router holds one tenant's queues and agents and is driven by a single task, so an
-//! assignment decision never races another: no agent can exceed its capacity and no chat can be
-//! offered twice. Time only enters through the `now` argument.
+//! assignment never races another: no agent exceeds its capacity and no chat is offered twice.
+//! Time only enters through the `now` argument; deadlines (no answer, after-chat work, the RONA
+//! flag's reset, the last agent's head start) are reported by [`Router::next_deadline`] and fired
+//! by [`Input::Tick`].
+//!
+//! Rules (spec §4.2–4.4):
+//! - Queues are per service, ordered by priority then entry time. With aging a waiting chat is
+//!   worth one priority level more every `aging_secs` (a static key: entry time minus level ×
+//!   aging), so a low priority waits at most a bounded time behind later high ones. Strict is
+//!   always first.
+//! - An agent is selectable for a service when an active member, signed in, licensed, Available
+//!   (or Busy/Away where the service opts in), not in after-chat work, not flagged RONA, without
+//!   a pending offer and below their own capacity; the service must be below its own capacity.
+//! - A chat goes to its last agent while their head start lasts, else to its preferred users in
+//!   their order, else to the agent with the fewest chats who has waited longest, ties by id.
+//! - Offers run one at a time per agent and per chat; no answer within the RONA timeout puts the
+//!   chat back with its place, and may flag the agent; declining puts it back and skips that
+//!   agent for this chat.
 
 use parley_domain::workflow::Priority;
 use parley_domain::{ConversationId, Presence, ServiceId, UserId};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
-use time::OffsetDateTime;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use time::{Duration, OffsetDateTime};
+
+#[cfg(test)]
+mod oracle;
+#[cfg(test)]
+mod tests;
+
+/// Most preferred users of one chat (spec: up to 10).
+pub const MAX_PREFERRED: usize = 10;
+/// Handling times kept per service for the estimated wait.
+const HANDLE_SAMPLES: usize = 50;
+/// Assumed handling time before a service has any history.
+const DEFAULT_HANDLE_SECS: i64 = 300;
+/// Without aging, levels are this many seconds apart: more than any real wait.
+const NO_AGING_SECS: i64 = 1_000_000_000_000;
+
+/// A service's routing settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceRules {
+    /// Concurrent IM tasks (offered or connected) the service may hold, 1–50.
+    pub max_tasks: u32,
+    /// A waiting chat gains one priority level every this many seconds; `None`: no aging.
+    pub aging_secs: Option<u32>,
+    /// Seconds an agent has to answer an offer.
+    pub rona_secs: u32,
+    /// No answer flags the agent RONA (not selectable) until reset.
+    pub persistent_rona: bool,
+    /// A RONA flag clears itself after this long; `None`: only manually or by going offline.
+    pub rona_reset_secs: Option<u32>,
+    /// After-chat work after each chat, in seconds (0: none).
+    pub acw_secs: u32,
+    /// How many times an agent may extend after-chat work (each grants a fresh `acw_secs`).
+    pub acw_max_extensions: u8,
+    /// Agents whose presence is Busy still get this service's chats.
+    pub busy_opt_in: bool,
+    /// Agents whose presence is Away still get this service's chats.
+    pub away_opt_in: bool,
+    /// A returning customer's last agent gets their chat first, for this many seconds (0: off).
+    pub last_user_secs: u32,
+}
+
+impl Default for ServiceRules {
+    fn default() -> Self {
+        Self {
+            max_tasks: 50,
+            aging_secs: None,
+            rona_secs: 30,
+            persistent_rona: false,
+            rona_reset_secs: None,
+            acw_secs: 0,
+            acw_max_extensions: 0,
+            busy_opt_in: false,
+            away_opt_in: false,
+            last_user_secs: 0,
+        }
+    }
+}
+
+/// A chat entering a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub conversation: ConversationId,
+    pub service: ServiceId,
+    pub priority: Priority,
+    /// When it first entered the queue (kept across a restart); `now` when `None`.
+    pub entered_at: Option<OffsetDateTime>,
+    /// Preferred users with their priority (1 = first); at most [`MAX_PREFERRED`] are used.
+    pub preferred: Vec<(UserId, u8)>,
+    /// The agent who served this customer last, for last-agent routing.
+    pub last_user: Option<UserId>,
+}
+
+impl Arrival {
+    /// A plain arrival: normal priority, no preferences.
+    #[must_use]
+    pub fn new(conversation: ConversationId, service: ServiceId) -> Self {
+        Self {
+            conversation,
+            service,
+            priority: Priority::Normal,
+            entered_at: None,
+            preferred: Vec::new(),
+            last_user: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+}
 
 /// Something that changes what the router may decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// A service's routing settings (sent on start and whenever they change).
+    ServiceUpdated {
+        service: ServiceId,
+        rules: ServiceRules,
+    },
     /// An agent's routing-relevant settings (sent on start and whenever they change).
     AgentUpdated {
         agent: UserId,
@@ -41,11 +151,7 @@ pub enum Input {
         agent: UserId,
     },
     /// A chat entered its service's queue.
-    Enqueue {
-        conversation: ConversationId,
-        service: ServiceId,
-        priority: Priority,
-    },
+    Enqueue(Arrival),
     /// The chat's distribution priority changed; it keeps its entry time.
     SetPriority {
         conversation: ConversationId,
@@ -57,47 +163,91 @@ pub enum Input {
         service: ServiceId,
         agent: UserId,
     },
-    /// The agent accepted an offer.
     Accept {
         conversation: ConversationId,
         agent: UserId,
     },
-    /// The agent declined an offer.
     Decline {
         conversation: ConversationId,
         agent: UserId,
     },
-    /// The chat is over (either side ended it, or the customer left while waiting).
+    /// The chat is over (either side ended it, the customer left, or the workflow cancelled it).
     Finish {
         conversation: ConversationId,
     },
+    /// The agent ends their after-chat work early.
+    EndAcw {
+        agent: UserId,
+    },
+    /// The agent asks for more after-chat work (a fresh period, a bounded number of times).
+    ExtendAcw {
+        agent: UserId,
+    },
+    /// The agent (or a supervisor) clears the agent's RONA flag.
+    ResetRona {
+        agent: UserId,
+    },
+    /// The clock moved: handle every deadline due by `now`.
+    Tick,
+}
+
+/// Why a chat went back to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    Declined,
+    /// Redirect on no answer.
+    NoAnswer,
+    /// The agent could no longer take it (presence, sign-out, capacity, membership).
+    AgentUnavailable,
 }
 
 /// What the shell must carry out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Offer the chat to the agent.
-    Offer { conversation: ConversationId, agent: UserId },
-    /// The chat left the offer (customer gone); clear it from the agent's screen.
-    OfferWithdrawn { conversation: ConversationId, agent: UserId },
+    /// Offer the chat to the agent, who must answer by `deadline`.
+    Offer {
+        conversation: ConversationId,
+        agent: UserId,
+        deadline: OffsetDateTime,
+    },
+    /// The offer is gone (answered elsewhere, customer gone, timed out); clear it from the agent's screen.
+    OfferWithdrawn {
+        conversation: ConversationId,
+        agent: UserId,
+    },
     /// The agent's accept took effect; the chat is connected.
-    Connected { conversation: ConversationId, agent: UserId },
-    /// The chat went back to the queue after a decline.
-    Requeued { conversation: ConversationId },
-    /// An accept or decline that does not match a live offer (stale click, other tab).
-    Refused { conversation: ConversationId, agent: UserId, reason: &'static str },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Agent {
-    max_chats: u32,
-    can_take_chats: bool,
-    presence: Presence,
-    online: bool,
-    chats: BTreeSet<ConversationId>,
-    offer: Option<ConversationId>,
-    /// When the agent last became free of chats; the longest idle is offered first.
-    idle_since: OffsetDateTime,
+    Connected {
+        conversation: ConversationId,
+        agent: UserId,
+    },
+    /// The chat is waiting again, with its original place.
+    Requeued {
+        conversation: ConversationId,
+        agent: UserId,
+        reason: Requeue,
+    },
+    /// The agent is in after-chat work until `until` (started or extended).
+    AcwStarted {
+        agent: UserId,
+        until: OffsetDateTime,
+    },
+    AcwEnded {
+        agent: UserId,
+    },
+    /// The agent missed an offer and gets no more until the flag is reset (`until`, if timed).
+    RonaFlagged {
+        agent: UserId,
+        until: Option<OffsetDateTime>,
+    },
+    RonaCleared {
+        agent: UserId,
+    },
+    /// An input that does not match the state (stale click, other tab, nothing to extend).
+    Refused {
+        conversation: Option<ConversationId>,
+        agent: UserId,
+        reason: &'static str,
+    },
 }
 
 /// A chat's phase in the router.
@@ -111,8 +261,128 @@ pub enum Phase {
 /// Who could serve a service now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Staffing {
+    /// Members signed in, active and in a presence the service accepts.
     pub present: u32,
+    /// Of those, how many could be offered a chat now.
     pub free: u32,
+    /// Sum of the present agents' capacities (bounded by the service's own).
+    pub capacity: u32,
+}
+
+/// The inputs of an estimated wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitEstimate {
+    /// Chats the present agents can hold at once.
+    pub capacity: u32,
+    /// Recent average handling time.
+    pub average_secs: i64,
+}
+
+impl WaitEstimate {
+    /// The wait of the chat at `position` (1-based): the rounds of service ahead of it.
+    #[must_use]
+    pub fn at(&self, position: usize) -> Duration {
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        let capacity = i64::from(self.capacity.max(1));
+        Duration::seconds(position.saturating_add(capacity - 1) / capacity * self.average_secs)
+    }
+}
+
+/// An agent's routing state, for the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub acw_until: Option<OffsetDateTime>,
+    pub acw_extensions: u8,
+    pub rona: bool,
+    pub chats: usize,
+}
+
+/// Queue order: tier (Strict first), aged entry time, arrival number, id.
+type QueueKey = (u8, i64, u64, ConversationId);
+/// Free-agent order: fewest chats, longest idle, id.
+type FreeKey = (usize, OffsetDateTime, UserId);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Deadline {
+    Offer(ConversationId),
+    Acw(UserId),
+    Rona(UserId),
+    LastUser(ConversationId),
+}
+
+#[derive(Debug, Clone)]
+struct Agent {
+    max_chats: u32,
+    can_take_chats: bool,
+    presence: Presence,
+    online: bool,
+    chats: BTreeSet<ConversationId>,
+    offer: Option<ConversationId>,
+    /// Since when the agent has had nothing to do; the longest idle is offered first.
+    idle_since: OffsetDateTime,
+    acw_until: Option<OffsetDateTime>,
+    acw_extensions: u8,
+    /// The service whose rules the current after-chat work follows.
+    acw_service: Option<ServiceId>,
+    /// `Some(None)`: flagged until reset by hand; `Some(Some(t))`: until `t`.
+    rona: Option<Option<OffsetDateTime>>,
+    /// Services the agent is a member of (active or not).
+    services: BTreeSet<ServiceId>,
+    /// Free-set entries, to remove them when the agent's state changes.
+    indexed: Vec<(ServiceId, FreeKey)>,
+}
+
+impl Agent {
+    fn new(now: OffsetDateTime) -> Self {
+        Self {
+            max_chats: 1,
+            can_take_chats: false,
+            presence: Presence::Offline,
+            online: false,
+            chats: BTreeSet::new(),
+            offer: None,
+            idle_since: now,
+            acw_until: None,
+            acw_extensions: 0,
+            acw_service: None,
+            rona: None,
+            services: BTreeSet::new(),
+            indexed: Vec::new(),
+        }
+    }
+
+    /// Could take a new chat of a service with these rules (membership and the service's
+    /// capacity are checked by the caller).
+    fn selectable(&self, rules: &ServiceRules) -> bool {
+        let presence_ok = match self.presence {
+            Presence::Available => true,
+            Presence::Busy => rules.busy_opt_in,
+            Presence::Away => rules.away_opt_in,
+            Presence::Offline => false,
+        };
+        presence_ok
+            && self.online
+            && self.can_take_chats
+            && self.offer.is_none()
+            && self.acw_until.is_none()
+            && self.rona.is_none()
+            && self.chats.len() < self.max_chats as usize
+    }
+
+    /// Counts as staffing the service (signed in, in an accepted presence), free or not.
+    fn present(&self, rules: &ServiceRules) -> bool {
+        let presence_ok = match self.presence {
+            Presence::Available => true,
+            Presence::Busy => rules.busy_opt_in,
+            Presence::Away => rules.away_opt_in,
+            Presence::Offline => false,
+        };
+        presence_ok && self.online && self.can_take_chats
+    }
+
+    fn free_key(&self, id: UserId) -> FreeKey {
+        (self.chats.len(), self.idle_since, id)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,29 +392,41 @@ enum TaskState {
     Connected(UserId),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Task {
     service: ServiceId,
     state: TaskState,
-    /// Arrival order, kept when a declined chat goes back to the queue.
-    order: u64,
     priority: Priority,
+    entered_at: OffsetDateTime,
+    order: u64,
+    key: QueueKey,
     declined_by: BTreeSet<UserId>,
+    preferred: Vec<(UserId, u8)>,
+    last_user: Option<UserId>,
+    /// The last agent's head start ends here.
+    last_user_until: Option<OffsetDateTime>,
+    offer_deadline: Option<OffsetDateTime>,
+    connected_at: Option<OffsetDateTime>,
 }
 
-impl Task {
-    /// Queue order: higher priority first (Strict > High > Normal > Low), then earlier entry.
-    fn rank(&self, id: ConversationId) -> (Reverse<Priority>, u64, ConversationId) {
-        (Reverse(self.priority), self.order, id)
-    }
+#[derive(Debug, Clone, Default)]
+struct Service {
+    rules: ServiceRules,
+    members: BTreeMap<UserId, bool>,
+    queue: BTreeSet<QueueKey>,
+    free: BTreeSet<FreeKey>,
+    /// Offered or connected tasks.
+    active: u32,
+    handle_secs: VecDeque<i64>,
 }
 
 /// One tenant's routing state.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    agents: BTreeMap<UserId, Agent>,
-    members: BTreeMap<ServiceId, BTreeMap<UserId, bool>>,
-    tasks: BTreeMap<ConversationId, Task>,
+    agents: HashMap<UserId, Agent>,
+    services: HashMap<ServiceId, Service>,
+    tasks: HashMap<ConversationId, Task>,
+    deadlines: BTreeSet<(OffsetDateTime, Deadline)>,
     next_order: u64,
 }
 
@@ -158,17 +440,26 @@ impl Router {
     /// Applies one input and returns what to do, offers last.
     pub fn handle(&mut self, input: Input, now: OffsetDateTime) -> Vec<Effect> {
         let mut effects = Vec::new();
-        self.apply(input, now, &mut effects);
-        self.dispatch(&mut effects);
+        let mut touched = BTreeSet::new();
+        self.apply(input, now, &mut effects, &mut touched);
+        self.dispatch(&touched, now, &mut effects);
         effects
     }
 
-    /// Chats waiting in the queue, in the order they will be offered.
+    /// The earliest deadline, for the shell to send [`Input::Tick`] at.
+    #[must_use]
+    pub fn next_deadline(&self) -> Option<OffsetDateTime> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    // ---- queries ---------------------------------------------------------------------------
+
+    /// Chats waiting in the queues, in the order they would be offered.
     #[must_use]
     pub fn queued(&self) -> Vec<ConversationId> {
-        let mut q: Vec<_> = self.tasks.iter().filter(|(_, t)| t.state == TaskState::Queued).collect();
-        q.sort_by_key(|(id, t)| t.rank(**id));
-        q.into_iter().map(|(id, _)| *id).collect()
+        let mut all: Vec<QueueKey> = self.services.values().flat_map(|s| s.queue.iter().copied()).collect();
+        all.sort_unstable();
+        all.into_iter().map(|k| k.3).collect()
     }
 
     /// The agent currently offered this chat, if any.
@@ -184,14 +475,36 @@ impl Router {
     #[must_use]
     pub fn position(&self, conversation: ConversationId) -> Option<usize> {
         let task = self.tasks.get(&conversation).filter(|t| t.state == TaskState::Queued)?;
-        let ahead = self
-            .tasks
-            .iter()
-            .filter(|(id, t)| {
-                t.service == task.service && t.state == TaskState::Queued && t.rank(**id) < task.rank(conversation)
-            })
-            .count();
-        Some(ahead + 1)
+        let queue = &self.services.get(&task.service)?.queue;
+        Some(queue.range(..task.key).count() + 1)
+    }
+
+    /// Estimated wait of a waiting chat: its position over the service's present capacity,
+    /// times the recent average handling time. `None` when nobody staffs the service.
+    #[must_use]
+    pub fn estimated_wait(&self, conversation: ConversationId) -> Option<Duration> {
+        let position = self.position(conversation)?;
+        self.estimated_wait_at(self.tasks.get(&conversation)?.service, position)
+    }
+
+    /// The estimated wait of the chat at `position` (1-based) of the service's queue.
+    #[must_use]
+    pub fn estimated_wait_at(&self, service: ServiceId, position: usize) -> Option<Duration> {
+        self.wait_estimate(service).map(|e| e.at(position))
+    }
+
+    /// How long waits are in this service now: present capacity and recent handling time.
+    /// `None` when nobody staffs it.
+    #[must_use]
+    pub fn wait_estimate(&self, service: ServiceId) -> Option<WaitEstimate> {
+        let staffing = self.staffing(service);
+        if staffing.capacity == 0 {
+            return None;
+        }
+        let s = self.services.get(&service)?;
+        let samples = i64::try_from(s.handle_secs.len()).ok()?;
+        let average_secs = if samples == 0 { DEFAULT_HANDLE_SECS } else { s.handle_secs.iter().sum::<i64>() / samples };
+        Some(WaitEstimate { capacity: staffing.capacity, average_secs })
     }
 
     /// Where a chat is: waiting, offered or connected; `None` when the router does not hold it.
@@ -204,28 +517,27 @@ impl Router {
         })
     }
 
-    /// Members of the service who are signed in, active and not away (`present`), and how many
-    /// of them could take a new chat now (`free`).
+    /// The chats waiting in a service, in order.
+    #[must_use]
+    pub fn queue_of(&self, service: ServiceId) -> Vec<ConversationId> {
+        self.services.get(&service).map(|s| s.queue.iter().map(|k| k.3).collect()).unwrap_or_default()
+    }
+
+    /// Members who staff the service now, and how many of them could take a chat.
     #[must_use]
     pub fn staffing(&self, service: ServiceId) -> Staffing {
-        let probe = Task {
-            service,
-            state: TaskState::Queued,
-            order: 0,
-            priority: Priority::Normal,
-            declined_by: BTreeSet::new(),
-        };
-        let mut s = Staffing::default();
-        for (id, active) in self.members.get(&service).into_iter().flatten() {
+        let Some(s) = self.services.get(&service) else { return Staffing::default() };
+        let mut st = Staffing::default();
+        for (id, active) in &s.members {
             let Some(a) = self.agents.get(id) else { continue };
-            if *active && a.online && a.can_take_chats && a.presence != Presence::Offline {
-                s.present += 1;
-                if self.eligible(*id, &probe) {
-                    s.free += 1;
-                }
+            if *active && a.present(&s.rules) {
+                st.present += 1;
+                st.capacity = st.capacity.saturating_add(a.max_chats);
             }
         }
-        s
+        st.capacity = st.capacity.min(s.rules.max_tasks);
+        st.free = if s.active < s.rules.max_tasks { u32::try_from(s.free.len()).unwrap_or(u32::MAX) } else { 0 };
+        st
     }
 
     /// Number of chats connected to the agent.
@@ -234,93 +546,157 @@ impl Router {
         self.agents.get(&agent).map_or(0, |a| a.chats.len())
     }
 
-    fn agent_mut(&mut self, id: UserId, now: OffsetDateTime) -> &mut Agent {
-        self.agents.entry(id).or_insert_with(|| Agent {
-            max_chats: 1,
-            can_take_chats: false,
-            presence: Presence::Offline,
-            online: false,
-            chats: BTreeSet::new(),
-            offer: None,
-            idle_since: now,
+    /// The agent's after-chat work, RONA flag and load.
+    #[must_use]
+    pub fn agent_status(&self, agent: UserId) -> Option<AgentStatus> {
+        self.agents.get(&agent).map(|a| AgentStatus {
+            acw_until: a.acw_until,
+            acw_extensions: a.acw_extensions,
+            rona: a.rona.is_some(),
+            chats: a.chats.len(),
         })
     }
 
-    fn apply(&mut self, input: Input, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+    /// The offer's deadline, if the chat is on offer.
+    #[must_use]
+    pub fn offer_deadline(&self, conversation: ConversationId) -> Option<OffsetDateTime> {
+        self.tasks.get(&conversation).and_then(|t| t.offer_deadline)
+    }
+
+    // ---- inputs ----------------------------------------------------------------------------
+
+    fn apply(
+        &mut self,
+        input: Input,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        touched: &mut BTreeSet<ServiceId>,
+    ) {
         match input {
+            Input::ServiceUpdated { service, rules } => {
+                let s = self.services.entry(service).or_default();
+                s.rules = ServiceRules { max_tasks: rules.max_tasks.max(1), ..rules };
+                let members: Vec<UserId> = s.members.keys().copied().collect();
+                for a in members {
+                    self.reindex(a);
+                    self.check_offer(a, now, effects, touched);
+                }
+                touched.insert(service);
+            }
             Input::AgentUpdated { agent, max_chats, can_take_chats } => {
                 let a = self.agent_mut(agent, now);
                 a.max_chats = max_chats;
                 a.can_take_chats = can_take_chats;
-                if !can_take_chats || a.chats.len() >= max_chats as usize {
-                    self.withdraw_offer(agent, effects);
-                }
+                self.agent_changed(agent, now, effects, touched);
             }
             Input::PresenceChanged { agent, presence } => {
                 let a = self.agent_mut(agent, now);
-                if a.presence != Presence::Available && presence == Presence::Available && a.chats.is_empty() {
+                if a.presence != Presence::Available
+                    && presence == Presence::Available
+                    && a.chats.is_empty()
+                    && a.acw_until.is_none()
+                {
+                    // Time away or offline is not time spent waiting for a chat.
                     a.idle_since = now;
                 }
                 a.presence = presence;
-                if presence != Presence::Available {
-                    self.withdraw_offer(agent, effects);
+                if presence == Presence::Offline && a.rona.take().is_some() {
+                    effects.push(Effect::RonaCleared { agent });
                 }
+                self.agent_changed(agent, now, effects, touched);
             }
             Input::ConnectionChanged { agent, online } => {
                 let a = self.agent_mut(agent, now);
-                // Time signed out is not time spent waiting for a chat.
-                if online && !a.online && a.chats.is_empty() {
+                if online && !a.online && a.chats.is_empty() && a.acw_until.is_none() {
                     a.idle_since = now;
                 }
                 a.online = online;
-                if !online {
-                    self.withdraw_offer(agent, effects);
-                }
+                self.agent_changed(agent, now, effects, touched);
             }
             Input::MembershipSet { service, agent, active } => {
-                self.agent_mut(agent, now);
-                self.members.entry(service).or_default().insert(agent, active);
+                self.agent_mut(agent, now).services.insert(service);
+                self.services.entry(service).or_default().members.insert(agent, active);
+                self.agent_changed(agent, now, effects, touched);
             }
             Input::MembershipRemoved { service, agent } => {
-                if let Some(m) = self.members.get_mut(&service) {
-                    m.remove(&agent);
+                if let Some(s) = self.services.get_mut(&service) {
+                    s.members.remove(&agent);
                 }
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.services.remove(&service);
+                }
+                touched.insert(service);
+                self.agent_changed(agent, now, effects, touched);
             }
-            Input::Enqueue { conversation, service, priority } => {
-                let order = self.bump_order();
-                let task = self.tasks.entry(conversation).or_insert(Task {
-                    service,
-                    state: TaskState::Queued,
-                    order,
-                    priority,
-                    declined_by: BTreeSet::new(),
-                });
-                task.service = service;
-                task.priority = priority;
-            }
+            Input::Enqueue(arrival) => self.enqueue(arrival, now, touched),
             Input::SetPriority { conversation, priority } => {
+                let Some(t) = self.tasks.get(&conversation) else { return };
+                let (service, queued) = (t.service, t.state == TaskState::Queued);
+                let key = self.key(service, priority, t.entered_at, t.order, conversation);
+                let old = t.key;
                 if let Some(t) = self.tasks.get_mut(&conversation) {
                     t.priority = priority;
+                    t.key = key;
                 }
+                if queued && let Some(s) = self.services.get_mut(&service) {
+                    s.queue.remove(&old);
+                    s.queue.insert(key);
+                }
+                touched.insert(service);
             }
             Input::RestoreConnected { conversation, service, agent } => {
                 let order = self.bump_order();
+                let key = self.key(service, Priority::Normal, now, order, conversation);
                 self.tasks.insert(
                     conversation,
                     Task {
                         service,
                         state: TaskState::Connected(agent),
-                        order,
                         priority: Priority::Normal,
+                        entered_at: now,
+                        order,
+                        key,
                         declined_by: BTreeSet::new(),
+                        preferred: Vec::new(),
+                        last_user: None,
+                        last_user_until: None,
+                        offer_deadline: None,
+                        connected_at: Some(now),
                     },
                 );
+                self.services.entry(service).or_default().active += 1;
                 self.agent_mut(agent, now).chats.insert(conversation);
+                self.reindex(agent);
             }
-            Input::Accept { conversation, agent } => self.accept(conversation, agent, effects),
-            Input::Decline { conversation, agent } => self.decline(conversation, agent, effects),
-            Input::Finish { conversation } => self.finish(conversation, now, effects),
+            Input::Accept { conversation, agent } => {
+                self.accept(conversation, agent, now, effects);
+                // With spare capacity the agent can be offered the next chat at once.
+                self.agent_changed(agent, now, effects, touched);
+            }
+            Input::Decline { conversation, agent } => {
+                self.take_back(conversation, agent, Requeue::Declined, now, effects, touched);
+            }
+            Input::Finish { conversation } => self.finish(conversation, now, effects, touched),
+            Input::EndAcw { agent } => {
+                if self.agents.get(&agent).is_some_and(|a| a.acw_until.is_some()) {
+                    self.end_acw(agent, now, effects, touched);
+                } else {
+                    effects.push(Effect::Refused { conversation: None, agent, reason: "not_in_acw" });
+                }
+            }
+            Input::ExtendAcw { agent } => self.extend_acw(agent, now, effects),
+            Input::ResetRona { agent } => {
+                if self.agents.get_mut(&agent).and_then(|a| a.rona.take()).is_some() {
+                    effects.push(Effect::RonaCleared { agent });
+                    self.agent_changed(agent, now, effects, touched);
+                }
+            }
+            Input::Tick => self.tick(now, effects, touched),
         }
+    }
+
+    fn agent_mut(&mut self, id: UserId, now: OffsetDateTime) -> &mut Agent {
+        self.agents.entry(id).or_insert_with(|| Agent::new(now))
     }
 
     fn bump_order(&mut self) -> u64 {
@@ -328,108 +704,376 @@ impl Router {
         self.next_order
     }
 
-    /// Takes back the agent's pending offer (the agent can no longer take it) and re-queues the
-    /// chat with its original arrival order.
-    fn withdraw_offer(&mut self, agent: UserId, effects: &mut Vec<Effect>) {
-        let Some(conversation) = self.agents.get_mut(&agent).and_then(|a| a.offer.take()) else { return };
-        if let Some(t) = self.tasks.get_mut(&conversation) {
-            t.state = TaskState::Queued;
-        }
-        effects.push(Effect::OfferWithdrawn { conversation, agent });
-        effects.push(Effect::Requeued { conversation });
+    fn key(
+        &self,
+        service: ServiceId,
+        priority: Priority,
+        entered: OffsetDateTime,
+        order: u64,
+        id: ConversationId,
+    ) -> QueueKey {
+        let aging =
+            self.services.get(&service).and_then(|s| s.rules.aging_secs).map_or(NO_AGING_SECS, |a| i64::from(a.max(1)));
+        let level: i64 = match priority {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+            Priority::Strict => 3,
+        };
+        let tier = u8::from(priority != Priority::Strict);
+        (tier, entered.unix_timestamp().saturating_sub(level.saturating_mul(aging)), order, id)
     }
 
-    fn accept(&mut self, conversation: ConversationId, agent: UserId, effects: &mut Vec<Effect>) {
-        let offered = self.tasks.get(&conversation).is_some_and(|t| t.state == TaskState::Offered(agent));
-        if !offered {
-            effects.push(Effect::Refused { conversation, agent, reason: "offer_not_found" });
+    fn enqueue(&mut self, a: Arrival, now: OffsetDateTime, touched: &mut BTreeSet<ServiceId>) {
+        if self.tasks.contains_key(&a.conversation) {
             return;
         }
-        if let Some(t) = self.tasks.get_mut(&conversation) {
-            t.state = TaskState::Connected(agent);
+        let order = self.bump_order();
+        let entered_at = a.entered_at.unwrap_or(now);
+        let key = self.key(a.service, a.priority, entered_at, order, a.conversation);
+        let s = self.services.entry(a.service).or_default();
+        let head_start = s.rules.last_user_secs;
+        s.queue.insert(key);
+        let last_user_until = match a.last_user {
+            Some(_) if head_start > 0 => Some(entered_at + Duration::seconds(i64::from(head_start))),
+            _ => None,
+        };
+        if let Some(until) = last_user_until.filter(|u| *u > now) {
+            self.deadlines.insert((until, Deadline::LastUser(a.conversation)));
         }
+        let mut preferred = a.preferred;
+        preferred.truncate(MAX_PREFERRED);
+        preferred.sort_by_key(|(_, p)| *p);
+        self.tasks.insert(
+            a.conversation,
+            Task {
+                service: a.service,
+                state: TaskState::Queued,
+                priority: a.priority,
+                entered_at,
+                order,
+                key,
+                declined_by: BTreeSet::new(),
+                preferred,
+                last_user: a.last_user,
+                last_user_until,
+                offer_deadline: None,
+                connected_at: None,
+            },
+        );
+        touched.insert(a.service);
+    }
+
+    fn accept(&mut self, conversation: ConversationId, agent: UserId, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+        let Some(t) = self.tasks.get_mut(&conversation).filter(|t| t.state == TaskState::Offered(agent)) else {
+            effects.push(Effect::Refused { conversation: Some(conversation), agent, reason: "offer_not_found" });
+            return;
+        };
+        t.state = TaskState::Connected(agent);
+        t.offer_deadline = None;
+        t.connected_at = Some(now);
         if let Some(a) = self.agents.get_mut(&agent) {
             a.offer = None;
             a.chats.insert(conversation);
         }
+        self.reindex(agent);
         effects.push(Effect::Connected { conversation, agent });
     }
 
-    fn decline(&mut self, conversation: ConversationId, agent: UserId, effects: &mut Vec<Effect>) {
+    /// Decline, no answer, or the agent became unavailable: the chat waits again with its place.
+    fn take_back(
+        &mut self,
+        conversation: ConversationId,
+        agent: UserId,
+        reason: Requeue,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        touched: &mut BTreeSet<ServiceId>,
+    ) {
         let Some(t) = self.tasks.get_mut(&conversation).filter(|t| t.state == TaskState::Offered(agent)) else {
-            effects.push(Effect::Refused { conversation, agent, reason: "offer_not_found" });
+            effects.push(Effect::Refused { conversation: Some(conversation), agent, reason: "offer_not_found" });
             return;
         };
         t.state = TaskState::Queued;
-        t.declined_by.insert(agent);
+        t.offer_deadline = None;
+        if reason != Requeue::AgentUnavailable {
+            t.declined_by.insert(agent);
+        }
+        let (service, key) = (t.service, t.key);
+        if let Some(s) = self.services.get_mut(&service) {
+            s.queue.insert(key);
+            s.active = s.active.saturating_sub(1);
+        }
+        let rules = self.rules(service);
         if let Some(a) = self.agents.get_mut(&agent) {
             a.offer = None;
+            if reason == Requeue::NoAnswer && rules.persistent_rona {
+                let until = rules.rona_reset_secs.map(|s| now + Duration::seconds(i64::from(s)));
+                a.rona = Some(until);
+                if let Some(u) = until {
+                    self.deadlines.insert((u, Deadline::Rona(agent)));
+                }
+                effects.push(Effect::RonaFlagged { agent, until });
+            }
         }
         // The agent's other tabs still show the offer until told.
         effects.push(Effect::OfferWithdrawn { conversation, agent });
-        effects.push(Effect::Requeued { conversation });
+        effects.push(Effect::Requeued { conversation, agent, reason });
+        touched.insert(service);
+        // Free again (unless flagged): the agent may take a chat of any of their services.
+        self.reindex(agent);
+        self.touch_services_of(agent, touched);
     }
 
-    fn finish(&mut self, conversation: ConversationId, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+    fn finish(
+        &mut self,
+        conversation: ConversationId,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        touched: &mut BTreeSet<ServiceId>,
+    ) {
         let Some(task) = self.tasks.remove(&conversation) else { return };
+        let rules = self.rules(task.service);
+        let Some(s) = self.services.get_mut(&task.service) else { return };
         match task.state {
-            TaskState::Queued => {}
+            TaskState::Queued => {
+                s.queue.remove(&task.key);
+            }
             TaskState::Offered(agent) => {
+                s.active = s.active.saturating_sub(1);
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.offer = None;
                 }
+                self.reindex(agent);
+                self.touch_services_of(agent, touched);
                 effects.push(Effect::OfferWithdrawn { conversation, agent });
             }
             TaskState::Connected(agent) => {
+                s.active = s.active.saturating_sub(1);
+                if let Some(at) = task.connected_at {
+                    s.handle_secs.push_back((now - at).whole_seconds().max(0));
+                    if s.handle_secs.len() > HANDLE_SAMPLES {
+                        s.handle_secs.pop_front();
+                    }
+                }
                 if let Some(a) = self.agents.get_mut(&agent) {
                     a.chats.remove(&conversation);
-                    if a.chats.is_empty() {
+                    if rules.acw_secs > 0 {
+                        let until = now + Duration::seconds(i64::from(rules.acw_secs));
+                        a.acw_until = Some(a.acw_until.map_or(until, |u| u.max(until)));
+                        a.acw_extensions = 0;
+                        a.acw_service = Some(task.service);
+                        let until = a.acw_until.unwrap_or(until);
+                        self.deadlines.insert((until, Deadline::Acw(agent)));
+                        effects.push(Effect::AcwStarted { agent, until });
+                    } else if a.chats.is_empty() && a.acw_until.is_none() {
                         a.idle_since = now;
+                    }
+                }
+                self.agent_changed(agent, now, effects, touched);
+            }
+        }
+        touched.insert(task.service);
+    }
+
+    fn end_acw(
+        &mut self,
+        agent: UserId,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        touched: &mut BTreeSet<ServiceId>,
+    ) {
+        let Some(a) = self.agents.get_mut(&agent) else { return };
+        a.acw_until = None;
+        a.acw_extensions = 0;
+        a.acw_service = None;
+        if a.chats.is_empty() {
+            a.idle_since = now;
+        }
+        effects.push(Effect::AcwEnded { agent });
+        self.agent_changed(agent, now, effects, touched);
+    }
+
+    fn extend_acw(&mut self, agent: UserId, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+        let rules = self.agents.get(&agent).and_then(|a| a.acw_service).map(|s| self.rules(s));
+        let Some(a) = self.agents.get_mut(&agent) else { return };
+        match (a.acw_until, rules) {
+            (Some(_), Some(r)) if a.acw_extensions < r.acw_max_extensions => {
+                a.acw_extensions += 1;
+                let until = now + Duration::seconds(i64::from(r.acw_secs));
+                a.acw_until = Some(until);
+                self.deadlines.insert((until, Deadline::Acw(agent)));
+                effects.push(Effect::AcwStarted { agent, until });
+            }
+            (Some(_), _) => effects.push(Effect::Refused { conversation: None, agent, reason: "acw_extension_limit" }),
+            (None, _) => effects.push(Effect::Refused { conversation: None, agent, reason: "not_in_acw" }),
+        }
+    }
+
+    fn tick(&mut self, now: OffsetDateTime, effects: &mut Vec<Effect>, touched: &mut BTreeSet<ServiceId>) {
+        while let Some(&(at, what)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.remove(&(at, what));
+            match what {
+                Deadline::Offer(c) => {
+                    let due = self.tasks.get(&c).filter(|t| t.offer_deadline == Some(at)).and_then(|t| match t.state {
+                        TaskState::Offered(a) => Some(a),
+                        _ => None,
+                    });
+                    if let Some(agent) = due {
+                        self.take_back(c, agent, Requeue::NoAnswer, now, effects, touched);
+                    }
+                }
+                Deadline::Acw(agent) => {
+                    if self.agents.get(&agent).is_some_and(|a| a.acw_until == Some(at)) {
+                        self.end_acw(agent, at, effects, touched);
+                    }
+                }
+                Deadline::Rona(agent) => {
+                    if self.agents.get(&agent).is_some_and(|a| a.rona == Some(Some(at))) {
+                        if let Some(a) = self.agents.get_mut(&agent) {
+                            a.rona = None;
+                        }
+                        effects.push(Effect::RonaCleared { agent });
+                        self.agent_changed(agent, now, effects, touched);
+                    }
+                }
+                Deadline::LastUser(c) => {
+                    if let Some(t) = self.tasks.get(&c) {
+                        touched.insert(t.service);
                     }
                 }
             }
         }
     }
 
-    fn eligible(&self, agent_id: UserId, task: &Task) -> bool {
-        let Some(a) = self.agents.get(&agent_id) else { return false };
-        let active_member = self.members.get(&task.service).and_then(|m| m.get(&agent_id)).copied().unwrap_or(false);
-        active_member
-            && a.can_take_chats
-            && a.online
-            && a.presence == Presence::Available
-            && a.offer.is_none()
-            && a.chats.len() < a.max_chats as usize
-            && !task.declined_by.contains(&agent_id)
+    fn rules(&self, service: ServiceId) -> ServiceRules {
+        self.services.get(&service).map(|s| s.rules).unwrap_or_default()
     }
 
-    /// The agent a chat goes to: fewest current chats, then longest idle, then lowest id.
-    fn pick(&self, task: &Task) -> Option<UserId> {
-        let members = self.members.get(&task.service)?;
-        members
-            .keys()
-            .filter(|id| self.eligible(**id, task))
-            .min_by_key(|id| {
-                let a = &self.agents[*id];
-                (a.chats.len(), a.idle_since, **id)
-            })
-            .copied()
+    /// After any change to an agent: re-file them in the free sets, take back an offer they can
+    /// no longer hold, and mark their services for dispatch.
+    fn agent_changed(
+        &mut self,
+        agent: UserId,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        touched: &mut BTreeSet<ServiceId>,
+    ) {
+        self.reindex(agent);
+        self.check_offer(agent, now, effects, touched);
+        self.touch_services_of(agent, touched);
     }
 
-    fn dispatch(&mut self, effects: &mut Vec<Effect>) {
-        for conversation in self.queued() {
-            let Some(task) = self.tasks.get(&conversation) else { continue };
-            let Some(agent) = self.pick(task) else { continue };
-            if let Some(t) = self.tasks.get_mut(&conversation) {
-                t.state = TaskState::Offered(agent);
-            }
-            if let Some(a) = self.agents.get_mut(&agent) {
-                a.offer = Some(conversation);
-            }
-            effects.push(Effect::Offer { conversation, agent });
+    fn touch_services_of(&self, agent: UserId, touched: &mut BTreeSet<ServiceId>) {
+        if let Some(a) = self.agents.get(&agent) {
+            touched.extend(a.services.iter().copied());
         }
     }
-}
 
-#[cfg(test)]
-mod tests;
+    /// An offer stands only while the agent could still be offered that chat.
+    fn check_offer(
+        &mut self,
+        agent: UserId,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+        touched: &mut BTreeSet<ServiceId>,
+    ) {
+        let Some(a) = self.agents.get(&agent) else { return };
+        let Some(c) = a.offer else { return };
+        let Some(service) = self.tasks.get(&c).map(|t| t.service) else { return };
+        let Some(s) = self.services.get(&service) else { return };
+        let member = s.members.get(&agent).copied().unwrap_or(false);
+        let still = member && a.present(&s.rules) && a.chats.len() < a.max_chats as usize && a.rona.is_none();
+        if !still {
+            self.take_back(c, agent, Requeue::AgentUnavailable, now, effects, touched);
+        }
+    }
+
+    /// Files the agent in the free set of every service they could be offered a chat of now.
+    fn reindex(&mut self, agent: UserId) {
+        let Some(a) = self.agents.get_mut(&agent) else { return };
+        for (s, key) in a.indexed.drain(..) {
+            if let Some(svc) = self.services.get_mut(&s) {
+                svc.free.remove(&key);
+            }
+        }
+        let key = a.free_key(agent);
+        let mut indexed = Vec::new();
+        for sid in &a.services {
+            let Some(s) = self.services.get_mut(sid) else { continue };
+            if s.members.get(&agent) == Some(&true) && a.selectable(&s.rules) {
+                s.free.insert(key);
+                indexed.push((*sid, key));
+            }
+        }
+        a.indexed = indexed;
+    }
+
+    /// The agent this queued chat would go to now, if any.
+    fn pick(&self, task: &Task, service: &Service, now: OffsetDateTime) -> Option<UserId> {
+        let free = |id: &UserId| {
+            self.agents.get(id).is_some_and(|a| service.free.contains(&a.free_key(*id)))
+                && !task.declined_by.contains(id)
+        };
+        if let (Some(last), Some(until)) = (task.last_user, task.last_user_until)
+            && now < until
+            && !task.declined_by.contains(&last)
+        {
+            // The head start: only the last agent, or nobody yet.
+            return free(&last).then_some(last);
+        }
+        if let Some((id, _)) = task.preferred.iter().find(|(id, _)| free(id)) {
+            return Some(*id);
+        }
+        service.free.iter().map(|k| k.2).find(|id| !task.declined_by.contains(id))
+    }
+
+    /// Offers chats of the touched services while a match exists, best-ranked chat first across
+    /// those services.
+    fn dispatch(&mut self, touched: &BTreeSet<ServiceId>, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+        loop {
+            let mut best: Option<(QueueKey, UserId)> = None;
+            for sid in touched {
+                let Some(s) = self.services.get(sid) else { continue };
+                if s.active >= s.rules.max_tasks || s.free.is_empty() {
+                    continue;
+                }
+                for key in &s.queue {
+                    if best.is_some_and(|(b, _)| b < *key) {
+                        break;
+                    }
+                    let Some(task) = self.tasks.get(&key.3) else { continue };
+                    if let Some(agent) = self.pick(task, s, now) {
+                        best = Some((*key, agent));
+                        break;
+                    }
+                }
+            }
+            let Some((key, agent)) = best else { return };
+            self.offer(key.3, agent, now, effects);
+        }
+    }
+
+    fn offer(&mut self, conversation: ConversationId, agent: UserId, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+        let Some(t) = self.tasks.get_mut(&conversation) else { return };
+        let service = t.service;
+        let rona = self.services.get(&service).map_or(30, |s| s.rules.rona_secs);
+        let deadline = now + Duration::seconds(i64::from(rona.max(1)));
+        t.state = TaskState::Offered(agent);
+        t.offer_deadline = Some(deadline);
+        let key = t.key;
+        if let Some(s) = self.services.get_mut(&service) {
+            s.queue.remove(&key);
+            s.active += 1;
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.offer = Some(conversation);
+        }
+        self.reindex(agent);
+        self.deadlines.insert((deadline, Deadline::Offer(conversation)));
+        effects.push(Effect::Offer { conversation, agent, deadline });
+    }
+}

@@ -19,6 +19,7 @@ fn service(id: u128) -> Service {
         widget_key: "k".into(),
         primary_calendar_id: None,
         secondary_calendar_id: None,
+        routing: Default::default(),
         created_at: datetime!(2026-01-01 00:00 UTC),
     }
 }
@@ -113,10 +114,12 @@ fn an_agent_arriving_later_takes_the_chat_from_the_queue() {
 }
 
 #[test]
-fn an_offer_left_standing_keeps_the_recommended_workflow_waiting_past_its_limit() {
+fn an_offer_nobody_answers_returns_to_the_queue_and_the_limit_then_abandons_the_chat() {
     let sim = simulate(world(recommended()), &script(serde_json::json!({"agents": 1, "accept_offers": false})));
-    assert_eq!(sim.outcome, None, "an offered chat is not cancelled for its queue limit");
-    assert_eq!(sim.state, SimState::Waiting);
+    // Offered at 0, no answer by 30 s (RONA): back in the queue, the same agent is not offered
+    // it again, so the 120 s limit cancels a chat that had been offered.
+    assert_eq!(sim.outcome, Some(Outcome::Abandoned));
+    assert_eq!(system_texts(&sim).last().unwrap().0, 120);
 }
 
 #[test]

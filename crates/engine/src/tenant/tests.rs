@@ -41,6 +41,7 @@ fn setup(n: u128, workflow: Option<Pinned>) -> ServiceSetup {
             widget_key: "k".into(),
             primary_calendar_id: None,
             secondary_calendar_id: None,
+            routing: Default::default(),
             created_at: T0,
         },
         primary: None,
@@ -132,8 +133,8 @@ fn transfer_moves_the_conversation_and_the_target_workflow_starts_with_the_param
         ]),
     );
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(source.clone())));
-    core.set_service(setup(2, Some(target)));
+    let _ = core.set_service(setup(1, Some(source.clone())), T0);
+    let _ = core.set_service(setup(2, Some(target)), T0);
     let out = core.start(conversation(1, 1, &source), source, T0);
     assert!(out.contains(&Out::Transferred {
         conversation: cid(1),
@@ -160,8 +161,8 @@ fn transfer_to_a_service_without_a_published_workflow_takes_the_failed_exit() {
         ]),
     );
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(source.clone())));
-    core.set_service(setup(2, None));
+    let _ = core.set_service(setup(1, Some(source.clone())), T0);
+    let _ = core.set_service(setup(2, None), T0);
     let out = core.start(conversation(1, 1, &source), source, T0);
     assert!(!out.iter().any(|o| matches!(o, Out::Transferred { .. })));
     assert_eq!(outcome_of(&out).unwrap().0, Outcome::HandledBySystem);
@@ -172,7 +173,7 @@ fn distribution_priority_puts_a_later_chat_first_in_the_queue() {
     let normal = pinned(201, queue_only(None));
     let high = pinned(202, queue_only(Some(Priority::High)));
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(normal.clone())));
+    let _ = core.set_service(setup(1, Some(normal.clone())), T0);
     let _ = core.start(conversation(1, 1, &normal), normal, T0);
     let _ = core.start(conversation(2, 1, &high), high, T0 + time::Duration::seconds(5));
     assert_eq!(core.router().queued(), [cid(2), cid(1)]);
@@ -203,7 +204,7 @@ fn the_customer_leaving_is_reported_by_where_they_were() {
     for (d, expected) in cases {
         let p = pinned(201, d);
         let mut core = TenantCore::new();
-        core.set_service(setup(1, Some(p.clone())));
+        let _ = core.set_service(setup(1, Some(p.clone())), T0);
         let _ = core.start(conversation(1, 1, &p), p, T0);
         let out = core.end(cid(1), EndedBy::Customer, None, T0).unwrap();
         assert_eq!(outcome_of(&out).unwrap().0, expected);
@@ -214,7 +215,7 @@ fn the_customer_leaving_is_reported_by_where_they_were() {
 fn an_accepted_chat_ends_as_user_accepted_and_only_its_agent_may_end_it() {
     let p = pinned(201, queue_only(None));
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(p.clone())));
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
     let members = [
         Membership { service_id: sid(1), user_id: uid(1), active: true },
         Membership { service_id: sid(1), user_id: uid(2), active: true },
@@ -245,7 +246,7 @@ fn a_workflow_failing_after_the_connection_leaves_the_chat_with_its_agent() {
         ]),
     );
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(p.clone())));
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
     let _ = core.set_people(vec![agent(1)], &[Membership { service_id: sid(1), user_id: uid(1), active: true }], T0);
     let _ = core.connection(uid(1), true, T0);
     let _ = core.start(conversation(1, 1, &p), p, T0);
@@ -260,7 +261,7 @@ fn a_workflow_failing_after_the_connection_leaves_the_chat_with_its_agent() {
 fn a_restored_conversation_waits_again_unless_it_was_connected() {
     let p = pinned(201, queue_only(None));
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(p.clone())));
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
     let mut offered = conversation(1, 1, &p);
     offered.status = ConversationStatus::Offered;
     offered.agent_id = Some(uid(1));
@@ -289,8 +290,8 @@ fn workflows_handing_a_chat_around_in_a_loop_fail_it_after_the_transfer_limit() 
         )
     };
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(to(1))));
-    core.set_service(setup(2, Some(to(2))));
+    let _ = core.set_service(setup(1, Some(to(1))), T0);
+    let _ = core.set_service(setup(2, Some(to(2))), T0);
     let out = core.start(conversation(1, 1, &to(1)), to(1), T0);
     let (outcome, reason) = outcome_of(&out).unwrap();
     assert_eq!(outcome, Outcome::Failed);
@@ -313,8 +314,8 @@ fn queued_then(then: Activity, exits_of_then: &[(&str, &str)]) -> WorkflowDefini
 
 fn connected_core(p: &Pinned) -> TenantCore {
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(p.clone())));
-    core.set_service(setup(2, Some(pinned(299, queue_only(None)))));
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
+    let _ = core.set_service(setup(2, Some(pinned(299, queue_only(None)))), T0);
     let _ = core.set_people(vec![agent(1)], &[Membership { service_id: sid(1), user_id: uid(1), active: true }], T0);
     let _ = core.connection(uid(1), true, T0);
     let _ = core.start(conversation(1, 1, p), p.clone(), T0);
@@ -355,7 +356,7 @@ fn a_late_http_answer_is_not_taken_for_the_next_call() {
         .unwrap(),
     );
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(p.clone())));
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
     let out = core.start(conversation(1, 1, &p), p, T0);
     let first = out.iter().find_map(|o| match o {
         Out::Http { call_id, .. } => Some(*call_id),
@@ -389,7 +390,7 @@ fn a_priority_set_before_queueing_applies_when_the_task_is_queued() {
     );
     let normal = pinned(201, queue_only(None));
     let mut core = TenantCore::new();
-    core.set_service(setup(1, Some(normal.clone())));
+    let _ = core.set_service(setup(1, Some(normal.clone())), T0);
     let _ = core.start(conversation(1, 1, &normal), normal, T0);
     let _ = core.start(conversation(2, 1, &strict), strict, T0 + time::Duration::seconds(1));
     assert_eq!(core.router().queued(), [cid(2), cid(1)]);

@@ -204,6 +204,7 @@ pub async fn create_service_in(
         widget_key: random_hex(16),
         primary_calendar_id: input.primary_calendar_id,
         secondary_calendar_id: input.secondary_calendar_id,
+        routing: input.routing,
         created_at: state.clock.now(),
     };
     state.store.create_service(&service, &members).await?;

@@ -412,6 +412,7 @@ fn placeholder_service(tenant: TenantId, ou: OrgUnitId, workflow: WorkflowId, no
             widget_key: String::new(),
             primary_calendar_id: None,
             secondary_calendar_id: None,
+            routing: Default::default(),
             created_at: now,
         },
         primary: None,

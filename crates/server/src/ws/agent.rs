@@ -131,10 +131,17 @@ impl Session {
         if self.state.engines.send(self.user.tenant_id, Command::Snapshot { agent, reply: tx }).await.is_err() {
             return false;
         }
-        let Ok((presence, offers, chats)) = rx.await else { return false };
-        let ids: Vec<ConversationId> = chats.iter().map(|c| c.conversation_id).collect();
+        let Ok(snapshot) = rx.await else { return false };
+        let ids: Vec<ConversationId> = snapshot.chats.iter().map(|c| c.conversation_id).collect();
         let user = AgentIdentity { id: self.user.id, display_name: self.user.display_name.clone() };
-        if !send(sink, &AgentFrame::Hello { user, presence, offers, chats }).await {
+        let hello = AgentFrame::Hello {
+            user,
+            presence: snapshot.presence,
+            routing: snapshot.routing,
+            offers: snapshot.offers,
+            chats: snapshot.chats,
+        };
+        if !send(sink, &hello).await {
             return false;
         }
         for id in ids {
@@ -265,6 +272,11 @@ impl Session {
                     })
                     .await,
             ),
+            AgentIn::EndAcw => (None, self.state.engines.ask(tenant, |reply| Command::EndAcw { agent, reply }).await),
+            AgentIn::ExtendAcw => {
+                (None, self.state.engines.ask(tenant, |reply| Command::ExtendAcw { agent, reply }).await)
+            }
+            AgentIn::ResetRona => (None, self.state.engines.send(tenant, Command::ResetRona { agent }).await),
             AgentIn::Send { conversation_id, client_msg_id, text } => {
                 return self.on_send(sink, conversation_id, client_msg_id, &text).await;
             }

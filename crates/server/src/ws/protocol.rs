@@ -2,6 +2,7 @@
 
 use parley_domain::{ConversationId, ConversationStatus, LogEntry, Presence, ServiceId, UserId};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// Visitor → server.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,11 +16,29 @@ pub enum VisitorIn {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentIn {
-    Presence { presence: Presence },
-    Accept { conversation_id: ConversationId },
-    Decline { conversation_id: ConversationId },
-    Send { conversation_id: ConversationId, client_msg_id: String, text: String },
-    End { conversation_id: ConversationId },
+    Presence {
+        presence: Presence,
+    },
+    Accept {
+        conversation_id: ConversationId,
+    },
+    Decline {
+        conversation_id: ConversationId,
+    },
+    Send {
+        conversation_id: ConversationId,
+        client_msg_id: String,
+        text: String,
+    },
+    End {
+        conversation_id: ConversationId,
+    },
+    /// End after-chat work early.
+    EndAcw,
+    /// Take another after-chat work period.
+    ExtendAcw,
+    /// Clear one's own RONA flag (back to receiving offers).
+    ResetRona,
 }
 
 /// The customer as an agent sees them.
@@ -37,6 +56,20 @@ pub struct OfferView {
     pub service_name: String,
     pub customer: CustomerView,
     pub first_message: Option<String>,
+    /// Answer by then, or the chat goes to the next agent.
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+}
+
+/// The agent's after-chat work and RONA flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct RoutingView {
+    /// In after-chat work until then (no offers meanwhile).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub acw_until: Option<OffsetDateTime>,
+    pub acw_extensions: u8,
+    /// Flagged after a missed offer: no offers until reset.
+    pub rona: bool,
 }
 
 /// A chat an agent holds.
@@ -63,8 +96,13 @@ pub enum AgentFrame {
     Hello {
         user: AgentIdentity,
         presence: Presence,
+        routing: RoutingView,
         offers: Vec<OfferView>,
         chats: Vec<ChatView>,
+    },
+    /// After-chat work started, was extended or ended; the RONA flag was set or cleared.
+    Routing {
+        routing: RoutingView,
     },
     Offer {
         offer: OfferView,
@@ -107,6 +145,12 @@ pub enum VisitorFrame {
     },
     Entry {
         entry: LogEntry,
+    },
+    /// Where the customer stands in the queue; sent on connect and on every change.
+    Queue {
+        position: u32,
+        /// `null` while nobody staffs the service.
+        estimated_wait_secs: Option<i64>,
     },
     Ack {
         client_msg_id: String,

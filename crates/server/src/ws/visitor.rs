@@ -67,7 +67,7 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
         last_seq: conversation.last_seq,
     };
     let mut s = Session { state: state.clone(), conversation, cursor, ended };
-    if !send(&mut sink, &hello).await || !s.replay(&mut sink).await {
+    if !send(&mut sink, &hello).await || !s.replay(&mut sink).await || !s.queue_status(&mut sink).await {
         return;
     }
     let mut heartbeat = tokio::time::interval(std::time::Duration::from_secs(25));
@@ -93,6 +93,7 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
                 let ok = match ev {
                     Ok(ev) => match &*ev {
                         BusEvent::Entry(entry) => s.on_live(&mut sink, entry).await,
+                        BusEvent::Visitor(frame) => send(&mut sink, frame).await,
                         BusEvent::Agent(_) => true,
                     },
                     Err(RecvError::Lagged(_)) => s.replay(&mut sink).await,
@@ -115,6 +116,22 @@ fn text_of(entry: &parley_domain::LogEntry) -> String {
 }
 
 impl Session {
+    /// Where the customer stands now, if waiting (later changes arrive on the bus).
+    async fn queue_status(&mut self, sink: &mut Sink) -> bool {
+        let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.state.engines.send(tenant, Command::QueueStatus { conversation, reply: tx }).await.is_err() {
+            return true;
+        }
+        match rx.await {
+            Ok(Some(q)) => {
+                let frame = VisitorFrame::Queue { position: q.position, estimated_wait_secs: q.estimated_wait_secs };
+                send(sink, &frame).await
+            }
+            _ => true,
+        }
+    }
+
     async fn replay(&mut self, sink: &mut Sink) -> bool {
         match self.cursor.catch_up(self.state.store.as_ref()).await {
             Ok(entries) => self.deliver(sink, entries).await,
