@@ -10,6 +10,7 @@ pub mod entities;
 pub mod error;
 pub mod ids;
 pub mod parameter;
+pub mod report;
 pub mod template;
 pub mod validate;
 pub mod workflow;
@@ -19,6 +20,7 @@ pub use entities::*;
 pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
 pub use parameter::{CustomParameter, NewParameter, ParameterPatch};
+pub use report::{ServiceSession, UserOutcome, UserSession};
 pub use workflow::{
     Activity, DraftUpdate, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion,
 };

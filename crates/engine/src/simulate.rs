@@ -435,6 +435,9 @@ impl Sim {
                 | Out::Offer { .. }
                 | Out::AgentState { .. }
                 | Out::Queue { .. }
+                | Out::QueueEntry { .. }
+                | Out::UserSession(_)
+                | Out::ServiceSession(_)
                 | Out::OfferWithdrawn { .. }
                 | Out::Chat { .. } => {}
             }

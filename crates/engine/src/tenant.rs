@@ -84,6 +84,16 @@ pub enum Out {
         reason: Option<String>,
         run: Option<Box<Run>>,
     },
+    /// Persist when the conversation entered its queue and its priority (for a restart).
+    QueueEntry {
+        conversation: ConversationId,
+        queued_at: OffsetDateTime,
+        priority: Priority,
+    },
+    /// An offer to an agent is over: record its user session.
+    UserSession(UserSessionFact),
+    /// The conversation's stay in a service is over: record its service session.
+    ServiceSession(ServiceSessionFact),
     /// Persist the conversation's new service and workflow version.
     Transferred {
         conversation: ConversationId,
@@ -129,6 +139,34 @@ pub enum Out {
     },
 }
 
+/// A finished user session (the shell gives it an id and stores it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSessionFact {
+    pub conversation: ConversationId,
+    pub service: ServiceId,
+    pub user: UserId,
+    pub outcome: parley_domain::UserOutcome,
+    pub offered_at: OffsetDateTime,
+    pub answered_at: Option<OffsetDateTime>,
+    pub ended_at: OffsetDateTime,
+}
+
+/// A finished service session (the shell gives it an id and stores it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSessionFact {
+    pub conversation: ConversationId,
+    pub service: ServiceId,
+    /// `None` when a transfer moved the conversation on.
+    pub outcome: Option<Outcome>,
+    pub user: Option<UserId>,
+    pub started_at: OffsetDateTime,
+    pub ended_at: OffsetDateTime,
+    pub ivr_secs: i64,
+    pub queue_secs: i64,
+    pub connected_secs: i64,
+    pub offers: u32,
+}
+
 /// One conversation's running workflow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -164,6 +202,50 @@ struct Live {
     conversation: Conversation,
     run: Option<Run>,
     history: History,
+    stay: Stay,
+}
+
+/// The conversation's time in its current service, for its service session.
+#[derive(Debug, Clone, Copy)]
+struct Stay {
+    started_at: OffsetDateTime,
+    /// When it entered the queue, and with which priority (kept for a restart).
+    queued_at: Option<OffsetDateTime>,
+    priority: Priority,
+    /// Since when it has been waiting (`None` when not in the queue).
+    waiting_since: Option<OffsetDateTime>,
+    queue_secs: i64,
+    offers: u32,
+    /// The open offer: to whom, since when.
+    offer: Option<(UserId, OffsetDateTime)>,
+    /// The connection: agent, when offered, when accepted.
+    connection: Option<(UserId, OffsetDateTime, OffsetDateTime)>,
+}
+
+impl Stay {
+    const fn new(started_at: OffsetDateTime) -> Self {
+        Self {
+            started_at,
+            queued_at: None,
+            priority: Priority::Normal,
+            waiting_since: None,
+            queue_secs: 0,
+            offers: 0,
+            offer: None,
+            connection: None,
+        }
+    }
+
+    /// Stops the queue clock.
+    fn leave_queue(&mut self, now: OffsetDateTime) {
+        if let Some(since) = self.waiting_since.take() {
+            self.queue_secs += secs(since, now);
+        }
+    }
+}
+
+fn secs(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
+    (to - from).whole_seconds().max(0)
 }
 
 /// One tenant's decisions.
@@ -254,17 +336,25 @@ impl TenantCore {
 
     /// Takes back an open conversation after a restart. Workflow sessions are not kept across a
     /// restart, so a chat that was anywhere before its connection waits again in its queue.
-    pub fn restore(&mut self, conversation: Conversation, now: OffsetDateTime) -> Vec<Out> {
+    ///
+    /// `queued` is where the chat stood in its queue (entry time and priority), when known; a
+    /// chat without one waits from its creation time at Normal priority.
+    pub fn restore(
+        &mut self,
+        conversation: Conversation,
+        queued: Option<(OffsetDateTime, Priority)>,
+        now: OffsetDateTime,
+    ) -> Vec<Out> {
         let mut out = Vec::new();
         let id = conversation.id;
+        let (queued_at, priority) = queued.unwrap_or((conversation.created_at, Priority::Normal));
         let input = match (conversation.status, conversation.agent_id) {
             (ConversationStatus::Connected, Some(agent)) => {
                 router::Input::RestoreConnected { conversation: id, service: conversation.service_id, agent }
             }
             _ => router::Input::Enqueue(router::Arrival {
-                // The queue entry time is not kept; the creation time preserves the order.
-                entered_at: Some(conversation.created_at),
-                ..router::Arrival::new(id, conversation.service_id)
+                entered_at: Some(queued_at),
+                ..router::Arrival::new(id, conversation.service_id).with_priority(priority)
             }),
         };
         let connected = matches!(input, router::Input::RestoreConnected { .. });
@@ -275,7 +365,16 @@ impl TenantCore {
             out.push(Out::Status { conversation: id, status: ConversationStatus::Queued, agent: None, ended_at: None });
         }
         let history = History { accepted: true, queued: true, connected, ..History::default() };
-        self.live.insert(id, Live { conversation, run: None, history });
+        let mut stay = Stay::new(conversation.created_at);
+        stay.queued_at = Some(queued_at);
+        stay.priority = priority;
+        if let (true, Some(agent)) = (connected, conversation.agent_id) {
+            // When it was answered is not kept; the restart is the best lower bound.
+            stay.connection = Some((agent, now, now));
+        } else {
+            stay.waiting_since = Some(queued_at);
+        }
+        self.live.insert(id, Live { conversation, run: None, history, stay });
         self.route(input, now, &mut out);
         out
     }
@@ -287,7 +386,8 @@ impl TenantCore {
             return Vec::new();
         }
         let run = self.new_run(pinned, Vec::new());
-        self.live.insert(id, Live { conversation, run: Some(run), history: History::default() });
+        let stay = Stay::new(now);
+        self.live.insert(id, Live { conversation, run: Some(run), history: History::default(), stay });
         let mut out = Vec::new();
         self.interpret(id, WfInput::Start, now, &mut out);
         out
@@ -566,23 +666,105 @@ impl TenantCore {
         self.apply_routing(fx, now, out);
     }
 
-    fn apply_routing(&mut self, effects: Vec<router::Effect>, _now: OffsetDateTime, out: &mut Vec<Out>) {
+    /// An offer ended without a connection: its user session is over.
+    fn end_offer(
+        &mut self,
+        id: ConversationId,
+        agent: UserId,
+        outcome: parley_domain::UserOutcome,
+        now: OffsetDateTime,
+        out: &mut Vec<Out>,
+    ) {
+        let Some(l) = self.live.get_mut(&id) else { return };
+        let Some((_, offered_at)) = l.stay.offer.take_if(|(a, _)| *a == agent) else { return };
+        out.push(Out::UserSession(UserSessionFact {
+            conversation: id,
+            service: l.conversation.service_id,
+            user: agent,
+            outcome,
+            offered_at,
+            answered_at: None,
+            ended_at: now,
+        }));
+    }
+
+    /// The stay in the current service is over (end of the conversation or a transfer out):
+    /// an open offer is cancelled, a connection's user session ends, the service session is
+    /// recorded.
+    fn end_stay(&mut self, id: ConversationId, outcome: Option<Outcome>, now: OffsetDateTime, out: &mut Vec<Out>) {
+        let Some(l) = self.live.get_mut(&id) else { return };
+        let service = l.conversation.service_id;
+        let mut stay = std::mem::replace(&mut l.stay, Stay::new(now));
+        if let Some((agent, offered_at)) = stay.offer.take() {
+            out.push(Out::UserSession(UserSessionFact {
+                conversation: id,
+                service,
+                user: agent,
+                outcome: parley_domain::UserOutcome::Cancelled,
+                offered_at,
+                answered_at: None,
+                ended_at: now,
+            }));
+        }
+        stay.leave_queue(now);
+        let mut connected_secs = 0;
+        if let Some((agent, offered_at, answered_at)) = stay.connection {
+            connected_secs = secs(answered_at, now);
+            out.push(Out::UserSession(UserSessionFact {
+                conversation: id,
+                service,
+                user: agent,
+                outcome: parley_domain::UserOutcome::Accepted,
+                offered_at,
+                answered_at: Some(answered_at),
+                ended_at: now,
+            }));
+        }
+        let total = secs(stay.started_at, now);
+        out.push(Out::ServiceSession(ServiceSessionFact {
+            conversation: id,
+            service,
+            outcome,
+            user: stay.connection.map(|c| c.0),
+            started_at: stay.started_at,
+            ended_at: now,
+            ivr_secs: (total - stay.queue_secs - connected_secs).max(0),
+            queue_secs: stay.queue_secs,
+            connected_secs,
+            offers: stay.offers,
+        }));
+    }
+
+    fn apply_routing(&mut self, effects: Vec<router::Effect>, now: OffsetDateTime, out: &mut Vec<Out>) {
         for effect in effects {
             match effect {
                 router::Effect::Offer { conversation, agent, deadline } => {
                     self.set_status(conversation, ConversationStatus::Offered, Some(agent), None, out);
                     if let Some(l) = self.live.get_mut(&conversation) {
                         l.history.offered = true;
+                        l.stay.offers += 1;
+                        l.stay.offer = Some((agent, now));
                         out.push(Out::Offer { agent, deadline, conversation: l.conversation.clone() });
                     }
                 }
                 router::Effect::OfferWithdrawn { conversation, agent } => {
                     out.push(Out::OfferWithdrawn { agent, conversation });
                 }
-                router::Effect::Requeued { conversation, .. } => {
+                router::Effect::Requeued { conversation, agent, reason } => {
+                    let outcome = match reason {
+                        router::Requeue::Declined => parley_domain::UserOutcome::Declined,
+                        router::Requeue::NoAnswer => parley_domain::UserOutcome::Rona,
+                        router::Requeue::AgentUnavailable => parley_domain::UserOutcome::Withdrawn,
+                    };
+                    self.end_offer(conversation, agent, outcome, now, out);
                     self.set_status(conversation, ConversationStatus::Queued, None, None, out);
                 }
                 router::Effect::Connected { conversation, agent } => {
+                    if let Some(l) = self.live.get_mut(&conversation) {
+                        let offered_at = l.stay.offer.take().map_or(now, |(_, at)| at);
+                        l.stay.leave_queue(now);
+                        l.stay.connection = Some((agent, offered_at, now));
+                    }
                     self.set_status(conversation, ConversationStatus::Connected, Some(agent), None, out);
                     let agent_name = self.users.get(&agent).map_or_else(String::new, |u| u.display_name.clone());
                     out.push(Out::Append {
@@ -637,6 +819,7 @@ impl TenantCore {
         // A chat that was only offered keeps no agent; a connected one keeps its agent for history.
         let c = &live.conversation;
         let keep_agent = if c.status == ConversationStatus::Connected { c.agent_id } else { None };
+        self.end_stay(id, Some(outcome), now, out);
         self.route(router::Input::Finish { conversation: id }, now, out);
         // Ended first: from then on the log refuses people's messages, so none lands after `ended`.
         self.set_status(id, ConversationStatus::Ended, keep_agent, Some(now), out);
@@ -707,6 +890,12 @@ impl TenantCore {
                 out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Queued } });
                 // The Queue Task's own priority wins over one set earlier by Distribution Priority.
                 let priority = priority.or(earlier).unwrap_or_default();
+                if let Some(l) = self.live.get_mut(&id) {
+                    l.stay.queued_at = Some(now);
+                    l.stay.waiting_since = Some(now);
+                    l.stay.priority = priority;
+                }
+                out.push(Out::QueueEntry { conversation: id, queued_at: now, priority });
                 let arrival = router::Arrival::new(id, service).with_priority(priority);
                 self.route(router::Input::Enqueue(arrival), now, out);
             }
@@ -714,12 +903,20 @@ impl TenantCore {
                 if let Some(run) = live.run.as_mut() {
                     run.priority = Some(priority);
                 }
+                live.stay.priority = priority;
+                if let Some(queued_at) = live.stay.queued_at {
+                    out.push(Out::QueueEntry { conversation: id, queued_at, priority });
+                }
                 self.route(router::Input::SetPriority { conversation: id, priority }, now, out);
             }
             Wf::CancelTask => {
                 // Only a waiting or offered task is cancelled; a connected chat is the agent's.
                 if matches!(self.router.phase(id), Some(Phase::Queued | Phase::Offered)) {
                     live.history.cancelled = true;
+                    live.stay.leave_queue(now);
+                    if let Some((agent, _)) = live.stay.offer {
+                        self.end_offer(id, agent, parley_domain::UserOutcome::Cancelled, now, out);
+                    }
                     self.route(router::Input::Finish { conversation: id }, now, out);
                     self.set_status(id, ConversationStatus::Workflow, None, None, out);
                 }
@@ -795,6 +992,12 @@ impl TenantCore {
             self.close(id, EndedBy::System, Outcome::Failed, Some(reason), now, out);
             return;
         }
+        if live.run.is_none() {
+            return;
+        }
+        // The stay in the old service ends here (its outcome: transferred on).
+        self.end_stay(id, None, now, out);
+        let Some(live) = self.live.get_mut(&id) else { return };
         let Some(old) = live.run.take() else { return };
         let from = live.conversation.service_id;
         live.conversation.service_id = service;

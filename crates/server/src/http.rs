@@ -2,7 +2,7 @@
 //! panic becomes a 500 problem, never a dropped connection), and problem+json for unknown
 //! routes and methods.
 
-use crate::api::{agent, calendars, config, health, parameters, tenants, widget, workflows};
+use crate::api::{agent, agent_controls, calendars, config, health, parameters, reports, tenants, widget, workflows};
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
 use crate::state::AppState;
@@ -45,6 +45,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/calendars/{id}",
             get(calendars::get_calendar).put(calendars::put_calendar).delete(calendars::delete_calendar),
         )
+        .route("/api/v1/reports/user-sessions", get(reports::user_sessions))
+        .route("/api/v1/reports/service-sessions", get(reports::service_sessions))
         .route("/api/v1/services", post(config::create_service).get(config::list_services))
         .route("/api/v1/services/{id}", get(config::get_service).patch(config::patch_service))
         .route("/api/v1/services/{id}/members", get(config::list_members))
@@ -59,6 +61,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/logout", post(agent::logout))
         .route("/api/v1/agent/me", get(agent::me))
         .route("/api/v1/agent/history", get(agent::history))
+        .route("/api/v1/agent/state", get(agent_controls::state))
+        .route("/api/v1/agent/presence", put(agent_controls::set_presence))
+        .route("/api/v1/agent/offers/{id}/accept", post(agent_controls::accept))
+        .route("/api/v1/agent/offers/{id}/decline", post(agent_controls::decline))
+        .route("/api/v1/agent/chats/{id}/end", post(agent_controls::end_chat))
+        .route("/api/v1/agent/acw/end", post(agent_controls::end_acw))
+        .route("/api/v1/agent/acw/extend", post(agent_controls::extend_acw))
+        .route("/api/v1/agent/rona/reset", post(agent_controls::reset_rona))
+        .route("/api/v1/agent/services", get(agent_controls::services))
+        .route("/api/v1/agent/services/{id}/active", put(agent_controls::set_active))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/ws/v1/visitor", get(ws::visitor::upgrade))

@@ -2,7 +2,7 @@
 //! `/api/v1/openapi.json`. A committed snapshot (`docs/openapi.json`) is compared by a test so
 //! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
 
-use crate::api::{agent, calendars, config, health, parameters, tenants, widget, workflows};
+use crate::api::{agent, agent_controls, calendars, config, health, parameters, reports, tenants, widget, workflows};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -24,17 +24,22 @@ use utoipa::{Modify, OpenApi};
         parameters::patch_parameter, parameters::delete_parameter,
         calendars::create_calendar, calendars::list_calendars, calendars::get_calendar, calendars::put_calendar,
         calendars::delete_calendar,
+        reports::user_sessions, reports::service_sessions,
         config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
         config::get_conversation, config::get_conversation_log, config::get_conversation_workflow,
         widget::start_conversation, widget::visitor_log,
         agent::login, agent::logout, agent::me, agent::history,
+        agent_controls::state, agent_controls::set_presence, agent_controls::accept, agent_controls::decline,
+        agent_controls::end_chat, agent_controls::end_acw, agent_controls::extend_acw, agent_controls::reset_rona,
+        agent_controls::services, agent_controls::set_active,
     ),
     modifiers(&Security),
     tags(
         (name = "platform", description = "Platform administration (bootstrap token)"),
         (name = "tenant", description = "Tenant configuration (tenant admin API key)"),
         (name = "workflows", description = "Workflows, versions, the simulator, custom parameters and opening-hours calendars (tenant admin API key)"),
+        (name = "reports", description = "Reporting facts: user sessions and service sessions (tenant admin API key)"),
         (name = "widget", description = "Visitor side of the chat widget"),
         (name = "agent", description = "Agent sign-in and data"),
         (name = "health", description = "Probes"),

@@ -9,9 +9,10 @@ use crate::outbound::Outbound;
 use crate::workflow_host::{self, WorkflowRunView};
 use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView, RoutingView, VisitorFrame};
 use parley_domain::{Conversation, ConversationId, ConversationStatus, EndedBy, Presence, TenantId, UserId};
+use parley_domain::{ServiceSession, UserSession};
 use parley_engine::tenant::{Out, QueueStatus, Refusal, TenantCore};
 use parley_engine::workflow::HttpOutcome;
-use parley_store::{ConversationLog, NewEntry, Store, StoreError};
+use parley_store::{ConversationLog, NewEntry, QueueEntry, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
@@ -61,7 +62,8 @@ impl EngineError {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+/// Where an engine command sends its answer.
+pub type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
 /// Inputs of a tenant engine.
 #[derive(Debug)]
@@ -271,8 +273,17 @@ impl TenantEngine {
     async fn rebuild(&mut self) -> Result<(), StoreError> {
         self.refresh().await?;
         let now = self.deps.clock.now();
+        let entries: HashMap<ConversationId, (time::OffsetDateTime, parley_domain::workflow::Priority)> = self
+            .deps
+            .store
+            .list_queue_entries(self.tenant)
+            .await?
+            .into_iter()
+            .map(|e| (e.conversation_id, (e.queued_at, e.priority)))
+            .collect();
         for c in self.deps.store.list_open_conversations(self.tenant).await? {
-            let out = self.core.restore(c, now);
+            let queued = entries.get(&c.id).copied();
+            let out = self.core.restore(c, queued, now);
             self.carry_out(out).await?;
         }
         Ok(())
@@ -424,6 +435,43 @@ impl TenantEngine {
                             .map_err(|e| StoreError::Other(format!("workflow record: {e}")))?;
                         store.save_workflow_run(tenant, conversation, &record).await?;
                     }
+                }
+                Out::QueueEntry { conversation, queued_at, priority } => {
+                    let entry = QueueEntry { conversation_id: conversation, queued_at, priority };
+                    store.set_queue_entry(tenant, &entry).await?;
+                }
+                Out::UserSession(f) => {
+                    let session = UserSession {
+                        id: uuid::Uuid::now_v7(),
+                        tenant_id: tenant,
+                        conversation_id: f.conversation,
+                        service_id: f.service,
+                        user_id: f.user,
+                        outcome: f.outcome,
+                        offered_at: f.offered_at,
+                        answered_at: f.answered_at,
+                        ended_at: f.ended_at,
+                        ring_secs: (f.answered_at.unwrap_or(f.ended_at) - f.offered_at).whole_seconds().max(0),
+                        connected_secs: f.answered_at.map_or(0, |a| (f.ended_at - a).whole_seconds().max(0)),
+                    };
+                    store.record_user_session(&session).await?;
+                }
+                Out::ServiceSession(f) => {
+                    let session = ServiceSession {
+                        id: uuid::Uuid::now_v7(),
+                        tenant_id: tenant,
+                        conversation_id: f.conversation,
+                        service_id: f.service,
+                        outcome: f.outcome,
+                        user_id: f.user,
+                        started_at: f.started_at,
+                        ended_at: f.ended_at,
+                        ivr_secs: f.ivr_secs,
+                        queue_secs: f.queue_secs,
+                        connected_secs: f.connected_secs,
+                        offers: f.offers,
+                    };
+                    store.record_service_session(&session).await?;
                 }
                 Out::Transferred { conversation, service, workflow, version } => {
                     store.transfer_conversation(tenant, conversation, service, workflow, version).await?;

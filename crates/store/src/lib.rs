@@ -19,10 +19,11 @@ pub use group_commit::{CommitHook, ConversationLog};
 
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
-use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
+use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, EntryBody, LogEntry,
-    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Tenant, TenantId, User,
+    UserId, UserSession, WorkflowId,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -141,6 +142,26 @@ pub struct NewEntry {
 pub struct Appended {
     pub entry: LogEntry,
     pub duplicate: bool,
+}
+
+/// Where a queued conversation stands, kept so a restart rebuilds the queues in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub conversation_id: ConversationId,
+    /// When it (last) entered its service's queue.
+    pub queued_at: OffsetDateTime,
+    pub priority: Priority,
+}
+
+/// A time window and page size for reporting reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportWindow {
+    /// Sessions that ended at or after this instant…
+    pub from: OffsetDateTime,
+    /// …and before this one.
+    pub to: OffsetDateTime,
+    /// Most rows returned.
+    pub limit: u32,
 }
 
 /// Everything Parley persists. Implementations: SQLite (default) and PostgreSQL.
@@ -299,6 +320,32 @@ pub trait Store: Send + Sync + 'static {
     /// The saved workflow record; `None` when none was saved, `NotFound` for an unknown
     /// conversation.
     async fn get_workflow_run(&self, tenant: TenantId, id: ConversationId) -> Result<Option<serde_json::Value>>;
+    /// Records when the conversation entered its queue and with which priority (called again
+    /// when the priority changes or it is queued anew after a transfer).
+    async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()>;
+    /// The queue entries of the tenant's open conversations (any order).
+    async fn list_queue_entries(&self, tenant: TenantId) -> Result<Vec<QueueEntry>>;
+
+    /// Writes a finished user session (an offer and what came of it). `NotFound` when the
+    /// conversation, service or user is not the tenant's.
+    async fn record_user_session(&self, session: &UserSession) -> Result<()>;
+    /// Writes a finished service session. `NotFound` when the conversation, service or user is
+    /// not the tenant's.
+    async fn record_service_session(&self, session: &ServiceSession) -> Result<()>;
+    /// User sessions that ended in the window, newest first, optionally of one user.
+    async fn list_user_sessions(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        user: Option<UserId>,
+    ) -> Result<Vec<UserSession>>;
+    /// Service sessions that ended in the window, newest first, optionally of one service.
+    async fn list_service_sessions(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        service: Option<ServiceId>,
+    ) -> Result<Vec<ServiceSession>>;
     /// Conversations not `Ended`, ordered by `created_at`, then id (the engine rebuilds from these).
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>>;
     /// The agent's most recent conversations, newest first.

@@ -7,14 +7,17 @@
 //! duplicate answer (see `append.rs`).
 
 use crate::append::{self, LogTx};
-use crate::sql::{self, Cols, db_error, decode_error, one_row, select};
-use crate::{AgentSession, ApiKeyRecord, Appended, Backend, NewEntry, Result, Store, VisitorCredential};
+use crate::sql::{self, Cols, db_error, decode_error, one_row, select, windowed};
+use crate::{
+    AgentSession, ApiKeyRecord, Appended, Backend, NewEntry, QueueEntry, ReportWindow, Result, Store, VisitorCredential,
+};
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, LogEntry, Membership,
-    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Tenant, TenantId, User, UserId,
+    UserSession, WorkflowId,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -872,6 +875,115 @@ impl Store for PgStore {
             .map_err(db_error)?;
         let run: Option<Json<serde_json::Value>> = row.try_get("workflow_run").map_err(db_error)?;
         Ok(run.map(|j| j.0))
+    }
+
+    async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE conversations SET queued_at = $3, priority = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(entry.conversation_id.0)
+                .bind(entry.queued_at)
+                .bind(sql::priority(entry.priority))
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_queue_entries(&self, tenant: TenantId) -> Result<Vec<QueueEntry>> {
+        // `status <> 'ended'` literally, so the partial index conversations_open applies.
+        let rows = sqlx::query(concat!(
+            select!(queue_entries),
+            " WHERE tenant_id = $1 AND status <> 'ended' AND queued_at IS NOT NULL"
+        ))
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(sql::queue_entry).collect()
+    }
+
+    async fn record_user_session(&self, s: &UserSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, offered_at, \
+             answered_at, ended_at, ring_secs, connected_secs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(s.id)
+        .bind(s.tenant_id.0)
+        .bind(s.conversation_id.0)
+        .bind(s.service_id.0)
+        .bind(s.user_id.0)
+        .bind(s.outcome.as_str())
+        .bind(s.offered_at)
+        .bind(s.answered_at)
+        .bind(s.ended_at)
+        .bind(s.ring_secs)
+        .bind(s.connected_secs)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn record_service_session(&self, s: &ServiceSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, started_at, \
+             ended_at, ivr_secs, queue_secs, connected_secs, offers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(s.id)
+        .bind(s.tenant_id.0)
+        .bind(s.conversation_id.0)
+        .bind(s.service_id.0)
+        .bind(s.outcome.map(Outcome::as_str))
+        .bind(s.user_id.map(|u| u.0))
+        .bind(s.started_at)
+        .bind(s.ended_at)
+        .bind(s.ivr_secs)
+        .bind(s.queue_secs)
+        .bind(s.connected_secs)
+        .bind(i64::from(s.offers))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_user_sessions(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        user: Option<UserId>,
+    ) -> Result<Vec<UserSession>> {
+        let query = match user {
+            None => sqlx::query(windowed!(user_sessions)),
+            Some(_) => sqlx::query(windowed!(user_sessions, "user_id")),
+        };
+        let mut query = query.bind(tenant.0).bind(window.from).bind(window.to).bind(i64::from(window.limit));
+        if let Some(user) = user {
+            query = query.bind(user.0);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(sql::user_session).collect()
+    }
+
+    async fn list_service_sessions(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        service: Option<ServiceId>,
+    ) -> Result<Vec<ServiceSession>> {
+        let query = match service {
+            None => sqlx::query(windowed!(service_sessions)),
+            Some(_) => sqlx::query(windowed!(service_sessions, "service_id")),
+        };
+        let mut query = query.bind(tenant.0).bind(window.from).bind(window.to).bind(i64::from(window.limit));
+        if let Some(service) = service {
+            query = query.bind(service.0);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(sql::service_session).collect()
     }
 
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>> {

@@ -5,12 +5,13 @@
 //! a JSON value are encoded. [`Cols`] hides exactly that difference, so each domain type is read
 //! from a row by one function here rather than by two near-copies that could drift apart.
 
-use crate::{AgentSession, ApiKeyRecord, StoreError, VisitorCredential};
+use crate::{AgentSession, ApiKeyRecord, QueueEntry, StoreError, VisitorCredential};
 use parley_domain::calendar::OpeningCalendar;
-use parley_domain::workflow::{Workflow, WorkflowKind, WorkflowVersion};
+use parley_domain::workflow::{Priority, Workflow, WorkflowKind, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, LogEntry,
-    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, Tenant, TenantId, User, UserId, WorkflowId,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Tenant, TenantId, User,
+    UserId, UserOutcome, UserSession, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -77,8 +78,40 @@ macro_rules! select {
     (log_entries) => {
         "SELECT conversation_id, seq, client_msg_id, body, created_at FROM log_entries"
     };
+    (queue_entries) => {
+        "SELECT id, queued_at, priority FROM conversations"
+    };
+    (user_sessions) => {
+        "SELECT id, tenant_id, conversation_id, service_id, user_id, outcome, offered_at, answered_at, ended_at, \
+         ring_secs, connected_secs FROM user_sessions"
+    };
+    (service_sessions) => {
+        "SELECT id, tenant_id, conversation_id, service_id, outcome, user_id, started_at, ended_at, ivr_secs, \
+         queue_secs, connected_secs, offers FROM service_sessions"
+    };
 }
 pub(crate) use select;
+
+/// A reporting read of a session table, for both backends: the rows of tenant `$1` that ended in
+/// the window `[$2, $3)`, newest first (ties by id), at most `$4`; given a column, only the rows
+/// whose column is `$5`. The conditions match the tables' `…_by_end` and per-column indexes.
+macro_rules! windowed {
+    ($table:tt) => {
+        concat!(
+            $crate::sql::select!($table),
+            " WHERE tenant_id = $1 AND ended_at >= $2 AND ended_at < $3 ORDER BY ended_at DESC, id DESC LIMIT $4"
+        )
+    };
+    ($table:tt, $column:literal) => {
+        concat!(
+            $crate::sql::select!($table),
+            " WHERE tenant_id = $1 AND ",
+            $column,
+            " = $5 AND ended_at >= $2 AND ended_at < $3 ORDER BY ended_at DESC, id DESC LIMIT $4"
+        )
+    };
+}
+pub(crate) use windowed;
 
 /// A column that could not be read as the schema promises: the database was changed behind our
 /// back or a migration is missing. Not the client's fault, so not `NotFound`.
@@ -263,6 +296,67 @@ pub(crate) fn log_entry(r: &impl Cols) -> Result<LogEntry, StoreError> {
     })
 }
 
+/// A queue entry, from a conversation row that has one (`queued_at IS NOT NULL`).
+pub(crate) fn queue_entry(r: &impl Cols) -> Result<QueueEntry, StoreError> {
+    let priority = r.text("priority")?;
+    Ok(QueueEntry {
+        conversation_id: ConversationId(r.uuid("id")?),
+        queued_at: r.time("queued_at")?,
+        priority: parse_priority(&priority).ok_or_else(|| decode_error("priority", priority))?,
+    })
+}
+
+pub(crate) fn user_session(r: &impl Cols) -> Result<UserSession, StoreError> {
+    let outcome = r.text("outcome")?;
+    Ok(UserSession {
+        id: r.uuid("id")?,
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        conversation_id: ConversationId(r.uuid("conversation_id")?),
+        service_id: ServiceId(r.uuid("service_id")?),
+        user_id: UserId(r.uuid("user_id")?),
+        outcome: UserOutcome::parse(&outcome).ok_or_else(|| decode_error("outcome", outcome))?,
+        offered_at: r.time("offered_at")?,
+        answered_at: r.opt_time("answered_at")?,
+        ended_at: r.time("ended_at")?,
+        ring_secs: r.int("ring_secs")?,
+        connected_secs: r.int("connected_secs")?,
+    })
+}
+
+pub(crate) fn service_session(r: &impl Cols) -> Result<ServiceSession, StoreError> {
+    let outcome =
+        r.opt_text("outcome")?.map(|o| Outcome::parse(&o).ok_or_else(|| decode_error("outcome", o))).transpose()?;
+    Ok(ServiceSession {
+        id: r.uuid("id")?,
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        conversation_id: ConversationId(r.uuid("conversation_id")?),
+        service_id: ServiceId(r.uuid("service_id")?),
+        outcome,
+        user_id: r.opt_uuid("user_id")?.map(UserId),
+        started_at: r.time("started_at")?,
+        ended_at: r.time("ended_at")?,
+        ivr_secs: r.int("ivr_secs")?,
+        queue_secs: r.int("queue_secs")?,
+        connected_secs: r.int("connected_secs")?,
+        offers: u32::try_from(r.int("offers")?).map_err(|e| decode_error("offers", e))?,
+    })
+}
+
+/// Stored text of a priority: its serde (API) name. An exhaustive match rather than serde, so a
+/// new priority must be given its storage name here before it compiles.
+pub(crate) const fn priority(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Low => "low",
+        Priority::Normal => "normal",
+        Priority::High => "high",
+        Priority::Strict => "strict",
+    }
+}
+
+fn parse_priority(s: &str) -> Option<Priority> {
+    [Priority::Low, Priority::Normal, Priority::High, Priority::Strict].into_iter().find(|p| priority(*p) == s)
+}
+
 /// Stored text of a workflow kind. An exhaustive match rather than serde, so adding a kind
 /// without deciding its storage name does not compile.
 pub(crate) const fn workflow_kind(kind: WorkflowKind) -> &'static str {
@@ -314,6 +408,8 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("conversations_tenant_id_id_key", "conversations.tenant_id, conversations.id", "conversation_id"),
     ("log_entries_pkey", "log_entries.conversation_id, log_entries.seq", "log_seq"),
     ("log_entries_client_msg_id", "log_entries.conversation_id, log_entries.client_msg_id", CLIENT_MSG_ID),
+    ("user_sessions_pkey", "user_sessions.id", "user_session_id"),
+    ("service_sessions_pkey", "service_sessions.id", "service_session_id"),
 ];
 
 fn conflict_name(db: &dyn DatabaseError) -> &'static str {
@@ -425,5 +521,19 @@ pub(crate) fn check_first_version(workflow: &Workflow, first: Option<&WorkflowVe
             workflow.current_version,
             first.map(|v| (v.workflow_id, v.version))
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_priority_is_its_api_name_and_parses_back() {
+        for p in [Priority::Low, Priority::Normal, Priority::High, Priority::Strict] {
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::Value::from(priority(p)));
+            assert_eq!(parse_priority(priority(p)), Some(p));
+        }
+        assert_eq!(parse_priority("urgent"), None);
     }
 }

@@ -4,22 +4,23 @@
 //! otherwise skipped with a note on stderr, so the suite stays green on a machine without one.
 
 use parley_domain::calendar::{Calendar, Category, OpeningCalendar, Period, Rule, Weekday};
-use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion};
+use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, EntryBody,
-    Licence, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service, ServiceId, Tenant, TenantId,
-    User, UserId, WorkflowId,
+    Licence, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service, ServiceId, ServiceSession,
+    Tenant, TenantId, User, UserId, UserOutcome, UserSession, WorkflowId,
 };
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
     temp_sqlite,
 };
 use parley_store::{
-    AgentSession, ApiKeyRecord, Appended, Backend, ConversationLog, NewEntry, Result, Store, StoreError,
-    VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, Backend, ConversationLog, NewEntry, QueueEntry, ReportWindow, Result, Store,
+    StoreError, VisitorCredential,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
+use std::cmp::Reverse;
 use std::fmt::Debug;
 use std::future::Future;
 use std::path::Path;
@@ -104,6 +105,16 @@ conformance! {
     timestamps_round_trip_at_microsecond_precision => story_timestamps;
     tenants_cannot_read_or_change_each_others_rows => story_tenant_isolation;
     concurrent_appenders_get_every_seq_once_in_order => story_concurrent_appends;
+    queue_entries_round_trip_and_a_second_set_replaces_the_first => story_queue_entries;
+    a_queue_entry_leaves_the_list_once_its_conversation_has_ended => story_queue_entry_of_ended_conversation;
+    queue_entries_are_kept_apart_per_tenant => story_queue_entry_isolation;
+    user_sessions_round_trip_exactly => story_user_sessions_round_trip;
+    service_sessions_round_trip_exactly => story_service_sessions_round_trip;
+    session_lists_keep_to_their_window_newest_first_up_to_the_limit => story_session_windows;
+    session_lists_filter_by_user_and_by_service => story_session_filters;
+    sessions_naming_another_tenants_rows_are_refused_as_not_found => story_session_references;
+    a_tenant_never_sees_another_tenants_sessions => story_session_isolation;
+    a_repeated_session_id_conflicts_and_keeps_the_original => story_session_conflicts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1649,4 +1660,412 @@ async fn story_ended_refuses_messages(store: Arc<dyn Store>) {
     assert_eq!((appended(&after[1]).entry.seq, appended(&after[1]).duplicate), (seq, true));
     let log = store.read_log(c.tenant_id, c.id, 0, 100).await.unwrap();
     assert_eq!(log.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue entries
+
+const PRIORITIES: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Strict];
+
+fn queue_entry(c: &Conversation, queued_at: OffsetDateTime, priority: Priority) -> QueueEntry {
+    QueueEntry { conversation_id: c.id, queued_at, priority }
+}
+
+/// The tenant's queue entries ordered by conversation id (the store promises no order).
+async fn queue_entries(store: &dyn Store, tenant: TenantId) -> Vec<QueueEntry> {
+    let mut entries = store.list_queue_entries(tenant).await.expect("list queue entries");
+    entries.sort_by_key(|e| e.conversation_id);
+    entries
+}
+
+fn by_conversation<const N: usize>(mut entries: [QueueEntry; N]) -> Vec<QueueEntry> {
+    entries.sort_by_key(|e| e.conversation_id);
+    entries.to_vec()
+}
+
+async fn story_queue_entries(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let first = w.conversation.clone();
+    let second = conversation(&w.service, 10);
+    store.create_conversation(&second, &credential("second")).await.unwrap();
+    let never_queued = conversation(&w.service, 11);
+    store.create_conversation(&never_queued, &credential("never")).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), t).await, [], "no conversation queued yet");
+
+    let first_entry = queue_entry(&first, at_micros(20, 123_456), Priority::High);
+    let second_entry = queue_entry(&second, at(21), Priority::Low);
+    store.set_queue_entry(t, &first_entry).await.unwrap();
+    store.set_queue_entry(t, &second_entry).await.unwrap();
+    assert_eq!(
+        queue_entries(store.as_ref(), t).await,
+        by_conversation([first_entry, second_entry]),
+        "exactly what was set, and nothing for the conversation never queued"
+    );
+
+    // Every priority round-trips; each set replaces the conversation's entry, time included.
+    for (n, priority) in (1..).zip(PRIORITIES) {
+        let requeued = queue_entry(&second, at_micros(30 + n, n), priority);
+        store.set_queue_entry(t, &requeued).await.unwrap();
+        assert_eq!(queue_entries(store.as_ref(), t).await, by_conversation([first_entry, requeued]));
+    }
+    let reprioritised = QueueEntry { priority: Priority::Strict, ..first_entry };
+    store.set_queue_entry(t, &reprioritised).await.unwrap();
+    let requeued = queue_entry(&first, at(40), Priority::Normal);
+    store.set_queue_entry(t, &requeued).await.unwrap();
+    let got = queue_entries(store.as_ref(), t).await;
+    assert_eq!(got.iter().filter(|e| e.conversation_id == first.id).collect::<Vec<_>>(), [&requeued]);
+
+    // The entry is kept beside the conversation, not in it.
+    assert_eq!(store.get_conversation(t, first.id).await.unwrap(), first);
+    assert_eq!(store.list_open_conversations(t).await.unwrap(), [first, second, never_queued]);
+
+    let unknown = QueueEntry { conversation_id: ConversationId(new_id()), ..requeued };
+    assert_not_found(store.set_queue_entry(t, &unknown).await, "queue entry of an unknown conversation");
+    assert_eq!(queue_entries(store.as_ref(), t).await, got, "the refused set wrote nothing");
+}
+
+async fn story_queue_entry_of_ended_conversation(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let ending = w.conversation.clone();
+    let staying = conversation(&w.service, 10);
+    store.create_conversation(&staying, &credential("staying")).await.unwrap();
+    let ending_entry = queue_entry(&ending, at(20), Priority::Normal);
+    let staying_entry = queue_entry(&staying, at(21), Priority::High);
+    store.set_queue_entry(t, &ending_entry).await.unwrap();
+    store.set_queue_entry(t, &staying_entry).await.unwrap();
+
+    // Offered and connected conversations are open: their entries stay listed.
+    store.update_conversation(t, staying.id, ConversationStatus::Offered, Some(w.agent.id), None).await.unwrap();
+    store.update_conversation(t, ending.id, ConversationStatus::Connected, Some(w.agent.id), None).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), t).await, by_conversation([ending_entry, staying_entry]));
+
+    store.update_conversation(t, ending.id, ConversationStatus::Ended, Some(w.agent.id), Some(at(30))).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), t).await, [staying_entry]);
+    // A late set on the ended conversation is accepted but does not bring it back.
+    store.set_queue_entry(t, &queue_entry(&ending, at(31), Priority::Strict)).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), t).await, [staying_entry]);
+
+    store.update_conversation(t, staying.id, ConversationStatus::Ended, None, Some(at(40))).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), t).await, []);
+}
+
+async fn story_queue_entry_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+    let a_entry = queue_entry(&a.conversation, at(20), Priority::Normal);
+    store.set_queue_entry(ta, &a_entry).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), tb).await, [], "B sees none of A's entries");
+
+    let as_b = QueueEntry { priority: Priority::Strict, ..a_entry };
+    assert_not_found(store.set_queue_entry(tb, &as_b).await, "A's conversation queued as B");
+    let b_entry = queue_entry(&b.conversation, at(21), Priority::Low);
+    assert_not_found(store.set_queue_entry(ta, &b_entry).await, "B's conversation queued as A");
+    assert_eq!(queue_entries(store.as_ref(), ta).await, [a_entry], "B's attempt changed nothing");
+    assert_eq!(queue_entries(store.as_ref(), tb).await, [], "A's attempt wrote nothing");
+
+    store.set_queue_entry(tb, &b_entry).await.unwrap();
+    assert_eq!(queue_entries(store.as_ref(), ta).await, [a_entry]);
+    assert_eq!(queue_entries(store.as_ref(), tb).await, [b_entry]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting sessions
+
+const USER_OUTCOMES: [UserOutcome; 5] =
+    [UserOutcome::Accepted, UserOutcome::Declined, UserOutcome::Rona, UserOutcome::Cancelled, UserOutcome::Withdrawn];
+
+/// One offer of the world's conversation in its service to `user`, ended `ended` seconds after
+/// `T0`.
+fn user_session(w: &World, user: UserId, outcome: UserOutcome, ended: i64) -> UserSession {
+    let accepted = outcome == UserOutcome::Accepted;
+    UserSession {
+        id: new_id(),
+        tenant_id: w.tenant.id,
+        conversation_id: w.conversation.id,
+        service_id: w.service.id,
+        user_id: user,
+        outcome,
+        offered_at: at(ended - 30),
+        answered_at: accepted.then(|| at(ended - 20)),
+        ended_at: at(ended),
+        ring_secs: 10,
+        connected_secs: if accepted { 20 } else { 0 },
+    }
+}
+
+/// The world's conversation's stay in its service, ended `ended` seconds after `T0`.
+fn service_session(w: &World, user: Option<UserId>, outcome: Option<Outcome>, ended: i64) -> ServiceSession {
+    ServiceSession {
+        id: new_id(),
+        tenant_id: w.tenant.id,
+        conversation_id: w.conversation.id,
+        service_id: w.service.id,
+        outcome,
+        user_id: user,
+        started_at: at(ended - 100),
+        ended_at: at(ended),
+        ivr_secs: 30,
+        queue_secs: 50,
+        connected_secs: 20,
+        offers: 2,
+    }
+}
+
+fn window(from: OffsetDateTime, to: OffsetDateTime, limit: u32) -> ReportWindow {
+    ReportWindow { from, to, limit }
+}
+
+/// A window around every session of the suite.
+fn all_time() -> ReportWindow {
+    window(at(-1_000_000), at(1_000_000), 1_000)
+}
+
+async fn story_user_sessions_round_trip(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let mut written = Vec::new();
+    for (n, outcome) in (1..).zip(USER_OUTCOMES) {
+        let plain = user_session(&w, w.agent.id, outcome, 100 * n);
+        let session = UserSession {
+            offered_at: at_micros(100 * n - 30, n),
+            answered_at: plain.answered_at.map(|_| at_micros(100 * n - 20, 999_999 - n)),
+            ended_at: at_micros(100 * n, 123_456 + n),
+            ring_secs: n,
+            connected_secs: if plain.answered_at.is_some() { 86_400 * 365 } else { 0 },
+            ..plain
+        };
+        store.record_user_session(&session).await.unwrap();
+        written.push(session);
+    }
+    written.reverse();
+    assert_eq!(store.list_user_sessions(t, all_time(), None).await.unwrap(), written, "exactly as written");
+    assert_eq!(store.list_user_sessions(t, all_time(), Some(w.agent.id)).await.unwrap(), written);
+}
+
+async fn story_service_sessions_round_trip(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let mut written = Vec::new();
+    // Every outcome, then none (moved on by a transfer); handled by the agent or by no one.
+    let outcomes = Outcome::ALL.into_iter().map(Some).chain([None]);
+    for (n, outcome) in (1..).zip(outcomes) {
+        let user = (outcome == Some(Outcome::UserAccepted) || n % 2 == 0).then_some(w.agent.id);
+        let session = ServiceSession {
+            started_at: at_micros(100 * n - 90, n),
+            ended_at: at_micros(100 * n, 654_321 - n),
+            ivr_secs: n,
+            queue_secs: 2 * n,
+            connected_secs: if user.is_some() { 3 * n } else { 0 },
+            offers: u32::try_from(n).unwrap(),
+            ..service_session(&w, user, outcome, 0)
+        };
+        store.record_service_session(&session).await.unwrap();
+        written.push(session);
+    }
+    let most_offers = ServiceSession { offers: u32::MAX, ..service_session(&w, None, None, 2_000) };
+    store.record_service_session(&most_offers).await.unwrap();
+    written.push(most_offers);
+    written.reverse();
+    assert_eq!(store.list_service_sessions(t, all_time(), None).await.unwrap(), written, "exactly as written");
+    assert_eq!(store.list_service_sessions(t, all_time(), Some(w.service.id)).await.unwrap(), written);
+}
+
+async fn story_session_windows(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let agent = Some(w.agent.id);
+    // Ended at 100, 200 (twice, to see the tie broken by id), 300, 400 minus a microsecond, 400.
+    let ends = [at(100), at(200), at(200), at(300), at_micros(399, 999_999), at(400)];
+    let mut users = Vec::new();
+    let mut services = Vec::new();
+    for (n, ended_at) in ends.into_iter().enumerate() {
+        let u = UserSession { ended_at, ..user_session(&w, w.agent.id, USER_OUTCOMES[n % 5], 0) };
+        let s = ServiceSession { ended_at, ..service_session(&w, agent, Some(Outcome::UserAccepted), 0) };
+        store.record_user_session(&u).await.unwrap();
+        store.record_service_session(&s).await.unwrap();
+        users.push(u);
+        services.push(s);
+    }
+    // Newest first; the two ended at 200 by id, descending.
+    let user_order = |mut v: Vec<UserSession>| {
+        v.sort_by_key(|s| Reverse((s.ended_at, s.id)));
+        v
+    };
+    let service_order = |mut v: Vec<ServiceSession>| {
+        v.sort_by_key(|s| Reverse((s.ended_at, s.id)));
+        v
+    };
+
+    // From inclusive, to exclusive: 200, 200, 300 and 399.999999 are in; 100 and 400 are out.
+    let inside = window(at(200), at(400), 100);
+    let expected_users = user_order(users[1..5].to_vec());
+    let expected_services = service_order(services[1..5].to_vec());
+    assert_eq!(store.list_user_sessions(t, inside, None).await.unwrap(), expected_users);
+    assert_eq!(store.list_service_sessions(t, inside, None).await.unwrap(), expected_services);
+    assert_eq!(expected_users[0].ended_at, at_micros(399, 999_999));
+    assert!(expected_users[2].ended_at == at(200) && expected_users[2].id > expected_users[3].id);
+
+    // The limit keeps the newest.
+    let two = ReportWindow { limit: 2, ..inside };
+    assert_eq!(store.list_user_sessions(t, two, None).await.unwrap(), expected_users[..2]);
+    assert_eq!(store.list_service_sessions(t, two, None).await.unwrap(), expected_services[..2]);
+    let three = ReportWindow { limit: 3, ..inside };
+    assert_eq!(store.list_user_sessions(t, three, agent).await.unwrap(), expected_users[..3]);
+    assert_eq!(store.list_service_sessions(t, three, Some(w.service.id)).await.unwrap(), expected_services[..3]);
+    let none = ReportWindow { limit: 0, ..inside };
+    assert_eq!(store.list_user_sessions(t, none, None).await.unwrap(), []);
+    assert_eq!(store.list_service_sessions(t, none, None).await.unwrap(), []);
+
+    // A window a microsecond wide holds what ended at its start; an empty one holds nothing.
+    let instant = window(at(400), at_micros(400, 1), 100);
+    assert_eq!(store.list_user_sessions(t, instant, None).await.unwrap(), [users[5].clone()]);
+    assert_eq!(store.list_service_sessions(t, instant, None).await.unwrap(), [services[5].clone()]);
+    let empty = window(at(300), at(300), 100);
+    assert_eq!(store.list_user_sessions(t, empty, None).await.unwrap(), []);
+    assert_eq!(store.list_service_sessions(t, empty, None).await.unwrap(), []);
+
+    assert_eq!(store.list_user_sessions(t, all_time(), None).await.unwrap(), user_order(users));
+    assert_eq!(store.list_service_sessions(t, all_time(), None).await.unwrap(), service_order(services));
+}
+
+async fn story_session_filters(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let bob = user(t, w.root.id, "bob@acme.example", 5);
+    store.create_user(&bob, None).await.unwrap();
+    let billing = service(t, w.root.id, w.workflow.id, 6);
+    store.create_service(&billing, &[]).await.unwrap();
+
+    let agent_early = user_session(&w, w.agent.id, UserOutcome::Rona, 100);
+    let bob_offer = UserSession { service_id: billing.id, ..user_session(&w, bob.id, UserOutcome::Accepted, 110) };
+    let agent_late = user_session(&w, w.agent.id, UserOutcome::Declined, 120);
+    for s in [&agent_early, &bob_offer, &agent_late] {
+        store.record_user_session(s).await.unwrap();
+    }
+    let list = |window, user| {
+        let store = Arc::clone(&store);
+        async move { store.list_user_sessions(t, window, user).await.unwrap() }
+    };
+    assert_eq!(list(all_time(), Some(w.agent.id)).await, [agent_late.clone(), agent_early.clone()]);
+    assert_eq!(list(all_time(), Some(bob.id)).await, slice::from_ref(&bob_offer));
+    assert_eq!(list(all_time(), Some(UserId(new_id()))).await, []);
+    assert_eq!(list(all_time(), None).await, [agent_late.clone(), bob_offer.clone(), agent_early.clone()]);
+    assert_eq!(list(window(at(105), at(200), 10), Some(w.agent.id)).await, slice::from_ref(&agent_late));
+    assert_eq!(list(window(at(0), at(200), 1), Some(w.agent.id)).await, slice::from_ref(&agent_late));
+
+    let main_early = service_session(&w, None, None, 100);
+    let billing_stay = ServiceSession {
+        service_id: billing.id,
+        ..service_session(&w, Some(bob.id), Some(Outcome::UserAccepted), 110)
+    };
+    let main_late = service_session(&w, Some(w.agent.id), Some(Outcome::Abandoned), 120);
+    for s in [&main_early, &billing_stay, &main_late] {
+        store.record_service_session(s).await.unwrap();
+    }
+    let list = |window, service| {
+        let store = Arc::clone(&store);
+        async move { store.list_service_sessions(t, window, service).await.unwrap() }
+    };
+    assert_eq!(list(all_time(), Some(w.service.id)).await, [main_late.clone(), main_early.clone()]);
+    assert_eq!(list(all_time(), Some(billing.id)).await, slice::from_ref(&billing_stay));
+    assert_eq!(list(all_time(), Some(ServiceId(new_id()))).await, []);
+    assert_eq!(list(all_time(), None).await, [main_late.clone(), billing_stay, main_early]);
+    assert_eq!(list(window(at(105), at(200), 10), Some(w.service.id)).await, slice::from_ref(&main_late));
+    assert_eq!(list(window(at(0), at(200), 1), Some(w.service.id)).await, [main_late]);
+}
+
+async fn story_session_references(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+
+    let good = user_session(&a, a.agent.id, UserOutcome::Accepted, 100);
+    let refused = [
+        (UserSession { conversation_id: b.conversation.id, ..good.clone() }, "B's conversation"),
+        (UserSession { service_id: b.service.id, ..good.clone() }, "B's service"),
+        (UserSession { user_id: b.agent.id, ..good.clone() }, "B's user"),
+        (UserSession { conversation_id: ConversationId(new_id()), ..good.clone() }, "an unknown conversation"),
+        (UserSession { service_id: ServiceId(new_id()), ..good.clone() }, "an unknown service"),
+        (UserSession { user_id: UserId(new_id()), ..good.clone() }, "an unknown user"),
+        (UserSession { tenant_id: tb, ..good.clone() }, "A's rows recorded as B"),
+        (UserSession { tenant_id: TenantId(new_id()), ..good.clone() }, "an unknown tenant"),
+    ];
+    for (session, what) in refused {
+        assert_not_found(store.record_user_session(&session).await, &format!("user session naming {what}"));
+    }
+
+    let good = service_session(&a, Some(a.agent.id), Some(Outcome::UserAccepted), 100);
+    let refused = [
+        (ServiceSession { conversation_id: b.conversation.id, ..good.clone() }, "B's conversation"),
+        (ServiceSession { service_id: b.service.id, ..good.clone() }, "B's service"),
+        (ServiceSession { user_id: Some(b.agent.id), ..good.clone() }, "B's user"),
+        (ServiceSession { conversation_id: ConversationId(new_id()), ..good.clone() }, "an unknown conversation"),
+        (ServiceSession { service_id: ServiceId(new_id()), ..good.clone() }, "an unknown service"),
+        (ServiceSession { user_id: Some(UserId(new_id())), ..good.clone() }, "an unknown user"),
+        (ServiceSession { tenant_id: tb, ..good.clone() }, "A's rows recorded as B"),
+        (ServiceSession { tenant_id: TenantId(new_id()), ..good.clone() }, "an unknown tenant"),
+    ];
+    for (session, what) in refused {
+        assert_not_found(store.record_service_session(&session).await, &format!("service session naming {what}"));
+    }
+
+    for t in [ta, tb] {
+        assert_eq!(store.list_user_sessions(t, all_time(), None).await.unwrap(), [], "no refused session written");
+        assert_eq!(store.list_service_sessions(t, all_time(), None).await.unwrap(), []);
+    }
+    // The same sessions naming only A's rows go through.
+    store.record_user_session(&user_session(&a, a.agent.id, UserOutcome::Accepted, 100)).await.unwrap();
+    store.record_service_session(&good).await.unwrap();
+    store.record_service_session(&ServiceSession { id: new_id(), user_id: None, ..good }).await.unwrap();
+}
+
+async fn story_session_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+    let a_user = user_session(&a, a.agent.id, UserOutcome::Accepted, 100);
+    let b_user = user_session(&b, b.agent.id, UserOutcome::Declined, 101);
+    let a_service = service_session(&a, Some(a.agent.id), Some(Outcome::UserAccepted), 100);
+    let b_service = service_session(&b, None, Some(Outcome::HandledBySystem), 101);
+    store.record_user_session(&a_user).await.unwrap();
+    store.record_user_session(&b_user).await.unwrap();
+    store.record_service_session(&a_service).await.unwrap();
+    store.record_service_session(&b_service).await.unwrap();
+
+    assert_eq!(store.list_user_sessions(ta, all_time(), None).await.unwrap(), slice::from_ref(&a_user));
+    assert_eq!(store.list_user_sessions(tb, all_time(), None).await.unwrap(), slice::from_ref(&b_user));
+    assert_eq!(store.list_service_sessions(ta, all_time(), None).await.unwrap(), slice::from_ref(&a_service));
+    assert_eq!(store.list_service_sessions(tb, all_time(), None).await.unwrap(), slice::from_ref(&b_service));
+
+    // Filtering by the other tenant's user or service finds nothing either way.
+    assert_eq!(store.list_user_sessions(ta, all_time(), Some(b.agent.id)).await.unwrap(), []);
+    assert_eq!(store.list_user_sessions(tb, all_time(), Some(a.agent.id)).await.unwrap(), []);
+    assert_eq!(store.list_service_sessions(ta, all_time(), Some(b.service.id)).await.unwrap(), []);
+    assert_eq!(store.list_service_sessions(tb, all_time(), Some(a.service.id)).await.unwrap(), []);
+    assert_eq!(store.list_user_sessions(tb, all_time(), Some(b.agent.id)).await.unwrap(), [b_user]);
+    assert_eq!(store.list_service_sessions(ta, all_time(), Some(a.service.id)).await.unwrap(), [a_service]);
+}
+
+async fn story_session_conflicts(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let user_first = user_session(&w, w.agent.id, UserOutcome::Accepted, 100);
+    store.record_user_session(&user_first).await.unwrap();
+    assert_conflict(store.record_user_session(&user_first).await, "user_session_id");
+    let user_other = UserSession { id: user_first.id, ..user_session(&w, w.agent.id, UserOutcome::Rona, 200) };
+    assert_conflict(store.record_user_session(&user_other).await, "user_session_id");
+    assert_eq!(store.list_user_sessions(t, all_time(), None).await.unwrap(), slice::from_ref(&user_first));
+
+    let service_first = service_session(&w, None, None, 100);
+    store.record_service_session(&service_first).await.unwrap();
+    assert_conflict(store.record_service_session(&service_first).await, "service_session_id");
+    let service_other = ServiceSession {
+        id: service_first.id,
+        ..service_session(&w, Some(w.agent.id), Some(Outcome::UserAccepted), 200)
+    };
+    assert_conflict(store.record_service_session(&service_other).await, "service_session_id");
+    assert_eq!(store.list_service_sessions(t, all_time(), None).await.unwrap(), [service_first]);
 }

@@ -26,6 +26,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use time::{Duration, OffsetDateTime};
 
 #[cfg(test)]
+mod day;
+#[cfg(test)]
 mod oracle;
 #[cfg(test)]
 mod tests;
@@ -575,8 +577,12 @@ impl Router {
         match input {
             Input::ServiceUpdated { service, rules } => {
                 let s = self.services.entry(service).or_default();
+                let aging_changed = s.rules.aging_secs != rules.aging_secs;
                 s.rules = ServiceRules { max_tasks: rules.max_tasks.max(1), ..rules };
                 let members: Vec<UserId> = s.members.keys().copied().collect();
+                if aging_changed {
+                    self.rekey(service);
+                }
                 for a in members {
                     self.reindex(a);
                     self.check_offer(a, now, effects, touched);
@@ -724,6 +730,28 @@ impl Router {
         (tier, entered.unix_timestamp().saturating_sub(level.saturating_mul(aging)), order, id)
     }
 
+    /// Recomputes the queue keys of a service's chats (its aging changed), so one queue never
+    /// mixes keys made under different rules.
+    fn rekey(&mut self, service: ServiceId) {
+        let ids: Vec<ConversationId> =
+            self.tasks.iter().filter(|(_, t)| t.service == service).map(|(id, _)| *id).collect();
+        let mut queue = BTreeSet::new();
+        for id in ids {
+            let Some(t) = self.tasks.get(&id) else { continue };
+            let key = self.key(service, t.priority, t.entered_at, t.order, id);
+            let queued = t.state == TaskState::Queued;
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.key = key;
+            }
+            if queued {
+                queue.insert(key);
+            }
+        }
+        if let Some(s) = self.services.get_mut(&service) {
+            s.queue = queue;
+        }
+    }
+
     fn enqueue(&mut self, a: Arrival, now: OffsetDateTime, touched: &mut BTreeSet<ServiceId>) {
         if self.tasks.contains_key(&a.conversation) {
             return;
@@ -860,8 +888,11 @@ impl Router {
                     a.chats.remove(&conversation);
                     if rules.acw_secs > 0 {
                         let until = now + Duration::seconds(i64::from(rules.acw_secs));
+                        if a.acw_until.is_none() {
+                            // Extensions count per period: a chat ending during one continues it.
+                            a.acw_extensions = 0;
+                        }
                         a.acw_until = Some(a.acw_until.map_or(until, |u| u.max(until)));
-                        a.acw_extensions = 0;
                         a.acw_service = Some(task.service);
                         let until = a.acw_until.unwrap_or(until);
                         self.deadlines.insert((until, Deadline::Acw(agent)));
@@ -900,7 +931,8 @@ impl Router {
         match (a.acw_until, rules) {
             (Some(_), Some(r)) if a.acw_extensions < r.acw_max_extensions => {
                 a.acw_extensions += 1;
-                let until = now + Duration::seconds(i64::from(r.acw_secs));
+                // A fresh period from now, but never shorter than what is left.
+                let until = a.acw_until.map_or(now, |u| u.max(now)).max(now + Duration::seconds(i64::from(r.acw_secs)));
                 a.acw_until = Some(until);
                 self.deadlines.insert((until, Deadline::Acw(agent)));
                 effects.push(Effect::AcwStarted { agent, until });
@@ -986,7 +1018,11 @@ impl Router {
         let Some(service) = self.tasks.get(&c).map(|t| t.service) else { return };
         let Some(s) = self.services.get(&service) else { return };
         let member = s.members.get(&agent).copied().unwrap_or(false);
-        let still = member && a.present(&s.rules) && a.chats.len() < a.max_chats as usize && a.rona.is_none();
+        let still = member
+            && a.present(&s.rules)
+            && a.chats.len() < a.max_chats as usize
+            && a.rona.is_none()
+            && a.acw_until.is_none();
         if !still {
             self.take_back(c, agent, Requeue::AgentUnavailable, now, effects, touched);
         }

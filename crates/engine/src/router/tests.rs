@@ -380,3 +380,33 @@ fn lowering_capacity_below_the_load_withdraws_the_offer() {
     let fx = r.handle(Input::AgentUpdated { agent: uid(1), max_chats: 1, can_take_chats: true }, t(14));
     assert!(fx.contains(&Effect::Requeued { conversation: cid(2), agent: uid(1), reason: Requeue::AgentUnavailable }));
 }
+
+#[test]
+fn after_chat_work_starting_withdraws_a_pending_offer_and_extending_never_shortens_it() {
+    let rules = ServiceRules { acw_secs: 60, acw_max_extensions: 1, ..ServiceRules::default() };
+    let mut r = ready_with(1, 2, rules);
+    enqueue(&mut r, 1, 0);
+    r.handle(Input::Accept { conversation: cid(1), agent: uid(1) }, t(1));
+    enqueue(&mut r, 2, 2);
+    assert_eq!(r.offered_to(cid(2)), Some(uid(1)));
+    let fx = r.handle(Input::Finish { conversation: cid(1) }, t(3));
+    assert!(
+        fx.contains(&Effect::Requeued { conversation: cid(2), agent: uid(1), reason: Requeue::AgentUnavailable }),
+        "{fx:?}"
+    );
+    // Extending 10 s in gives a fresh 60 s from then.
+    let fx = r.handle(Input::ExtendAcw { agent: uid(1) }, t(13));
+    assert_eq!(fx, [Effect::AcwStarted { agent: uid(1), until: t(73) }]);
+}
+
+#[test]
+fn changing_a_services_aging_reorders_the_chats_already_waiting() {
+    let rules = ServiceRules { aging_secs: Some(60), ..ServiceRules::default() };
+    let mut r = ready_with(1, 1, rules);
+    r.handle(Input::MembershipSet { service: sid(1), agent: uid(1), active: false }, t(1));
+    r.handle(Input::Enqueue(Arrival::new(cid(1), sid(1)).with_priority(Priority::Low)), t(0));
+    r.handle(Input::Enqueue(Arrival::new(cid(2), sid(1)).with_priority(Priority::High)), t(200));
+    assert_eq!(r.queued(), [cid(1), cid(2)], "200 s of waiting outweigh two levels at 60 s each");
+    r.handle(Input::ServiceUpdated { service: sid(1), rules: ServiceRules::default() }, t(205));
+    assert_eq!(r.queued(), [cid(2), cid(1)], "without aging the priority decides");
+}

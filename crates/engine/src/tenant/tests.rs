@@ -265,7 +265,7 @@ fn a_restored_conversation_waits_again_unless_it_was_connected() {
     let mut offered = conversation(1, 1, &p);
     offered.status = ConversationStatus::Offered;
     offered.agent_id = Some(uid(1));
-    let out = core.restore(offered, T0);
+    let out = core.restore(offered, None, T0);
     assert_eq!(
         out[0],
         Out::Status { conversation: cid(1), status: ConversationStatus::Queued, agent: None, ended_at: None }
@@ -273,7 +273,7 @@ fn a_restored_conversation_waits_again_unless_it_was_connected() {
     let mut connected = conversation(2, 1, &p);
     connected.status = ConversationStatus::Connected;
     connected.agent_id = Some(uid(1));
-    assert!(core.restore(connected, T0).is_empty());
+    assert!(core.restore(connected, None, T0).is_empty());
     assert_eq!(core.router().phase(cid(2)), Some(Phase::Connected));
 }
 
@@ -394,4 +394,103 @@ fn a_priority_set_before_queueing_applies_when_the_task_is_queued() {
     let _ = core.start(conversation(1, 1, &normal), normal, T0);
     let _ = core.start(conversation(2, 1, &strict), strict, T0 + time::Duration::seconds(1));
     assert_eq!(core.router().queued(), [cid(2), cid(1)]);
+}
+
+fn facts(out: &[Out]) -> (Vec<UserSessionFact>, Vec<ServiceSessionFact>) {
+    let users = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::UserSession(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    let services = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::ServiceSession(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    (users, services)
+}
+
+#[test]
+fn every_offer_and_every_stay_in_a_service_becomes_a_reporting_fact() {
+    let p = pinned(201, queue_only(None));
+    let mut core = TenantCore::new();
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
+    let members: Vec<Membership> =
+        (1..=2).map(|n| Membership { service_id: sid(1), user_id: uid(n), active: true }).collect();
+    let _ = core.set_people(vec![agent(1), agent(2)], &members, T0);
+    let at = |s: i64| T0 + time::Duration::seconds(s);
+    let mut all = Vec::new();
+    // Agent 1 is online first, so is offered first; 10 s in the workflow before? No: queued at 0.
+    all.extend(core.connection(uid(1), true, T0));
+    all.extend(core.start(conversation(1, 1, &p), p, T0));
+    all.extend(core.decline(uid(1), cid(1), at(5)).unwrap());
+    all.extend(core.connection(uid(2), true, at(8)));
+    all.extend(core.accept(uid(2), cid(1), at(12)).unwrap());
+    all.extend(core.end(cid(1), EndedBy::Agent, Some(uid(2)), at(100)).unwrap());
+    let (users, services) = facts(&all);
+    let summary: Vec<_> = users.iter().map(|u| (u.user, u.outcome, u.offered_at, u.answered_at, u.ended_at)).collect();
+    assert_eq!(
+        summary,
+        [
+            (uid(1), parley_domain::UserOutcome::Declined, T0, None, at(5)),
+            (uid(2), parley_domain::UserOutcome::Accepted, at(8), Some(at(12)), at(100)),
+        ]
+    );
+    assert_eq!(services.len(), 1);
+    let s = &services[0];
+    assert_eq!(
+        (s.outcome, s.user, s.queue_secs, s.connected_secs, s.ivr_secs, s.offers),
+        (Some(Outcome::UserAccepted), Some(uid(2)), 12, 88, 0, 2)
+    );
+    assert!(all.contains(&Out::QueueEntry { conversation: cid(1), queued_at: T0, priority: Priority::Normal }));
+}
+
+#[test]
+fn a_transfer_ends_one_service_session_and_starts_the_next() {
+    let target = pinned(202, queue_only(None));
+    let source = pinned(
+        201,
+        def(vec![
+            Node::new("wait", Activity::Delay { secs: 20 }, &[(NEXT, "move")]),
+            Node::new("move", Activity::Transfer { service_id: sid(2) }, &[(exits::FAILED, "bye")]),
+            Node::new("bye", Activity::Disconnect { text: None }, &[]),
+        ]),
+    );
+    let mut core = TenantCore::new();
+    let _ = core.set_service(setup(1, Some(source.clone())), T0);
+    let _ = core.set_service(setup(2, Some(target)), T0);
+    let _ = core.start(conversation(1, 1, &source), source, T0);
+    let moved = core.tick(T0 + time::Duration::seconds(20));
+    let (_, services) = facts(&moved);
+    assert_eq!(services.len(), 1);
+    assert_eq!((services[0].service, services[0].outcome, services[0].ivr_secs), (sid(1), None, 20));
+    let left = core.end(cid(1), EndedBy::Customer, None, T0 + time::Duration::seconds(50)).unwrap();
+    let (users, services) = facts(&left);
+    assert!(users.is_empty());
+    assert_eq!(
+        (services[0].service, services[0].outcome, services[0].queue_secs, services[0].started_at),
+        (sid(2), Some(Outcome::CustomerHangupInQueue), 30, T0 + time::Duration::seconds(20))
+    );
+}
+
+#[test]
+fn a_restored_queue_keeps_entry_times_and_priorities() {
+    let p = pinned(201, queue_only(None));
+    let mut core = TenantCore::new();
+    let _ = core.set_service(setup(1, Some(p.clone())), T0);
+    let mut first = conversation(1, 1, &p);
+    first.status = ConversationStatus::Queued;
+    let mut urgent = conversation(2, 1, &p);
+    urgent.status = ConversationStatus::Queued;
+    let mut late = conversation(3, 1, &p);
+    late.status = ConversationStatus::Queued;
+    // Restored in any order: the entry times and priorities decide.
+    let _ = core.restore(late, Some((T0 + time::Duration::seconds(30), Priority::Normal)), T0);
+    let _ = core.restore(first, Some((T0 + time::Duration::seconds(10), Priority::Normal)), T0);
+    let _ = core.restore(urgent, Some((T0 + time::Duration::seconds(20), Priority::High)), T0);
+    assert_eq!(core.router().queued(), [cid(2), cid(1), cid(3)]);
 }

@@ -2,10 +2,12 @@
 //! validate in `domain`, check references against the store for the caller's tenant, write.
 
 pub mod agent;
+pub mod agent_controls;
 pub mod calendars;
 pub mod config;
 pub mod health;
 pub mod parameters;
+pub mod reports;
 pub mod tenants;
 pub mod widget;
 pub mod workflows;

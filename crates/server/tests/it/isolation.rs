@@ -227,6 +227,17 @@ async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
             "{e}"
         );
     }
+    // The same over REST: every agent action naming A's chat or service is refused.
+    for action in ["offers/{id}/accept", "offers/{id}/decline", "chats/{id}/end"] {
+        let path = format!("/api/v1/agent/{}", action.replace("{id}", &w.a_conv));
+        let r = agent_b.post(&path, &json!({})).await.unwrap();
+        assert_eq!(r.status, 409, "{path}: {}", r.body);
+    }
+    let r = agent_b
+        .send("PUT", &format!("/api/v1/agent/services/{}/active", w.a.service_id), &json!({"active": false}))
+        .await
+        .unwrap();
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"));
     let log = w.a.admin.get(&format!("/api/v1/conversations/{}/log", w.a_conv)).await.unwrap();
     assert!(log.body["entries"].as_array().unwrap().iter().all(|e| e["sender"]["role"] != "agent"));
     assert_ne!(w.a.admin.get(&format!("/api/v1/conversations/{}", w.a_conv)).await.unwrap().body["status"], "ended");

@@ -5,6 +5,7 @@ mod browser;
 mod crash;
 mod demo;
 mod isolation;
+mod routing;
 mod shutdown;
 mod walk;
 mod workflow;

@@ -1,0 +1,43 @@
+//! `parley-bench`: runs one of Parley's benchmark scenarios and writes its report (a tool; see the
+//! library's documentation and `docs/benchmarks.md`).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use parley_bench::{offer_latency, report, routing};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "parley-bench", about = "Parley's benchmarks: each writes a JSON report and a Markdown table")]
+struct Cli {
+    /// Folder for the reports (created when missing).
+    #[arg(long, global = true, default_value = "artifacts/bench")]
+    out: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Routing decisions per second of the pure router, in process.
+    Routing(routing::Params),
+    /// New chat → offer latency on a real in-process server.
+    OfferLatency(offer_latency::Params),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let written = match &cli.command {
+        Command::Routing(params) => {
+            let r = routing::run(params)?;
+            report::write(&cli.out, "routing", &r, &routing::markdown(&r))?
+        }
+        Command::OfferLatency(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(offer_latency::run(params))?;
+            report::write(&cli.out, "offer-latency", &r, &offer_latency::markdown(&r))?
+        }
+    };
+    print!("{}", written.markdown);
+    println!("\nwritten: {} and {}", written.json_path.display(), written.markdown_path.display());
+    Ok(())
+}

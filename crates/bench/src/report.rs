@@ -1,0 +1,63 @@
+//! Writing a scenario's report, and what every report says about the run.
+
+use anyhow::Context;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Where and how a report was taken.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+    /// `release` or `debug`; debug figures say nothing about speed.
+    pub build: &'static str,
+    /// CPUs this process may use.
+    pub cpus: usize,
+}
+
+impl RunInfo {
+    /// Describes the run starting now.
+    #[must_use]
+    pub fn now() -> Self {
+        Self {
+            started_at: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+            build: if cfg!(debug_assertions) { "debug" } else { "release" },
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+
+    /// The Markdown lines saying when and how the run was taken.
+    #[must_use]
+    pub fn markdown(&self) -> String {
+        let mut s = format!("Run {} — {} build, {} CPUs.\n", self.started_at, self.build, self.cpus);
+        if self.build == "debug" {
+            s.push_str("\n**Debug build: these figures say nothing about speed; use `--release`.**\n");
+        }
+        s
+    }
+}
+
+/// The files one report went to, and its Markdown text.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub json_path: PathBuf,
+    pub markdown_path: PathBuf,
+    pub markdown: String,
+}
+
+/// Writes `dir/name.json` and `dir/name.md`, creating `dir` when missing.
+///
+/// # Errors
+/// If the folder or a file cannot be written.
+pub fn write(dir: &Path, name: &str, report: &impl Serialize, markdown: &str) -> anyhow::Result<Written> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json_path = dir.join(format!("{name}.json"));
+    let markdown_path = dir.join(format!("{name}.md"));
+    let mut json = serde_json::to_string_pretty(report)?;
+    json.push('\n');
+    std::fs::write(&json_path, json).with_context(|| format!("writing {}", json_path.display()))?;
+    std::fs::write(&markdown_path, markdown).with_context(|| format!("writing {}", markdown_path.display()))?;
+    Ok(Written { json_path, markdown_path, markdown: markdown.to_owned() })
+}

@@ -1,0 +1,174 @@
+//! The distribution engine over real WebSockets with the injected clock: redirect on no answer,
+//! decline, after-chat work with extension, live queue positions, and a restart that keeps the
+//! queue.
+
+use parley_testkit::{ServerProcess, TestServer, Ws, fixtures};
+use serde_json::{Value, json};
+use std::path::Path;
+
+async fn with_routing(t: &fixtures::Tenant, routing: Value) {
+    let r = t
+        .admin
+        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"routing": routing}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn offer_of(agent: &mut Ws) -> Value {
+    agent.until("offer", |f| f["type"] == "offer").await.unwrap()["offer"].clone()
+}
+
+#[tokio::test]
+async fn an_unanswered_offer_goes_to_the_next_agent_when_its_deadline_passes() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "rona", 2).await.unwrap();
+    with_routing(&t, json!({"rona_secs": 15})).await;
+    let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
+    let (conv, _) = t.start_chat(&server.base, "Rhea", None).await.unwrap();
+    let offer = offer_of(&mut first).await;
+    assert_eq!(offer["conversation_id"], conv.as_str());
+    assert_eq!(offer["deadline"], "2026-01-05T09:00:15Z");
+
+    server.clock.advance(time::Duration::seconds(15));
+    first
+        .until("withdrawn", |f| f["type"] == "offer_withdrawn" && f["conversation_id"] == conv.as_str())
+        .await
+        .unwrap();
+    let offer = offer_of(&mut second).await;
+    assert_eq!(offer["conversation_id"], conv.as_str());
+    second.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    second.until("chat", |f| f["type"] == "chat").await.unwrap();
+
+    let report = t.admin.get("/api/v1/reports/user-sessions?from=2026-01-05T00:00:00Z").await.unwrap();
+    let outcomes: Vec<(&str, &str)> = report
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["user_id"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes, [(t.agents[0].id.as_str(), "rona")], "the accepted session is written when the chat ends");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_decline_moves_the_offer_on_and_the_decliner_is_not_asked_again() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "decline", 2).await.unwrap();
+    let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
+    let (conv, _) = t.start_chat(&server.base, "Dee", None).await.unwrap();
+    offer_of(&mut first).await;
+    first.send(&json!({"type": "decline", "conversation_id": conv})).await.unwrap();
+    assert_eq!(offer_of(&mut second).await["conversation_id"], conv.as_str());
+    second.send(&json!({"type": "decline", "conversation_id": conv})).await.unwrap();
+    second.until("withdrawn", |f| f["type"] == "offer_withdrawn").await.unwrap();
+    // Both declined: it waits, first in line, for someone else.
+    let c = t.admin.get(&format!("/api/v1/conversations/{conv}")).await.unwrap();
+    assert_eq!(c.body["status"], "queued");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn after_chat_work_holds_offers_back_until_it_ends_and_can_be_extended_once() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "acw", 1).await.unwrap();
+    with_routing(&t, json!({"acw_secs": 60, "acw_max_extensions": 1})).await;
+    let (mut agent, hello) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    assert_eq!(hello["routing"], json!({"acw_until": null, "acw_extensions": 0, "rona": false}));
+    let (first, _) = t.start_chat(&server.base, "One", None).await.unwrap();
+    offer_of(&mut agent).await;
+    agent.send(&json!({"type": "accept", "conversation_id": first})).await.unwrap();
+    agent.until("chat", |f| f["type"] == "chat").await.unwrap();
+    agent.send(&json!({"type": "end", "conversation_id": first})).await.unwrap();
+    let acw = agent.until("acw", |f| f["type"] == "routing").await.unwrap();
+    assert_eq!(acw["routing"]["acw_until"], "2026-01-05T09:01:00Z");
+
+    let (second, _) = t.start_chat(&server.base, "Two", None).await.unwrap();
+    let state = t.login(&server.base, 0).await.unwrap();
+    let me = parley_testkit::Api::new(&server.base).cookie(&state);
+    assert_eq!(
+        me.get("/api/v1/agent/state").await.unwrap().body["offers"],
+        json!([]),
+        "no offer during after-chat work"
+    );
+
+    server.clock.advance(time::Duration::seconds(50));
+    agent.send(&json!({"type": "extend_acw"})).await.unwrap();
+    let extended =
+        agent.until("extended", |f| f["type"] == "routing" && f["routing"]["acw_extensions"] == 1).await.unwrap();
+    assert_eq!(extended["routing"]["acw_until"], "2026-01-05T09:01:50Z");
+    agent.send(&json!({"type": "extend_acw"})).await.unwrap();
+    let refused = agent.until("refused", |f| f["type"] == "error").await.unwrap();
+    assert_eq!(refused["code"], "acw_extension_limit");
+
+    server.clock.advance(time::Duration::seconds(60));
+    assert_eq!(offer_of(&mut agent).await["conversation_id"], second.as_str());
+    // Ending it early over REST: the next chat comes at once.
+    let r = me.post(&format!("/api/v1/agent/offers/{second}/accept"), &json!({})).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = me.post(&format!("/api/v1/agent/chats/{second}/end"), &json!({})).await.unwrap();
+    assert_eq!(r.status, 204);
+    let (third, _) = t.start_chat(&server.base, "Three", None).await.unwrap();
+    let r = me.post("/api/v1/agent/acw/end", &json!({})).await.unwrap();
+    assert_eq!(r.status, 204);
+    assert_eq!(offer_of(&mut agent).await["conversation_id"], third.as_str());
+    let r = me.post("/api/v1/agent/acw/end", &json!({})).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.code()), (409, "not_in_acw"));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn waiting_customers_see_their_position_move_as_others_are_served() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "positions", 1).await.unwrap();
+    let mut visitors = Vec::new();
+    let mut convs = Vec::new();
+    for name in ["Ann", "Ben", "Cy"] {
+        let (conv, token) = t.start_chat(&server.base, name, None).await.unwrap();
+        convs.push(conv);
+        visitors.push(fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap());
+    }
+    let third = &mut visitors[2];
+    let q = third.until("position 3", |f| f["type"] == "queue" && f["position"] == 3).await.unwrap();
+    assert_eq!(q["estimated_wait_secs"], Value::Null, "nobody staffs the service yet");
+
+    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let offer = offer_of(&mut agent).await;
+    assert_eq!(offer["conversation_id"], convs[0].as_str());
+    let q = visitors[2].until("position 2", |f| f["type"] == "queue" && f["position"] == 2).await.unwrap();
+    assert!(q["estimated_wait_secs"].as_i64().unwrap() > 0, "{q}");
+    agent.send(&json!({"type": "accept", "conversation_id": convs[0]})).await.unwrap();
+    agent.send(&json!({"type": "end", "conversation_id": convs[0]})).await.unwrap();
+    visitors[2].until("position 1", |f| f["type"] == "queue" && f["position"] == 1).await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_every_queued_chat_and_its_order() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_parley"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(bin, dir.path()).await.unwrap();
+    let t = fixtures::tenant(&server.base, "restart", 1).await.unwrap();
+    let mut convs = Vec::new();
+    for name in ["First", "Second", "Third", "Fourth"] {
+        convs.push(t.start_chat(&server.base, name, None).await.unwrap().0);
+    }
+    server.terminate().await.unwrap();
+
+    let server = ServerProcess::start(bin, dir.path()).await.unwrap();
+    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let mut served = Vec::new();
+    for _ in 0..convs.len() {
+        let offer = offer_of(&mut agent).await;
+        let conv = offer["conversation_id"].as_str().unwrap().to_owned();
+        agent.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+        agent.until("chat", |f| f["type"] == "chat").await.unwrap();
+        agent.send(&json!({"type": "end", "conversation_id": conv})).await.unwrap();
+        served.push(conv);
+    }
+    assert_eq!(served, convs, "every chat, in its original order");
+    server.terminate().await.unwrap();
+}

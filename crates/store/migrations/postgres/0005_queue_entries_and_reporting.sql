@@ -1,0 +1,60 @@
+-- Where a queued conversation stands, so a restart rebuilds the queues in order, and the
+-- reporting facts: one user session per offer to an agent, one service session per service a
+-- conversation passes through, each written once when it ends. Kept in step with
+-- ../sqlite/0006_queue_entries_and_reporting.sql.
+
+-- When the conversation (last) entered its service's queue and with which priority ('low',
+-- 'normal', 'high' or 'strict'). Both NULL until it is first queued; the store sets them
+-- together. An ended conversation keeps them, but list_queue_entries reads open ones only (the
+-- partial index conversations_open serves it).
+ALTER TABLE conversations
+    ADD COLUMN queued_at TIMESTAMPTZ,
+    ADD COLUMN priority  TEXT;
+
+-- Immutable once written. Durations are whole seconds; outcome is UserOutcome's stable text.
+CREATE TABLE user_sessions (
+    id              UUID        NOT NULL,
+    tenant_id       UUID        NOT NULL REFERENCES tenants (id),
+    conversation_id UUID        NOT NULL,
+    service_id      UUID        NOT NULL,
+    user_id         UUID        NOT NULL,
+    outcome         TEXT        NOT NULL,
+    offered_at      TIMESTAMPTZ NOT NULL,
+    answered_at     TIMESTAMPTZ, -- accepted sessions only
+    ended_at        TIMESTAMPTZ NOT NULL,
+    ring_secs       BIGINT      NOT NULL,
+    connected_secs  BIGINT      NOT NULL,
+    CONSTRAINT user_sessions_pkey PRIMARY KEY (id),
+    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations (tenant_id, id),
+    FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+);
+
+-- The reporting reads: a window of ended_at, newest first, for the tenant or one of its users.
+CREATE INDEX user_sessions_by_end ON user_sessions (tenant_id, ended_at DESC, id DESC);
+CREATE INDEX user_sessions_by_user ON user_sessions (tenant_id, user_id, ended_at DESC, id DESC);
+
+-- Immutable once written. outcome is Outcome's stable text, NULL when a transfer moved the
+-- conversation on; a NULL user (no agent handled it) names nothing (MATCH SIMPLE).
+CREATE TABLE service_sessions (
+    id              UUID        NOT NULL,
+    tenant_id       UUID        NOT NULL REFERENCES tenants (id),
+    conversation_id UUID        NOT NULL,
+    service_id      UUID        NOT NULL,
+    outcome         TEXT,
+    user_id         UUID,
+    started_at      TIMESTAMPTZ NOT NULL,
+    ended_at        TIMESTAMPTZ NOT NULL,
+    ivr_secs        BIGINT      NOT NULL,
+    queue_secs      BIGINT      NOT NULL,
+    connected_secs  BIGINT      NOT NULL,
+    offers          BIGINT      NOT NULL,
+    CONSTRAINT service_sessions_pkey PRIMARY KEY (id),
+    FOREIGN KEY (tenant_id, conversation_id) REFERENCES conversations (tenant_id, id),
+    FOREIGN KEY (tenant_id, service_id) REFERENCES services (tenant_id, id),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users (tenant_id, id)
+);
+
+-- The reporting reads: a window of ended_at, newest first, for the tenant or one of its services.
+CREATE INDEX service_sessions_by_end ON service_sessions (tenant_id, ended_at DESC, id DESC);
+CREATE INDEX service_sessions_by_service ON service_sessions (tenant_id, service_id, ended_at DESC, id DESC);
