@@ -206,7 +206,7 @@ struct Live {
 }
 
 /// The conversation's time in its current service, for its service session.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Stay {
     started_at: OffsetDateTime,
     /// When it entered the queue, and with which priority (kept for a restart).
@@ -220,10 +220,14 @@ struct Stay {
     offer: Option<(UserId, OffsetDateTime)>,
     /// The connection: agent, when offered, when accepted.
     connection: Option<(UserId, OffsetDateTime, OffsetDateTime)>,
+    /// The agent who served this customer last (for last-agent routing when it is queued).
+    last_user: Option<UserId>,
+    /// Preferred users set on the task (Update Task API), applied when it is queued.
+    preferred: Vec<(UserId, u8)>,
 }
 
 impl Stay {
-    const fn new(started_at: OffsetDateTime) -> Self {
+    fn new(started_at: OffsetDateTime) -> Self {
         Self {
             started_at,
             queued_at: None,
@@ -233,6 +237,8 @@ impl Stay {
             offers: 0,
             offer: None,
             connection: None,
+            last_user: None,
+            preferred: Vec::new(),
         }
     }
 
@@ -381,12 +387,25 @@ impl TenantCore {
 
     /// A new conversation: runs its pinned workflow version from the start.
     pub fn start(&mut self, conversation: Conversation, pinned: Pinned, now: OffsetDateTime) -> Vec<Out> {
+        self.start_returning(conversation, pinned, None, now)
+    }
+
+    /// A new conversation of a returning customer, whose last agent gets a head start when the
+    /// chat is queued (if the service sets one).
+    pub fn start_returning(
+        &mut self,
+        conversation: Conversation,
+        pinned: Pinned,
+        last_user: Option<UserId>,
+        now: OffsetDateTime,
+    ) -> Vec<Out> {
         let id = conversation.id;
         if self.live.contains_key(&id) || self.router.phase(id).is_some() {
             return Vec::new();
         }
         let run = self.new_run(pinned, Vec::new());
-        let stay = Stay::new(now);
+        let mut stay = Stay::new(now);
+        stay.last_user = last_user;
         self.live.insert(id, Live { conversation, run: Some(run), history: History::default(), stay });
         let mut out = Vec::new();
         self.interpret(id, WfInput::Start, now, &mut out);
@@ -518,6 +537,24 @@ impl TenantCore {
         }
         let mut out = Vec::new();
         self.apply_routing(fx, now, &mut out);
+        Ok(out)
+    }
+
+    /// Sets the task's preferred users (at most ten, priority 1 first); they apply now if it
+    /// waits, else when it is queued.
+    ///
+    /// # Errors
+    /// `ConversationEnded` when the conversation is not open.
+    pub fn set_preferred(
+        &mut self,
+        id: ConversationId,
+        preferred: Vec<(UserId, u8)>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Out>, Refusal> {
+        let live = self.live.get_mut(&id).ok_or(Refusal::ConversationEnded)?;
+        live.stay.preferred.clone_from(&preferred);
+        let mut out = Vec::new();
+        self.route(router::Input::SetPreferred { conversation: id, preferred }, now, &mut out);
         Ok(out)
     }
 
@@ -896,7 +933,13 @@ impl TenantCore {
                     l.stay.priority = priority;
                 }
                 out.push(Out::QueueEntry { conversation: id, queued_at: now, priority });
-                let arrival = router::Arrival::new(id, service).with_priority(priority);
+                let (last_user, preferred) =
+                    self.live.get(&id).map(|l| (l.stay.last_user, l.stay.preferred.clone())).unwrap_or_default();
+                let arrival = router::Arrival {
+                    last_user,
+                    preferred,
+                    ..router::Arrival::new(id, service).with_priority(priority)
+                };
                 self.route(router::Input::Enqueue(arrival), now, out);
             }
             Wf::SetPriority(priority) => {

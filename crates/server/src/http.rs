@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations/{id}", get(config::get_conversation))
         .route("/api/v1/conversations/{id}/log", get(config::get_conversation_log))
         .route("/api/v1/conversations/{id}/workflow", get(config::get_conversation_workflow))
+        .route("/api/v1/conversations/{id}/preferred-users", put(config::put_preferred_users))
         .route("/api/v1/widget/conversations", post(widget::start_conversation))
         .route("/api/v1/widget/conversations/{id}/log", get(widget::visitor_log))
         .route("/api/v1/agent/login", post(agent::login))

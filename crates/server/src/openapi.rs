@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
         reports::user_sessions, reports::service_sessions,
         config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
-        config::get_conversation, config::get_conversation_log, config::get_conversation_workflow,
+        config::get_conversation, config::get_conversation_log, config::get_conversation_workflow, config::put_preferred_users,
         widget::start_conversation, widget::visitor_log,
         agent::login, agent::logout, agent::me, agent::history,
         agent_controls::state, agent_controls::set_presence, agent_controls::accept, agent_controls::decline,

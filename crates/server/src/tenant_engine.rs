@@ -125,6 +125,12 @@ pub enum Command {
     ResetRona {
         agent: UserId,
     },
+    /// The task's preferred users (Update Task API).
+    SetPreferred {
+        conversation: ConversationId,
+        preferred: Vec<(UserId, u8)>,
+        reply: Reply<()>,
+    },
     /// Where a waiting customer stands (`None` when not waiting).
     QueueStatus {
         conversation: ConversationId,
@@ -144,6 +150,9 @@ pub enum Command {
         reply: oneshot::Sender<AgentSnapshot>,
     },
 }
+
+/// A customer counts as returning to the agent who served them within this many days.
+pub const LAST_AGENT_LOOKBACK_DAYS: i64 = 30;
 
 /// What an agent's workspace shows on connect.
 #[derive(Debug)]
@@ -350,6 +359,10 @@ impl TenantEngine {
                 let out = self.core.reset_rona(agent, now);
                 self.carry_out(out).await
             }
+            Command::SetPreferred { conversation, preferred, reply } => {
+                let result = self.core.set_preferred(conversation, preferred, now);
+                self.answer(result, reply).await
+            }
             Command::QueueStatus { conversation, reply } => {
                 let _ = reply.send(self.core.queue_status(conversation));
                 Ok(())
@@ -402,7 +415,15 @@ impl TenantEngine {
         let pinned =
             workflow_host::pinned(self.deps.store.as_ref(), self.tenant, conv.workflow_id, conv.workflow_version)
                 .await?;
-        let out = self.core.start(conv, pinned, self.deps.clock.now());
+        let now = self.deps.clock.now();
+        let head_start = self.core.service(conv.service_id).is_some_and(|s| s.service.routing.last_user_secs > 0);
+        let last_user = if head_start {
+            let since = now - time::Duration::days(LAST_AGENT_LOOKBACK_DAYS);
+            self.deps.store.last_agent_of_customer(self.tenant, &conv.customer.email, since).await?
+        } else {
+            None
+        };
+        let out = self.core.start_returning(conv, pinned, last_user, now);
         self.carry_out(out).await
     }
 

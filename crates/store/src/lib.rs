@@ -346,6 +346,14 @@ pub trait Store: Send + Sync + 'static {
         window: ReportWindow,
         service: Option<ServiceId>,
     ) -> Result<Vec<ServiceSession>>;
+    /// The agent who last handled a conversation of this customer (by e-mail, lowercase) that
+    /// ended at or after `since`, for last-agent routing.
+    async fn last_agent_of_customer(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        since: OffsetDateTime,
+    ) -> Result<Option<UserId>>;
     /// Conversations not `Ended`, ordered by `created_at`, then id (the engine rebuilds from these).
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>>;
     /// The agent's most recent conversations, newest first.

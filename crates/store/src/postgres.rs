@@ -986,6 +986,25 @@ impl Store for PgStore {
         rows.iter().map(sql::service_session).collect()
     }
 
+    async fn last_agent_of_customer(
+        &self,
+        tenant: TenantId,
+        email: &str,
+        since: OffsetDateTime,
+    ) -> Result<Option<UserId>> {
+        let row: Option<(Uuid,)> = sqlx::query_as(
+            "SELECT agent_id FROM conversations WHERE tenant_id = $1 AND customer_email = $2 \
+             AND status = 'ended' AND agent_id IS NOT NULL AND ended_at >= $3 ORDER BY ended_at DESC LIMIT 1",
+        )
+        .bind(tenant.0)
+        .bind(email)
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(row.map(|(a,)| UserId(a)))
+    }
+
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>> {
         // `status <> 'ended'` literally, so the partial index conversations_open applies.
         let rows = sqlx::query(concat!(

@@ -79,6 +79,7 @@ macro_rules! conformance {
 }
 
 conformance! {
+    a_returning_customers_last_agent_is_found_within_the_lookback_only => story_last_agent;
     the_store_migrates_idempotently_and_answers_ping => story_migrate_and_ping;
     tenants_are_created_found_and_listed => story_tenants;
     a_taken_slug_conflicts_and_leaves_nothing_behind => story_slug_conflict;
@@ -2068,4 +2069,22 @@ async fn story_session_conflicts(store: Arc<dyn Store>) {
     };
     assert_conflict(store.record_service_session(&service_other).await, "service_session_id");
     assert_eq!(store.list_service_sessions(t, all_time(), None).await.unwrap(), [service_first]);
+}
+
+async fn story_last_agent(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+    let email = "ann@example.com";
+    assert_eq!(store.last_agent_of_customer(t, email, at(0)).await.unwrap(), None, "nobody served Ann yet");
+    // Connected, not ended: not yet "last".
+    let c = &a.conversation;
+    store.update_conversation(t, c.id, ConversationStatus::Connected, Some(a.agent.id), None).await.unwrap();
+    assert_eq!(store.last_agent_of_customer(t, email, at(0)).await.unwrap(), None);
+    store.update_conversation(t, c.id, ConversationStatus::Ended, Some(a.agent.id), Some(at(100))).await.unwrap();
+    assert_eq!(store.last_agent_of_customer(t, email, at(100)).await.unwrap(), Some(a.agent.id));
+    assert_eq!(store.last_agent_of_customer(t, email, at(101)).await.unwrap(), None, "ended before the lookback");
+    assert_eq!(store.last_agent_of_customer(t, "bob@example.com", at(0)).await.unwrap(), None);
+    // Tenant B has its own Ann, served by nobody.
+    assert_eq!(store.last_agent_of_customer(b.tenant.id, email, at(0)).await.unwrap(), None);
 }

@@ -159,6 +159,11 @@ pub enum Input {
         conversation: ConversationId,
         priority: Priority,
     },
+    /// The chat's preferred users changed (at most [`MAX_PREFERRED`], priority 1 first).
+    SetPreferred {
+        conversation: ConversationId,
+        preferred: Vec<(UserId, u8)>,
+    },
     /// Rebuild after a restart: a chat that was connected to an agent.
     RestoreConnected {
         conversation: ConversationId,
@@ -649,6 +654,13 @@ impl Router {
                     s.queue.insert(key);
                 }
                 touched.insert(service);
+            }
+            Input::SetPreferred { conversation, mut preferred } => {
+                let Some(t) = self.tasks.get_mut(&conversation) else { return };
+                preferred.truncate(MAX_PREFERRED);
+                preferred.sort_by_key(|(_, p)| *p);
+                t.preferred = preferred;
+                touched.insert(t.service);
             }
             Input::RestoreConnected { conversation, service, agent } => {
                 let order = self.bump_order();

@@ -407,6 +407,65 @@ pub async fn get_conversation_workflow(
     kept.map(Json).ok_or_else(|| ApiError::not_found("workflow run"))
 }
 
+/// One preferred user of a task.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferredUser {
+    pub user_id: UserId,
+    /// 1 (first) to 99.
+    pub priority: u8,
+}
+
+/// Body of `PUT /api/v1/conversations/{id}/preferred-users`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferredUsers {
+    /// At most ten; an empty list clears them.
+    pub users: Vec<PreferredUser>,
+}
+
+/// Sets a waiting (or not yet queued) chat's preferred users: they are offered it first, in
+/// their priority order, while they can take it; then anyone.
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/preferred-users", tag = "tenant", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), request_body = PreferredUsers,
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn put_preferred_users(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PreferredUsers>,
+) -> ApiResult<StatusCode> {
+    let tenant = admin.tenant_id;
+    let conversation = ConversationId::from_uuid(id);
+    found(state.store.get_conversation(tenant, conversation).await, "conversation")?;
+    let mut e = ValidationErrors::default();
+    if body.users.len() > 10 {
+        e.push("/users", "too_many", "at most 10 preferred users");
+    }
+    for (i, u) in body.users.iter().enumerate() {
+        if !(1..=99).contains(&u.priority) {
+            e.push(format!("/users/{i}/priority"), "out_of_range", "must be 1-99");
+        }
+        if body.users[..i].iter().any(|o| o.user_id == u.user_id) {
+            e.push(format!("/users/{i}/user_id"), "duplicate", "user is listed twice");
+        }
+    }
+    e.into_result(())?;
+    for (i, u) in body.users.iter().enumerate() {
+        referenced(state.store.get_user(tenant, u.user_id).await, &format!("/users/{i}/user_id"), "user")?;
+    }
+    let preferred = body.users.iter().map(|u| (u.user_id, u.priority)).collect();
+    state.engines.ask(tenant, |reply| Command::SetPreferred { conversation, preferred, reply }).await.map_err(|e| {
+        let status = if e == crate::tenant_engine::EngineError::Unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::CONFLICT
+        };
+        ApiError::new(status, e.code(), e.to_string())
+    })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Query of log reads.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]

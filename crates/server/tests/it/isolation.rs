@@ -65,6 +65,7 @@ impl World {
                 json!({"definition": {"start": "a", "nodes": [{"id": "a", "activity": {"kind": "accept"}}]}})
             }
             ("PUT", "/api/v1/calendars/{id}") => calendar_body(None),
+            ("PUT", "/api/v1/conversations/{id}/preferred-users") => json!({"users": []}),
             ("PATCH", _) => json!({"name": "renamed by B"}),
             ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
             _ => return None,

@@ -172,3 +172,71 @@ async fn a_restart_keeps_every_queued_chat_and_its_order() {
     assert_eq!(served, convs, "every chat, in its original order");
     server.terminate().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_returning_customer_goes_back_to_their_last_agent_first() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "sticky", 2).await.unwrap();
+    with_routing(&t, json!({"last_user_secs": 60})).await;
+    let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
+    let (conv, _) = t.start_chat(&server.base, "Ann", None).await.unwrap();
+    offer_of(&mut first).await;
+    first.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    first.until("chat", |f| f["type"] == "chat").await.unwrap();
+    first.send(&json!({"type": "end", "conversation_id": conv})).await.unwrap();
+    first.until("ended", |f| f["type"] == "entry" && f["entry"]["event"]["type"] == "ended").await.unwrap();
+    // The second agent has waited longer, but the customer (same e-mail) comes back to the first.
+    let (again, _) = t.start_chat(&server.base, "Ann", None).await.unwrap();
+    assert_eq!(offer_of(&mut first).await["conversation_id"], again.as_str());
+    first.send(&json!({"type": "decline", "conversation_id": again})).await.unwrap();
+    assert_eq!(offer_of(&mut second).await["conversation_id"], again.as_str(), "declined: anyone may take it");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn preferred_users_set_on_a_task_are_offered_it_first() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "preferred", 2).await.unwrap();
+    // A short pause before queueing leaves time to set the preferred users.
+    let def = json!({"start": "accept", "nodes": [
+        {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "pause"}},
+        {"id": "pause", "activity": {"kind": "delay", "secs": 10}, "exits": {"next": "queue"}},
+        {"id": "queue", "activity": {"kind": "queue_task"}, "exits": {"next": "wait"}},
+        {"id": "wait", "activity": {"kind": "delay", "secs": 3600}}
+    ]});
+    let wf = t
+        .admin
+        .post(
+            "/api/v1/workflows",
+            &json!({"name": "Pause", "kind": "instant_messaging", "definition": def, "publish": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wf.status, 201, "{}", wf.body);
+    let r = t
+        .admin
+        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"workflow_id": wf.body["id"]}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
+    let (conv, _) = t.start_chat(&server.base, "Pia", None).await.unwrap();
+    let body = json!({"users": [{"user_id": t.agents[1].id, "priority": 1}]});
+    let r = t.admin.send("PUT", &format!("/api/v1/conversations/{conv}/preferred-users"), &body).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    let bad = json!({"users": [{"user_id": t.agents[1].id, "priority": 0}]});
+    let r = t.admin.send("PUT", &format!("/api/v1/conversations/{conv}/preferred-users"), &bad).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some("/users/0/priority")));
+    server.clock.advance(time::Duration::seconds(10));
+    assert_eq!(
+        offer_of(&mut second).await["conversation_id"],
+        conv.as_str(),
+        "the preferred user, not the longest idle"
+    );
+    let state = parley_testkit::Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(state.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]));
+    drop(first);
+    server.shutdown().await.unwrap();
+}
