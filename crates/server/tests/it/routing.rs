@@ -220,7 +220,8 @@ async fn preferred_users_set_on_a_task_are_offered_it_first() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    // The first agent is online (and idle longest) the whole time.
+    let (_first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
     let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
     let (conv, _) = t.start_chat(&server.base, "Pia", None).await.unwrap();
     let body = json!({"users": [{"user_id": t.agents[1].id, "priority": 1}]});
@@ -237,6 +238,5 @@ async fn preferred_users_set_on_a_task_are_offered_it_first() {
     );
     let state = parley_testkit::Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
     assert_eq!(state.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]));
-    drop(first);
     server.shutdown().await.unwrap();
 }
