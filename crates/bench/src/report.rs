@@ -3,6 +3,7 @@
 use anyhow::Context;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -15,6 +16,8 @@ pub struct RunInfo {
     pub build: &'static str,
     /// CPUs this process may use.
     pub cpus: usize,
+    /// The checked-out commit, `-dirty` when the working tree has changes (`None` outside git).
+    pub commit: Option<String>,
 }
 
 impl RunInfo {
@@ -25,18 +28,31 @@ impl RunInfo {
             started_at: OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
             build: if cfg!(debug_assertions) { "debug" } else { "release" },
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            commit: commit(),
         }
     }
 
     /// The Markdown lines saying when and how the run was taken.
     #[must_use]
     pub fn markdown(&self) -> String {
-        let mut s = format!("Run {} — {} build, {} CPUs.\n", self.started_at, self.build, self.cpus);
+        let commit = self.commit.as_deref().unwrap_or("unknown");
+        let mut s = format!("Run {} — {} build, {} CPUs, commit {commit}.\n", self.started_at, self.build, self.cpus);
         if self.build == "debug" {
             s.push_str("\n**Debug build: these figures say nothing about speed; use `--release`.**\n");
         }
         s
     }
+}
+
+/// `git rev-parse --short HEAD`, with `-dirty` when `git status` lists changes.
+fn commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        let out = Command::new("git").args(args).output().ok().filter(|o| o.status.success())?;
+        String::from_utf8(out.stdout).ok()
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"])?;
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.trim().is_empty());
+    Some(format!("{}{}", head.trim(), if dirty { "-dirty" } else { "" }))
 }
 
 /// The files one report went to, and its Markdown text.

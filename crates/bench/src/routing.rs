@@ -287,8 +287,8 @@ impl Bench {
     /// Services, agents, then chats until every agent holds an offer and `queued` wait.
     fn setup(&mut self, params: &Params, rona_secs: u32) -> anyhow::Result<()> {
         let max_tasks = params.service_max_tasks.unwrap_or(u32::MAX);
-        let rules = ServiceRules { max_tasks, rona_secs, ..ServiceRules::default() };
         for s in 0..params.services {
+            let rules = ServiceRules { max_tasks, rona_secs, ..ServiceRules::default() };
             self.call(Input::ServiceUpdated { service: service_id(s), rules });
         }
         let mut rng = StdRng::seed_from_u64(params.seed);

@@ -261,7 +261,7 @@ pub struct Service {
 
 /// A service's distribution settings (spec §4.2). Every field has a default, so a client sends
 /// only what it changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoutingSettings {
     /// Concurrent IM tasks (offered or connected) of the service, 1–50.
@@ -284,6 +284,9 @@ pub struct RoutingSettings {
     pub away_opt_in: bool,
     /// A returning customer's last agent gets their chat first for this many seconds (0–3600; 0: off).
     pub last_user_secs: u32,
+    /// Skill-based distribution: the levels of the policy, widening over waiting time. Empty:
+    /// every active member may take the chats.
+    pub policy: Vec<crate::skill::PolicyLevel>,
 }
 
 impl Default for RoutingSettings {
@@ -299,6 +302,7 @@ impl Default for RoutingSettings {
             busy_opt_in: false,
             away_opt_in: false,
             last_user_secs: 0,
+            policy: Vec::new(),
         }
     }
 }
@@ -322,6 +326,7 @@ impl RoutingSettings {
         range("acw_secs", self.acw_secs, 0, 3600);
         range("acw_max_extensions", u32::from(self.acw_max_extensions), 0, 10);
         range("last_user_secs", self.last_user_secs, 0, 3600);
+        crate::skill::check_policy(e, &format!("{prefix}/policy"), &self.policy);
     }
 }
 

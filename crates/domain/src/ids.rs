@@ -54,4 +54,6 @@ id_type! {
     ApiKeyId,
     /// An opening-hours calendar.
     CalendarId,
+    /// A skill agents hold and distribution policies ask for.
+    SkillId,
 }

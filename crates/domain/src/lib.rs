@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod parameter;
 pub mod report;
+pub mod skill;
 pub mod template;
 pub mod validate;
 pub mod workflow;
@@ -21,6 +22,7 @@ pub use error::{FieldError, ValidationErrors};
 pub use ids::*;
 pub use parameter::{CustomParameter, NewParameter, ParameterPatch};
 pub use report::{ServiceSession, UserOutcome, UserSession};
+pub use skill::{NewSkill, PolicyLevel, Skill, SkillRequirement, UserSkill};
 pub use workflow::{
     Activity, DraftUpdate, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion,
 };

@@ -328,6 +328,20 @@ impl TenantCore {
         out
     }
 
+    /// Replaces the agents' skills (for distribution policies).
+    pub fn set_skills(&mut self, skills: &[(UserId, parley_domain::UserSkill)], now: OffsetDateTime) -> Vec<Out> {
+        let mut by_agent: HashMap<UserId, Vec<parley_domain::UserSkill>> =
+            self.users.keys().map(|u| (*u, Vec::new())).collect();
+        for (u, s) in skills {
+            by_agent.entry(*u).or_default().push(*s);
+        }
+        let mut out = Vec::new();
+        for (agent, skills) in by_agent {
+            self.route(router::Input::AgentSkills { agent, skills }, now, &mut out);
+        }
+        out
+    }
+
     /// The defaults every new workflow session starts with.
     pub fn set_parameter_defaults(&mut self, defaults: BTreeMap<String, String>) {
         self.parameter_defaults = defaults;
@@ -1092,6 +1106,7 @@ fn rules_of(r: &parley_domain::RoutingSettings) -> router::ServiceRules {
         busy_opt_in: r.busy_opt_in,
         away_opt_in: r.away_opt_in,
         last_user_secs: r.last_user_secs,
+        policy: r.policy.clone(),
     }
 }
 

@@ -2,7 +2,9 @@
 //! panic becomes a 500 problem, never a dropped connection), and problem+json for unknown
 //! routes and methods.
 
-use crate::api::{agent, agent_controls, calendars, config, health, parameters, reports, tenants, widget, workflows};
+use crate::api::{
+    agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
+};
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
 use crate::state::AppState;
@@ -26,6 +28,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/org-units/{id}", get(config::get_org_unit))
         .route("/api/v1/users", post(config::create_user).get(config::list_users))
         .route("/api/v1/users/{id}", get(config::get_user))
+        .route("/api/v1/users/{id}/skills", get(skills::get_user_skills).put(skills::put_user_skills))
+        .route("/api/v1/skills", post(skills::create_skill).get(skills::list_skills))
+        .route("/api/v1/skills/{id}", axum::routing::delete(skills::delete_skill))
         .route("/api/v1/workflows", post(workflows::create_workflow).get(workflows::list_workflows))
         .route("/api/v1/workflows/{id}", get(workflows::get_workflow))
         .route("/api/v1/workflows/{id}/draft", put(workflows::put_draft))

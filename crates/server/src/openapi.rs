@@ -2,7 +2,9 @@
 //! `/api/v1/openapi.json`. A committed snapshot (`docs/openapi.json`) is compared by a test so
 //! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
 
-use crate::api::{agent, agent_controls, calendars, config, health, parameters, reports, tenants, widget, workflows};
+use crate::api::{
+    agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
+};
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         config::get_tenant, config::create_api_key,
         config::create_org_unit, config::list_org_units, config::get_org_unit,
         config::create_user, config::list_users, config::get_user,
+        skills::create_skill, skills::list_skills, skills::delete_skill, skills::get_user_skills, skills::put_user_skills,
         workflows::create_workflow, workflows::list_workflows, workflows::get_workflow, workflows::put_draft,
         workflows::publish, workflows::list_versions, workflows::get_version, workflows::restore_version,
         workflows::used_by, workflows::simulate,

@@ -307,7 +307,9 @@ impl TenantEngine {
             self.carry_out(out).await?;
         }
         self.core.set_parameter_defaults(config.parameter_defaults);
-        let out = self.core.set_people(config.users, &config.memberships, self.deps.clock.now());
+        let out = self.core.set_people(config.users, &config.memberships, now);
+        self.carry_out(out).await?;
+        let out = self.core.set_skills(&config.skills, now);
         self.carry_out(out).await
     }
 

@@ -17,6 +17,7 @@ pub struct TenantConfig {
     pub parameter_defaults: BTreeMap<String, String>,
     pub users: Vec<User>,
     pub memberships: Vec<Membership>,
+    pub skills: Vec<(parley_domain::UserId, parley_domain::UserSkill)>,
 }
 
 /// Reads everything the core needs about the tenant's configuration.
@@ -52,6 +53,7 @@ pub async fn load_config(store: &dyn Store, tenant: TenantId) -> Result<TenantCo
         parameter_defaults,
         users: store.list_users(tenant).await?,
         memberships: store.list_memberships(tenant).await?,
+        skills: store.list_user_skills(tenant).await?,
     })
 }
 

@@ -22,8 +22,8 @@ use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, EntryBody, LogEntry,
-    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Tenant, TenantId, User,
-    UserId, UserSession, WorkflowId,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant,
+    TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -320,6 +320,18 @@ pub trait Store: Send + Sync + 'static {
     /// The saved workflow record; `None` when none was saved, `NotFound` for an unknown
     /// conversation.
     async fn get_workflow_run(&self, tenant: TenantId, id: ConversationId) -> Result<Option<serde_json::Value>>;
+    /// `Conflict("skill_name")` when the tenant has a skill of that name (case-insensitive).
+    async fn create_skill(&self, skill: &Skill) -> Result<()>;
+    /// Ordered by name.
+    async fn list_skills(&self, tenant: TenantId) -> Result<Vec<Skill>>;
+    /// `Conflict("skill_in_use")` while a user holds it; `NotFound` for an unknown skill.
+    async fn delete_skill(&self, tenant: TenantId, id: SkillId) -> Result<()>;
+    /// Replaces the user's skills atomically. `NotFound` when the user or a skill is not the
+    /// tenant's.
+    async fn set_user_skills(&self, tenant: TenantId, user: UserId, skills: &[UserSkill]) -> Result<()>;
+    /// Every skill every user of the tenant holds, ordered by user then skill.
+    async fn list_user_skills(&self, tenant: TenantId) -> Result<Vec<(UserId, UserSkill)>>;
+
     /// Records when the conversation entered its queue and with which priority (called again
     /// when the priority changes or it is queued anew after a transfer).
     async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()>;

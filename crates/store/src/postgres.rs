@@ -16,8 +16,8 @@ use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, LogEntry, Membership,
-    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Tenant, TenantId, User, UserId,
-    UserSession, WorkflowId,
+    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User,
+    UserId, UserSession, UserSkill, WorkflowId,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -628,7 +628,7 @@ impl Store for PgStore {
             .bind(calendar.0)
             .execute(&self.pool)
             .await
-            .map_err(sql::calendar_delete_error)?;
+            .map_err(sql::delete_error("calendar_in_use"))?;
         one_row(done.rows_affected())
     }
 
@@ -875,6 +875,79 @@ impl Store for PgStore {
             .map_err(db_error)?;
         let run: Option<Json<serde_json::Value>> = row.try_get("workflow_run").map_err(db_error)?;
         Ok(run.map(|j| j.0))
+    }
+
+    async fn create_skill(&self, skill: &Skill) -> Result<()> {
+        sqlx::query("INSERT INTO skills (id, tenant_id, name, lower_name, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(skill.id.0)
+            .bind(skill.tenant_id.0)
+            .bind(&skill.name)
+            .bind(sql::lower_name(&skill.name))
+            .bind(skill.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn list_skills(&self, tenant: TenantId) -> Result<Vec<Skill>> {
+        let rows = sqlx::query(concat!(select!(skills), " WHERE tenant_id = $1 ORDER BY lower_name, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::skill).collect()
+    }
+
+    async fn delete_skill(&self, tenant: TenantId, skill: SkillId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM skills WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(skill.0)
+            .execute(&self.pool)
+            .await
+            .map_err(sql::delete_error("skill_in_use"))?;
+        one_row(done.rows_affected())
+    }
+
+    async fn set_user_skills(&self, tenant: TenantId, user: UserId, skills: &[UserSkill]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        // The user is looked up first: with no skills to insert, nothing else would notice an
+        // unknown one. Its row lock queues concurrent replacements of the same user's skills,
+        // which would otherwise both delete nothing and then clash on insert; it does not block
+        // the key-share locks the inserts' foreign keys take. A skill the tenant does not have
+        // fails its insert (foreign key, NotFound), and the dropped transaction rolls back.
+        sqlx::query("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 FOR NO KEY UPDATE")
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM user_skills WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        for s in skills {
+            sqlx::query("INSERT INTO user_skills (tenant_id, user_id, skill_id, level) VALUES ($1, $2, $3, $4)")
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(s.skill_id.0)
+                .bind(i64::from(s.level))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)
+    }
+
+    async fn list_user_skills(&self, tenant: TenantId) -> Result<Vec<(UserId, UserSkill)>> {
+        let rows = sqlx::query(concat!(select!(user_skills), " WHERE tenant_id = $1 ORDER BY user_id, skill_id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::user_skill).collect()
     }
 
     async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()> {

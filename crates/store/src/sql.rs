@@ -10,8 +10,8 @@ use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Priority, Workflow, WorkflowKind, WorkflowVersion};
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, LogEntry,
-    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Tenant, TenantId, User,
-    UserId, UserOutcome, UserSession, WorkflowId,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant,
+    TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -88,6 +88,12 @@ macro_rules! select {
     (service_sessions) => {
         "SELECT id, tenant_id, conversation_id, service_id, outcome, user_id, started_at, ended_at, ivr_secs, \
          queue_secs, connected_secs, offers FROM service_sessions"
+    };
+    (skills) => {
+        "SELECT id, tenant_id, name, created_at FROM skills"
+    };
+    (user_skills) => {
+        "SELECT user_id, skill_id, level FROM user_skills"
     };
 }
 pub(crate) use select;
@@ -342,6 +348,33 @@ pub(crate) fn service_session(r: &impl Cols) -> Result<ServiceSession, StoreErro
     })
 }
 
+pub(crate) fn skill(r: &impl Cols) -> Result<Skill, StoreError> {
+    Ok(Skill {
+        id: SkillId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        name: r.text("name")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+/// A user's skill, with the user it belongs to.
+pub(crate) fn user_skill(r: &impl Cols) -> Result<(UserId, UserSkill), StoreError> {
+    Ok((
+        UserId(r.uuid("user_id")?),
+        UserSkill {
+            skill_id: SkillId(r.uuid("skill_id")?),
+            level: u8::try_from(r.int("level")?).map_err(|e| decode_error("level", e))?,
+        },
+    ))
+}
+
+/// The stored `lower_name` of a skill, on which names are unique per tenant and listed: folded
+/// here rather than by the database, whose `lower()` folds ASCII only in SQLite and follows the
+/// locale in PostgreSQL, so both backends agree on which names clash.
+pub(crate) fn lower_name(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// Stored text of a priority: its serde (API) name. An exhaustive match rather than serde, so a
 /// new priority must be given its storage name here before it compiles.
 pub(crate) const fn priority(priority: Priority) -> &'static str {
@@ -410,6 +443,10 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("log_entries_client_msg_id", "log_entries.conversation_id, log_entries.client_msg_id", CLIENT_MSG_ID),
     ("user_sessions_pkey", "user_sessions.id", "user_session_id"),
     ("service_sessions_pkey", "service_sessions.id", "service_session_id"),
+    ("skills_pkey", "skills.id", "skill_id"),
+    ("skills_tenant_id_id_key", "skills.tenant_id, skills.id", "skill_id"),
+    ("skills_tenant_id_lower_name_key", "skills.tenant_id, skills.lower_name", "skill_name"),
+    ("user_skills_pkey", "user_skills.tenant_id, user_skills.user_id, user_skills.skill_id", "user_skill"),
 ];
 
 fn conflict_name(db: &dyn DatabaseError) -> &'static str {
@@ -491,11 +528,13 @@ pub(crate) fn check_members(service: &Service, members: &[Membership]) -> Result
     }
 }
 
-/// Deleting a calendar can break only one reference, a service naming it: that is the
-/// `calendar_in_use` conflict rather than a missing row.
-pub(crate) fn calendar_delete_error(e: sqlx::Error) -> StoreError {
-    match db_error(e) {
-        StoreError::NotFound => StoreError::Conflict("calendar_in_use"),
+/// The error of deleting a row that other rows may still name (a calendar a service names, a skill
+/// a user holds). The row being deleted is the only reference such a delete can break, so a
+/// foreign-key violation is the `in_use` conflict rather than a missing row; an absent row is
+/// the caller's `one_row` check.
+pub(crate) fn delete_error(in_use: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |e| match db_error(e) {
+        StoreError::NotFound => StoreError::Conflict(in_use),
         other => other,
     }
 }

@@ -8,7 +8,7 @@ use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowKi
 use parley_domain::{
     ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, EntryBody,
     Licence, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service, ServiceId, ServiceSession,
-    Tenant, TenantId, User, UserId, UserOutcome, UserSession, WorkflowId,
+    Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
 };
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
@@ -116,6 +116,11 @@ conformance! {
     sessions_naming_another_tenants_rows_are_refused_as_not_found => story_session_references;
     a_tenant_never_sees_another_tenants_sessions => story_session_isolation;
     a_repeated_session_id_conflicts_and_keeps_the_original => story_session_conflicts;
+    skills_round_trip_and_are_listed_by_name_in_any_case => story_skills;
+    a_skill_name_taken_in_any_case_conflicts_within_its_tenant_only => story_skill_names;
+    a_users_skills_are_replaced_as_a_whole_or_not_at_all => story_user_skills;
+    a_skill_cannot_be_deleted_while_a_user_holds_it => story_delete_skill;
+    a_tenant_never_sees_or_changes_another_tenants_skills => story_skill_isolation;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2087,4 +2092,179 @@ async fn story_last_agent(store: Arc<dyn Store>) {
     assert_eq!(store.last_agent_of_customer(t, "bob@example.com", at(0)).await.unwrap(), None);
     // Tenant B has its own Ann, served by nobody.
     assert_eq!(store.last_agent_of_customer(b.tenant.id, email, at(0)).await.unwrap(), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Skills
+
+fn skill(tenant: TenantId, name: &str, created: i64) -> Skill {
+    Skill { id: SkillId(new_id()), tenant_id: tenant, name: name.into(), created_at: at(created) }
+}
+
+fn held(skill: &Skill, level: u8) -> UserSkill {
+    UserSkill { skill_id: skill.id, level }
+}
+
+/// `(user, skill)` pairs ordered as `list_user_skills` promises: by user, then skill.
+fn by_user_then_skill(mut pairs: Vec<(UserId, UserSkill)>) -> Vec<(UserId, UserSkill)> {
+    pairs.sort_by_key(|(user, s)| (*user, s.skill_id));
+    pairs
+}
+
+async fn story_skills(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    assert_eq!(store.list_skills(t).await.unwrap(), [], "a new tenant has no skills");
+
+    // Created out of name order; byte-wise "French" < "Tier 2" < "Tier1" < "english", but the list
+    // ignores case (english first) and compares the rest by code point, whatever the database's
+    // locale (which might ignore the space and put "Tier1" first).
+    let french = Skill { created_at: at_micros(10, 123_456), ..skill(t, "French", 0) };
+    let english = skill(t, "english", 11);
+    let tier1 = skill(t, "Tier1", 12);
+    let tier2 = skill(t, "Tier 2", 13);
+    let accented = skill(t, "Élan ✓", 14);
+    for s in [&tier1, &french, &accented, &tier2, &english] {
+        store.create_skill(s).await.unwrap();
+    }
+    assert_eq!(
+        store.list_skills(t).await.unwrap(),
+        [english.clone(), french.clone(), tier2, tier1, accented],
+        "ordered by lowercased name, exactly as created (microseconds included)"
+    );
+
+    assert_conflict(store.create_skill(&Skill { name: "Other".into(), ..english }).await, "skill_id");
+    assert_not_found(store.create_skill(&skill(TenantId(new_id()), "Orphan", 0)).await, "skill of an unknown tenant");
+    assert_eq!(store.list_skills(t).await.unwrap().len(), 5, "nothing refused was written");
+}
+
+async fn story_skill_names(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+    let billing = skill(ta, "Billing", 0);
+    let french = skill(ta, "Français", 1);
+    store.create_skill(&billing).await.unwrap();
+    store.create_skill(&french).await.unwrap();
+
+    for name in ["Billing", "BILLING", "billing", "bIlLiNg"] {
+        assert_conflict(store.create_skill(&skill(ta, name, 2)).await, "skill_name");
+    }
+    // Case is folded beyond ASCII, alike on both backends.
+    assert_conflict(store.create_skill(&skill(ta, "FRANÇAIS", 2)).await, "skill_name");
+    assert_eq!(store.list_skills(ta).await.unwrap(), [billing.clone(), french.clone()], "no refused skill written");
+
+    // Only the case is ignored; and another tenant may use the same names in any case.
+    let billing_2 = skill(ta, "Billing 2", 3);
+    store.create_skill(&billing_2).await.unwrap();
+    let b_billing = skill(tb, "billing", 4);
+    let b_french = skill(tb, "Français", 5);
+    store.create_skill(&b_billing).await.unwrap();
+    store.create_skill(&b_french).await.unwrap();
+    assert_eq!(store.list_skills(ta).await.unwrap(), [billing.clone(), billing_2, french]);
+    assert_eq!(store.list_skills(tb).await.unwrap(), [b_billing, b_french]);
+
+    // A deleted skill's name is free again.
+    store.delete_skill(ta, billing.id).await.unwrap();
+    let again = skill(ta, "BILLING", 6);
+    store.create_skill(&again).await.unwrap();
+    assert!(store.list_skills(ta).await.unwrap().contains(&again));
+}
+
+async fn story_user_skills(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+    let bob = user(ta, a.root.id, "bob@acme.example", 5);
+    store.create_user(&bob, None).await.unwrap();
+    let [billing, french, german] = [skill(ta, "Billing", 0), skill(ta, "French", 1), skill(ta, "German", 2)];
+    for s in [&billing, &french, &german] {
+        store.create_skill(s).await.unwrap();
+    }
+    let b_skill = skill(tb, "Billing", 0);
+    store.create_skill(&b_skill).await.unwrap();
+    assert_eq!(store.list_user_skills(ta).await.unwrap(), [], "nobody holds a skill yet");
+
+    let agent = a.agent.id;
+    store.set_user_skills(ta, agent, &[held(&german, 3), held(&billing, 10)]).await.unwrap();
+    store.set_user_skills(ta, bob.id, &[held(&french, 1)]).await.unwrap();
+    let first =
+        by_user_then_skill(vec![(agent, held(&german, 3)), (agent, held(&billing, 10)), (bob.id, held(&french, 1))]);
+    assert_eq!(store.list_user_skills(ta).await.unwrap(), first, "ordered by user, then skill");
+
+    // A second set replaces the first: a skill left out goes, a level changes, a skill is added.
+    store.set_user_skills(ta, agent, &[held(&billing, 4), held(&french, 7)]).await.unwrap();
+    let second =
+        by_user_then_skill(vec![(agent, held(&billing, 4)), (agent, held(&french, 7)), (bob.id, held(&french, 1))]);
+    assert_eq!(store.list_user_skills(ta).await.unwrap(), second, "bob's skills are untouched");
+
+    // A set naming a skill or user the tenant does not have fails whole, after the good entries
+    // before it: the previous set stays.
+    let ghost = UserSkill { skill_id: SkillId(new_id()), level: 5 };
+    let refused = [
+        (agent, vec![held(&german, 2), held(&b_skill, 5)], "B's skill"),
+        (agent, vec![held(&german, 2), ghost], "an unknown skill"),
+        (b.agent.id, vec![held(&german, 2)], "B's user"),
+        (b.agent.id, vec![], "B's user, clearing"),
+        (UserId(new_id()), vec![], "an unknown user"),
+    ];
+    for (user, skills, what) in refused {
+        assert_not_found(store.set_user_skills(ta, user, &skills).await, &format!("set naming {what}"));
+        assert_eq!(store.list_user_skills(ta).await.unwrap(), second, "the set naming {what} changed nothing");
+    }
+    assert_not_found(store.set_user_skills(tb, agent, &[held(&b_skill, 5)]).await, "A's user set as B");
+    assert_eq!(store.list_user_skills(tb).await.unwrap(), []);
+
+    // An empty set clears the user's skills.
+    store.set_user_skills(ta, agent, &[]).await.unwrap();
+    assert_eq!(store.list_user_skills(ta).await.unwrap(), [(bob.id, held(&french, 1))]);
+}
+
+async fn story_delete_skill(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let billing = skill(t, "Billing", 0);
+    let french = skill(t, "French", 1);
+    store.create_skill(&billing).await.unwrap();
+    store.create_skill(&french).await.unwrap();
+    store.set_user_skills(t, w.agent.id, &[held(&billing, 5)]).await.unwrap();
+
+    assert_conflict(store.delete_skill(t, billing.id).await, "skill_in_use");
+    assert_eq!(store.list_skills(t).await.unwrap(), [billing.clone(), french.clone()], "the held skill stays");
+    assert_eq!(store.list_user_skills(t).await.unwrap(), [(w.agent.id, held(&billing, 5))], "and stays held");
+
+    // A skill nobody holds goes at once; the held one once the user's skills no longer name it.
+    store.delete_skill(t, french.id).await.unwrap();
+    store.set_user_skills(t, w.agent.id, &[]).await.unwrap();
+    store.delete_skill(t, billing.id).await.unwrap();
+    assert_eq!(store.list_skills(t).await.unwrap(), []);
+    assert_not_found(store.delete_skill(t, billing.id).await, "deleting twice");
+    assert_not_found(store.delete_skill(t, SkillId(new_id())).await, "deleting an unknown skill");
+    assert_not_found(store.set_user_skills(t, w.agent.id, &[held(&billing, 5)]).await, "holding a deleted skill");
+}
+
+async fn story_skill_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+    let a_skill = skill(ta, "Billing", 0);
+    let idle = skill(ta, "French", 1);
+    store.create_skill(&a_skill).await.unwrap();
+    store.create_skill(&idle).await.unwrap();
+    store.set_user_skills(ta, a.agent.id, &[held(&a_skill, 6)]).await.unwrap();
+
+    assert_eq!(store.list_skills(tb).await.unwrap(), [], "B sees none of A's skills");
+    assert_eq!(store.list_user_skills(tb).await.unwrap(), [], "nor who holds them");
+    // B deleting A's skills finds nothing (not even "in use" for the held one).
+    assert_not_found(store.delete_skill(tb, a_skill.id).await, "A's held skill deleted as B");
+    assert_not_found(store.delete_skill(tb, idle.id).await, "A's idle skill deleted as B");
+    // Nor can B give A's skill to its own agent, or change A's agent.
+    assert_not_found(store.set_user_skills(tb, b.agent.id, &[held(&idle, 2)]).await, "B's agent given A's skill");
+    assert_not_found(store.set_user_skills(tb, a.agent.id, &[]).await, "A's agent cleared as B");
+    // Nor create a skill under A's id.
+    assert_conflict(store.create_skill(&Skill { tenant_id: tb, ..idle.clone() }).await, "skill_id");
+
+    assert_eq!(store.list_skills(ta).await.unwrap(), [a_skill.clone(), idle]);
+    assert_eq!(store.list_user_skills(ta).await.unwrap(), [(a.agent.id, held(&a_skill, 6))]);
+    assert_eq!(store.list_user_skills(tb).await.unwrap(), []);
 }

@@ -334,7 +334,7 @@ impl Day {
             report: DayReport::default(),
         };
         for s in [SALES, SUPPORT] {
-            let rules = day.plans[s].rules;
+            let rules = day.plans[s].rules.clone();
             day.send(Input::ServiceUpdated { service: service_id(s), rules });
             let first = day.exponential(day.plans[s].mean_gap_secs);
             day.schedule(first, Event::Arrival(s));

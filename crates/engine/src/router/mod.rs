@@ -21,7 +21,7 @@
 //!   agent for this chat.
 
 use parley_domain::workflow::Priority;
-use parley_domain::{ConversationId, Presence, ServiceId, UserId};
+use parley_domain::{ConversationId, PolicyLevel, Presence, ServiceId, SkillId, UserId, UserSkill};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use time::{Duration, OffsetDateTime};
 
@@ -42,7 +42,7 @@ const DEFAULT_HANDLE_SECS: i64 = 300;
 const NO_AGING_SECS: i64 = 1_000_000_000_000;
 
 /// A service's routing settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceRules {
     /// Concurrent IM tasks (offered or connected) the service may hold, 1–50.
     pub max_tasks: u32,
@@ -64,6 +64,8 @@ pub struct ServiceRules {
     pub away_opt_in: bool,
     /// A returning customer's last agent gets their chat first, for this many seconds (0: off).
     pub last_user_secs: u32,
+    /// Skill levels an agent needs, widening with the wait (empty: any member).
+    pub policy: Vec<PolicyLevel>,
 }
 
 impl Default for ServiceRules {
@@ -79,6 +81,7 @@ impl Default for ServiceRules {
             busy_opt_in: false,
             away_opt_in: false,
             last_user_secs: 0,
+            policy: Vec::new(),
         }
     }
 }
@@ -189,6 +192,11 @@ pub enum Input {
     /// The agent asks for more after-chat work (a fresh period, a bounded number of times).
     ExtendAcw {
         agent: UserId,
+    },
+    /// The agent's skills and levels (sent on start and whenever they change).
+    AgentSkills {
+        agent: UserId,
+        skills: Vec<UserSkill>,
     },
     /// The agent (or a supervisor) clears the agent's RONA flag.
     ResetRona {
@@ -304,6 +312,13 @@ pub struct AgentStatus {
     pub chats: usize,
 }
 
+/// The policy level that applies to a chat that entered the queue at `entered` (the last level
+/// whose start has passed); `None` when the service has no policy.
+fn policy_level(policy: &[PolicyLevel], entered: OffsetDateTime, now: OffsetDateTime) -> Option<&PolicyLevel> {
+    let waited = (now - entered).whole_seconds();
+    policy.iter().rev().find(|l| i64::from(l.after_secs) <= waited).or_else(|| policy.first())
+}
+
 /// Queue order: tier (Strict first), aged entry time, arrival number, id.
 type QueueKey = (u8, i64, u64, ConversationId);
 /// Free-agent order: fewest chats, longest idle, id.
@@ -315,6 +330,8 @@ enum Deadline {
     Acw(UserId),
     Rona(UserId),
     LastUser(ConversationId),
+    /// The chat's distribution policy widens to its next level.
+    Level(ConversationId),
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +352,7 @@ struct Agent {
     rona: Option<Option<OffsetDateTime>>,
     /// Services the agent is a member of (active or not).
     services: BTreeSet<ServiceId>,
+    skills: BTreeMap<SkillId, u8>,
     /// Free-set entries, to remove them when the agent's state changes.
     indexed: Vec<(ServiceId, FreeKey)>,
 }
@@ -354,6 +372,7 @@ impl Agent {
             acw_service: None,
             rona: None,
             services: BTreeSet::new(),
+            skills: BTreeMap::new(),
             indexed: Vec::new(),
         }
     }
@@ -385,6 +404,13 @@ impl Agent {
             Presence::Offline => false,
         };
         presence_ok && self.online && self.can_take_chats
+    }
+
+    /// Meets every requirement of the level (skill at least at its minimum level).
+    fn meets(&self, level: Option<&PolicyLevel>) -> bool {
+        level.is_none_or(|l| {
+            l.requires.iter().all(|r| self.skills.get(&r.skill_id).is_some_and(|have| *have >= r.min_level))
+        })
     }
 
     fn free_key(&self, id: UserId) -> FreeKey {
@@ -583,10 +609,22 @@ impl Router {
             Input::ServiceUpdated { service, rules } => {
                 let s = self.services.entry(service).or_default();
                 let aging_changed = s.rules.aging_secs != rules.aging_secs;
+                let policy_changed = s.rules.policy != rules.policy;
                 s.rules = ServiceRules { max_tasks: rules.max_tasks.max(1), ..rules };
                 let members: Vec<UserId> = s.members.keys().copied().collect();
                 if aging_changed {
                     self.rekey(service);
+                }
+                if policy_changed {
+                    let waiting: Vec<(ConversationId, OffsetDateTime)> = self
+                        .tasks
+                        .iter()
+                        .filter(|(_, t)| t.service == service)
+                        .map(|(id, t)| (*id, t.entered_at))
+                        .collect();
+                    for (id, entered) in waiting {
+                        self.schedule_levels(service, id, entered, now);
+                    }
                 }
                 for a in members {
                     self.reindex(a);
@@ -703,6 +741,10 @@ impl Router {
                 }
             }
             Input::ExtendAcw { agent } => self.extend_acw(agent, now, effects),
+            Input::AgentSkills { agent, skills } => {
+                self.agent_mut(agent, now).skills = skills.iter().map(|s| (s.skill_id, s.level)).collect();
+                self.touch_services_of(agent, touched);
+            }
             Input::ResetRona { agent } => {
                 if self.agents.get_mut(&agent).and_then(|a| a.rona.take()).is_some() {
                     effects.push(Effect::RonaCleared { agent });
@@ -764,6 +806,26 @@ impl Router {
         }
     }
 
+    /// Wakes the router when the chat's distribution policy widens to a later level.
+    fn schedule_levels(
+        &mut self,
+        service: ServiceId,
+        id: ConversationId,
+        entered: OffsetDateTime,
+        now: OffsetDateTime,
+    ) {
+        let widenings: Vec<OffsetDateTime> = self
+            .services
+            .get(&service)
+            .map(|s| {
+                s.rules.policy.iter().skip(1).map(|l| entered + Duration::seconds(i64::from(l.after_secs))).collect()
+            })
+            .unwrap_or_default();
+        for at in widenings.into_iter().filter(|at| *at > now) {
+            self.deadlines.insert((at, Deadline::Level(id)));
+        }
+    }
+
     fn enqueue(&mut self, a: Arrival, now: OffsetDateTime, touched: &mut BTreeSet<ServiceId>) {
         if self.tasks.contains_key(&a.conversation) {
             return;
@@ -781,6 +843,7 @@ impl Router {
         if let Some(until) = last_user_until.filter(|u| *u > now) {
             self.deadlines.insert((until, Deadline::LastUser(a.conversation)));
         }
+        self.schedule_levels(a.service, a.conversation, entered_at, now);
         let mut preferred = a.preferred;
         preferred.truncate(MAX_PREFERRED);
         preferred.sort_by_key(|(_, p)| *p);
@@ -984,7 +1047,7 @@ impl Router {
                         self.agent_changed(agent, now, effects, touched);
                     }
                 }
-                Deadline::LastUser(c) => {
+                Deadline::LastUser(c) | Deadline::Level(c) => {
                     if let Some(t) = self.tasks.get(&c) {
                         touched.insert(t.service);
                     }
@@ -994,7 +1057,7 @@ impl Router {
     }
 
     fn rules(&self, service: ServiceId) -> ServiceRules {
-        self.services.get(&service).map(|s| s.rules).unwrap_or_default()
+        self.services.get(&service).map(|s| s.rules.clone()).unwrap_or_default()
     }
 
     /// After any change to an agent: re-file them in the free sets, take back an offer they can
@@ -1062,9 +1125,12 @@ impl Router {
 
     /// The agent this queued chat would go to now, if any.
     fn pick(&self, task: &Task, service: &Service, now: OffsetDateTime) -> Option<UserId> {
+        let level = policy_level(&service.rules.policy, task.entered_at, now);
+        let qualifies = |id: &UserId| self.agents.get(id).is_some_and(|a| a.meets(level));
         let free = |id: &UserId| {
             self.agents.get(id).is_some_and(|a| service.free.contains(&a.free_key(*id)))
                 && !task.declined_by.contains(id)
+                && qualifies(id)
         };
         if let (Some(last), Some(until)) = (task.last_user, task.last_user_until)
             && now < until
@@ -1076,7 +1142,7 @@ impl Router {
         if let Some((id, _)) = task.preferred.iter().find(|(id, _)| free(id)) {
             return Some(*id);
         }
-        service.free.iter().map(|k| k.2).find(|id| !task.declined_by.contains(id))
+        service.free.iter().map(|k| k.2).find(|id| !task.declined_by.contains(id) && qualifies(id))
     }
 
     /// Offers chats of the touched services while a match exists, best-ranked chat first across

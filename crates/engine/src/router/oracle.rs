@@ -26,7 +26,11 @@ impl Router {
             (Some(last), Some(until)) => now < until && !task.declined_by.contains(&last) && last != agent,
             _ => false,
         };
+        let level = policy_level(&s.rules.policy, task.entered_at, now);
+        let skilled = level
+            .is_none_or(|l| l.requires.iter().all(|r| a.skills.get(&r.skill_id).copied().unwrap_or(0) >= r.min_level));
         s.members.get(&agent) == Some(&true)
+            && skilled
             && presence_ok
             && a.online
             && a.can_take_chats
@@ -129,7 +133,8 @@ impl Router {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Rules { service: u8, max_tasks: u32, aging: Option<u32>, persistent: bool, acw: u32, busy_ok: bool },
+    Rules { service: u8, max_tasks: u32, aging: Option<u32>, persistent: bool, acw: u32, busy_ok: bool, skilled: bool },
+    Skill(u8, u8),
     Agent(u8, u32, bool),
     Presence(u8, u8),
     Online(u8, bool),
@@ -151,16 +156,25 @@ fn op() -> impl Strategy<Value = Op> {
     let chat = 0u8..14;
     let service = 0u8..2;
     prop_oneof![
-        (service.clone(), 1u32..4, proptest::option::of(1u32..120), any::<bool>(), 0u32..90, any::<bool>()).prop_map(
-            |(service, max_tasks, aging, persistent, acw, busy_ok)| Op::Rules {
+        (
+            service.clone(),
+            1u32..4,
+            proptest::option::of(1u32..120),
+            any::<bool>(),
+            0u32..90,
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(service, max_tasks, aging, persistent, acw, busy_ok, skilled)| Op::Rules {
                 service,
                 max_tasks,
                 aging,
                 persistent,
                 acw,
-                busy_ok
-            }
-        ),
+                busy_ok,
+                skilled
+            }),
+        (agent.clone(), 0u8..6).prop_map(|(a, l)| Op::Skill(a, l)),
         (agent.clone(), 0u32..4, any::<bool>()).prop_map(|(a, m, c)| Op::Agent(a, m, c)),
         (agent.clone(), 0u8..4).prop_map(|(a, p)| Op::Presence(a, p)),
         (agent.clone(), any::<bool>()).prop_map(|(a, o)| Op::Online(a, o)),
@@ -185,6 +199,10 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+fn skill() -> SkillId {
+    SkillId::from_uuid(uuid::Uuid::from_u128(77))
+}
+
 fn prio(n: u8) -> Priority {
     [Priority::Low, Priority::Normal, Priority::High, Priority::Strict][usize::from(n % 4)]
 }
@@ -198,7 +216,11 @@ fn to_input(r: &Router, op: &Op) -> Input {
     let c = |n: u8| cid(u128::from(n));
     let s = |n: u8| sid(u128::from(n));
     match op.clone() {
-        Op::Rules { service, max_tasks, aging, persistent, acw, busy_ok } => Input::ServiceUpdated {
+        Op::Skill(x, level) => Input::AgentSkills {
+            agent: a(x),
+            skills: if level == 0 { Vec::new() } else { vec![UserSkill { skill_id: skill(), level }] },
+        },
+        Op::Rules { service, max_tasks, aging, persistent, acw, busy_ok, skilled } => Input::ServiceUpdated {
             service: s(service),
             rules: ServiceRules {
                 max_tasks,
@@ -209,6 +231,18 @@ fn to_input(r: &Router, op: &Op) -> Input {
                 acw_max_extensions: 2,
                 busy_opt_in: busy_ok,
                 last_user_secs: 60,
+                // Level 3 of the skill at first, anyone after a minute.
+                policy: if skilled {
+                    vec![
+                        PolicyLevel {
+                            after_secs: 0,
+                            requires: vec![parley_domain::SkillRequirement { skill_id: skill(), min_level: 3 }],
+                        },
+                        PolicyLevel { after_secs: 60, requires: Vec::new() },
+                    ]
+                } else {
+                    Vec::new()
+                },
                 ..ServiceRules::default()
             },
         },

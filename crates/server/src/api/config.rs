@@ -188,6 +188,7 @@ pub async fn create_service_in(
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
     check_service_refs(state, tenant, input.workflow_id, input.primary_calendar_id, input.secondary_calendar_id)
         .await?;
+    check_policy_skills(state, tenant, &input.routing).await?;
     let service_id = ServiceId::from_uuid(Uuid::now_v7());
     let mut members = Vec::with_capacity(input.members.len());
     for (i, m) in input.members.iter().enumerate() {
@@ -237,6 +238,27 @@ async fn check_service_refs(
     Ok(())
 }
 
+/// Every skill a distribution policy asks for must be the tenant's.
+async fn check_policy_skills(
+    state: &AppState,
+    tenant: TenantId,
+    routing: &parley_domain::RoutingSettings,
+) -> ApiResult<()> {
+    if routing.policy.is_empty() {
+        return Ok(());
+    }
+    let known: std::collections::HashSet<_> =
+        state.store.list_skills(tenant).await?.into_iter().map(|s| s.id).collect();
+    for (i, level) in routing.policy.iter().enumerate() {
+        for (k, r) in level.requires.iter().enumerate() {
+            if !known.contains(&r.skill_id) {
+                return Err(ApiError::unknown_reference(format!("/routing/policy/{i}/requires/{k}/skill_id"), "skill"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Changes a service's name, workflow or calendars; new conversations follow at once,
 /// running ones keep what they started with.
 #[utoipa::path(patch, path = "/api/v1/services/{id}", tag = "tenant", security(("api_key" = [])),
@@ -253,6 +275,7 @@ pub async fn patch_service(
     let service = patch.apply(service)?;
     check_service_refs(&state, tenant, service.workflow_id, service.primary_calendar_id, service.secondary_calendar_id)
         .await?;
+    check_policy_skills(&state, tenant, &service.routing).await?;
     state.store.update_service(&service).await?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(Json(service))

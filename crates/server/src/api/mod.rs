@@ -8,6 +8,7 @@ pub mod config;
 pub mod health;
 pub mod parameters;
 pub mod reports;
+pub mod skills;
 pub mod tenants;
 pub mod widget;
 pub mod workflows;

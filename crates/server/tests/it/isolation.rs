@@ -12,6 +12,7 @@ struct World {
     a_ou: String,
     a_conv: String,
     a_calendar: String,
+    a_skill: String,
 }
 
 /// Only tenant A has a parameter with this id.
@@ -32,7 +33,13 @@ async fn world() -> World {
     let c = a.admin.post("/api/v1/calendars", &calendar_body(None)).await.unwrap();
     assert_eq!(c.status, 201, "{}", c.body);
     let a_calendar = c.body["id"].as_str().unwrap().to_owned();
-    World { server, a, b, a_ou, a_conv, a_calendar }
+    let k = a.admin.post("/api/v1/skills", &json!({"name": "Billing"})).await.unwrap();
+    assert_eq!(k.status, 201, "{}", k.body);
+    let a_skill = k.body["id"].as_str().unwrap().to_owned();
+    let held = json!({"skills": [{"skill_id": a_skill, "level": 4}]});
+    let r = a.admin.send("PUT", &format!("/api/v1/users/{}/skills", a.agents[0].id), &held).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    World { server, a, b, a_ou, a_conv, a_calendar, a_skill }
 }
 
 impl World {
@@ -50,6 +57,8 @@ impl World {
             A_PARAMETER
         } else if template.starts_with("/api/v1/calendars/") {
             &self.a_calendar
+        } else if template.starts_with("/api/v1/skills/") {
+            &self.a_skill
         } else {
             &self.a_conv
         };
@@ -66,6 +75,7 @@ impl World {
             }
             ("PUT", "/api/v1/calendars/{id}") => calendar_body(None),
             ("PUT", "/api/v1/conversations/{id}/preferred-users") => json!({"users": []}),
+            ("PUT", "/api/v1/users/{id}/skills") => json!({"skills": []}),
             ("PATCH", _) => json!({"name": "renamed by B"}),
             ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
             _ => return None,
@@ -100,6 +110,7 @@ fn a_ids(w: &World) -> Vec<String> {
         w.a.service_id.clone(),
         w.a_conv.clone(),
         w.a_calendar.clone(),
+        w.a_skill.clone(),
         A_PARAMETER.to_owned(),
     ]
 }
@@ -138,6 +149,8 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
                         continue;
                     }
                     None if path == "/api/v1/api-keys" => w.b.admin.post(path, &json!({"name": "b key"})).await,
+                    // A skill names nothing; B's own, even with A's name, is B's business.
+                    None if path == "/api/v1/skills" => w.b.admin.post(path, &json!({"name": "Billing"})).await,
                     None => panic!("no isolation rule for {m} {path}"),
                 }
             } else {
@@ -165,6 +178,8 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
     assert_eq!(param.body["name"], "A's");
     let calendar = w.a.admin.get(&format!("/api/v1/calendars/{}", w.a_calendar)).await.unwrap();
     assert_eq!(calendar.body["name"], "Office");
+    let held = w.a.admin.get(&format!("/api/v1/users/{}/skills", w.a.agents[0].id)).await.unwrap();
+    assert_eq!(held.body[0]["level"], 4, "B cleared nothing");
     let wf = w.a.admin.get(&format!("/api/v1/workflows/{}", w.a.workflow_id)).await.unwrap();
     assert_eq!(wf.body["current_version"], 1, "B published nothing in A's workflow");
 }

@@ -240,3 +240,54 @@ async fn preferred_users_set_on_a_task_are_offered_it_first() {
     assert_eq!(state.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_skill_policy_sends_chats_to_skilled_agents_first_and_widens_after_its_wait() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "skills", 2).await.unwrap();
+    let skill = t.admin.post("/api/v1/skills", &json!({"name": "French"})).await.unwrap().body["id"].clone();
+    for (agent, level) in [(0, 2), (1, 7)] {
+        let body = json!({"skills": [{"skill_id": skill, "level": level}]});
+        let r = t.admin.send("PUT", &format!("/api/v1/users/{}/skills", t.agents[agent].id), &body).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let unknown = json!({"policy": [{"after_secs": 0, "requires": [{"skill_id": t.agents[0].id, "min_level": 5}]}]});
+    let r = t
+        .admin
+        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"routing": unknown}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status.as_u16(), r.body["errors"][0]["path"].as_str()),
+        (422, Some("/routing/policy/0/requires/0/skill_id"))
+    );
+    with_routing(
+        &t,
+        json!({"policy": [
+            {"after_secs": 0, "requires": [{"skill_id": skill, "min_level": 5}]},
+            {"after_secs": 60, "requires": [{"skill_id": skill, "min_level": 1}]}
+        ]}),
+    )
+    .await;
+    let (mut novice, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (mut expert, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
+    let (first, _) = t.start_chat(&server.base, "Fleur", None).await.unwrap();
+    assert_eq!(
+        offer_of(&mut expert).await["conversation_id"],
+        first.as_str(),
+        "the novice waited longer, but lacks the level"
+    );
+    expert.send(&json!({"type": "accept", "conversation_id": first})).await.unwrap();
+    // The expert could take a second chat, but goes Busy: only the novice is left.
+    expert.send(&json!({"type": "presence", "presence": "busy"})).await.unwrap();
+    expert.until("busy", |f| f["type"] == "presence" && f["presence"] == "busy").await.unwrap();
+    let (second, _) = t.start_chat(&server.base, "Gaston", None).await.unwrap();
+    // Asked after the engine has taken the chat in: the novice's level 2 is not enough yet.
+    let novice_api = parley_testkit::Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(novice_api.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]));
+    server.clock.advance(time::Duration::seconds(60));
+    assert_eq!(offer_of(&mut novice).await["conversation_id"], second.as_str(), "after a minute level 1 will do");
+    let del = t.admin.raw("DELETE", &format!("/api/v1/skills/{}", skill.as_str().unwrap()), None, None).await.unwrap();
+    assert_eq!((del.status.as_u16(), del.code()), (409, "skill_in_use"));
+    server.shutdown().await.unwrap();
+}
