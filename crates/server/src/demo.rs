@@ -125,8 +125,8 @@ async fn create(state: &AppState) -> ApiResult<DemoInfo> {
         workflow_id: workflow.id,
         primary_calendar_id: None,
         secondary_calendar_id: None,
-        // Demo agents get a short after-chat work period they can end or extend once.
-        routing: parley_domain::RoutingSettings { acw_secs: 30, acw_max_extensions: 1, ..Default::default() },
+        // No after-chat work yet: the workspace does not show its timer until issue 5's pages.
+        routing: parley_domain::RoutingSettings::default(),
         members,
     }
     .validate()?;
