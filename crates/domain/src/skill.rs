@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 
 /// Highest skill level.
 pub const MAX_SKILL_LEVEL: u8 = 10;
+/// Most skills one agent holds.
+pub const MAX_USER_SKILLS: usize = 100;
 /// Most levels in a distribution policy.
 pub const MAX_POLICY_LEVELS: usize = 5;
 
@@ -75,6 +77,10 @@ pub struct PolicyLevel {
 
 /// Checks a list of agent skills (levels in range, no skill twice).
 pub fn check_user_skills(e: &mut ValidationErrors, prefix: &str, skills: &[UserSkill]) {
+    if skills.len() > MAX_USER_SKILLS {
+        e.push(prefix.to_owned(), "too_many", format!("at most {MAX_USER_SKILLS} skills"));
+        return;
+    }
     for (i, s) in skills.iter().enumerate() {
         if !(1..=MAX_SKILL_LEVEL).contains(&s.level) {
             e.push(format!("{prefix}/{i}/level"), "out_of_range", format!("must be 1-{MAX_SKILL_LEVEL}"));
@@ -90,6 +96,7 @@ pub fn check_user_skills(e: &mut ValidationErrors, prefix: &str, skills: &[UserS
 pub fn check_policy(e: &mut ValidationErrors, prefix: &str, levels: &[PolicyLevel]) {
     if levels.len() > MAX_POLICY_LEVELS {
         e.push(prefix.to_owned(), "too_many", format!("at most {MAX_POLICY_LEVELS} levels"));
+        return;
     }
     for (i, l) in levels.iter().enumerate() {
         let ok = if i == 0 { l.after_secs == 0 } else { l.after_secs > levels[i - 1].after_secs };

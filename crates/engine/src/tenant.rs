@@ -250,6 +250,12 @@ impl Stay {
     }
 }
 
+/// Waits are told in half minutes (rounded up): finer changes are noise to a customer and
+/// would re-send every waiting customer's status on every finished chat.
+const fn coarse(secs: i64) -> i64 {
+    (secs + 29) / 30 * 30
+}
+
 fn secs(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
     (to - from).whole_seconds().max(0)
 }
@@ -270,6 +276,8 @@ pub struct TenantCore {
     next_call: u64,
     /// The queue position and estimated wait each waiting customer was last told.
     told: HashMap<ConversationId, QueueStatus>,
+    /// The router changed since the customers were last told (read-only commands skip the pass).
+    queue_dirty: bool,
 }
 
 /// Where a waiting customer stands.
@@ -643,6 +651,9 @@ impl TenantCore {
     /// estimated wait changed. One pass over the queues.
     pub fn queue_updates(&mut self) -> Vec<Out> {
         let mut out = Vec::new();
+        if !std::mem::take(&mut self.queue_dirty) {
+            return out;
+        }
         let mut now_waiting = HashMap::with_capacity(self.told.len());
         let services: Vec<ServiceId> = self.services.keys().copied().collect();
         for service in services {
@@ -651,7 +662,7 @@ impl TenantCore {
                 let position = i + 1;
                 let status = QueueStatus {
                     position: u32::try_from(position).unwrap_or(u32::MAX),
-                    estimated_wait_secs: estimate.map(|e| e.at(position).whole_seconds()),
+                    estimated_wait_secs: estimate.map(|e| coarse(e.at(position).whole_seconds())),
                 };
                 if self.told.get(&conversation) != Some(&status) {
                     out.push(Out::Queue { conversation, status });
@@ -672,7 +683,7 @@ impl TenantCore {
         let service = self.live.get(&id)?.conversation.service_id;
         Some(QueueStatus {
             position: u32::try_from(position).unwrap_or(u32::MAX),
-            estimated_wait_secs: self.router.estimated_wait_at(service, position).map(|d| d.whole_seconds()),
+            estimated_wait_secs: self.router.estimated_wait_at(service, position).map(|d| coarse(d.whole_seconds())),
         })
     }
 
@@ -713,6 +724,7 @@ impl TenantCore {
     // ---- internals -------------------------------------------------------------------------
 
     fn route(&mut self, input: router::Input, now: OffsetDateTime, out: &mut Vec<Out>) {
+        self.queue_dirty = true;
         let fx = self.router.handle(input, now);
         self.apply_routing(fx, now, out);
     }
@@ -745,7 +757,12 @@ impl TenantCore {
     fn end_stay(&mut self, id: ConversationId, outcome: Option<Outcome>, now: OffsetDateTime, out: &mut Vec<Out>) {
         let Some(l) = self.live.get_mut(&id) else { return };
         let service = l.conversation.service_id;
-        let mut stay = std::mem::replace(&mut l.stay, Stay::new(now));
+        let mut next = Stay::new(now);
+        // A transfer starts a new stay; the customer's last agent and the task's preferred users
+        // stay with the task.
+        next.last_user = l.stay.last_user;
+        next.preferred.clone_from(&l.stay.preferred);
+        let mut stay = std::mem::replace(&mut l.stay, next);
         if let Some((agent, offered_at)) = stay.offer.take() {
             out.push(Out::UserSession(UserSessionFact {
                 conversation: id,
@@ -870,7 +887,9 @@ impl TenantCore {
         // A chat that was only offered keeps no agent; a connected one keeps its agent for history.
         let c = &live.conversation;
         let keep_agent = if c.status == ConversationStatus::Connected { c.agent_id } else { None };
-        self.end_stay(id, Some(outcome), now, out);
+        // Reporting rows go last: if writing one fails, the end itself is already recorded.
+        let mut facts = Vec::new();
+        self.end_stay(id, Some(outcome), now, &mut facts);
         self.route(router::Input::Finish { conversation: id }, now, out);
         // Ended first: from then on the log refuses people's messages, so none lands after `ended`.
         self.set_status(id, ConversationStatus::Ended, keep_agent, Some(now), out);
@@ -878,6 +897,7 @@ impl TenantCore {
         let run = self.live.remove(&id).and_then(|l| l.run).map(Box::new);
         out.push(Out::Outcome { conversation: id, outcome, reason, run });
         out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Ended { by } } });
+        out.extend(facts);
     }
 
     /// Feeds one input to a conversation's workflow and carries out what it asks.

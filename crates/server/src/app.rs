@@ -103,6 +103,13 @@ impl App {
         let router = http::router(state.clone());
         let shutdown = state.shutdown.clone();
         tracing::info!(addr = %listener.local_addr()?, store = ?state.store.backend(), "parley is listening");
+        // Chat frames are small and latency-bound: without NODELAY, Nagle's algorithm holds a
+        // frame back until the previous one is acknowledged (~40 ms with delayed ACKs).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -267,12 +267,11 @@ impl TenantEngine {
                     None => break,
                 },
             };
-            // Whatever moved, waiting customers hear their new place (only those whose changed).
+            // Whatever moved, waiting customers hear their new place (only those whose changed),
+            // also after a failed command: the core has already moved on.
             let told = self.core.queue_updates();
-            let result = match result {
-                Ok(()) => self.carry_out(told).await,
-                e => e,
-            };
+            let told = self.carry_out(told).await;
+            let result = result.and(told);
             if let Err(e) = result {
                 tracing::error!(tenant = %self.tenant, error = %e, "engine command failed");
             }

@@ -451,6 +451,26 @@ struct Service {
     /// Offered or connected tasks.
     active: u32,
     handle_secs: VecDeque<i64>,
+    /// The last full scan found no chat the free agents could take, and nothing since could
+    /// change that except the chats in `unchecked`: a dispatch then looks at those only, so a
+    /// queue of unmatchable chats (skills, declines, head starts) costs nothing per input.
+    settled: bool,
+    unchecked: Vec<ConversationId>,
+}
+
+impl Service {
+    /// Something changed that may let free agents take waiting chats: scan again.
+    fn unsettle(&mut self) {
+        self.settled = false;
+        self.unchecked.clear();
+    }
+
+    /// A chat (new, back in the queue, or with new preferences) to look at next time.
+    fn recheck(&mut self, id: ConversationId) {
+        if self.settled {
+            self.unchecked.push(id);
+        }
+    }
 }
 
 /// One tenant's routing state.
@@ -610,6 +630,7 @@ impl Router {
                 let s = self.services.entry(service).or_default();
                 let aging_changed = s.rules.aging_secs != rules.aging_secs;
                 let policy_changed = s.rules.policy != rules.policy;
+                s.unsettle();
                 s.rules = ServiceRules { max_tasks: rules.max_tasks.max(1), ..rules };
                 let members: Vec<UserId> = s.members.keys().copied().collect();
                 if aging_changed {
@@ -698,7 +719,11 @@ impl Router {
                 preferred.truncate(MAX_PREFERRED);
                 preferred.sort_by_key(|(_, p)| *p);
                 t.preferred = preferred;
-                touched.insert(t.service);
+                let service = t.service;
+                if let Some(s) = self.services.get_mut(&service) {
+                    s.recheck(conversation);
+                }
+                touched.insert(service);
             }
             Input::RestoreConnected { conversation, service, agent } => {
                 let order = self.bump_order();
@@ -725,9 +750,12 @@ impl Router {
                 self.reindex(agent);
             }
             Input::Accept { conversation, agent } => {
-                self.accept(conversation, agent, now, effects);
-                // With spare capacity the agent can be offered the next chat at once.
-                self.agent_changed(agent, now, effects, touched);
+                // Only a real accept changes anything: a refused one must not bring other
+                // effects along (the shell drops them with the refusal).
+                if self.accept(conversation, agent, now, effects) {
+                    // With spare capacity the agent can be offered the next chat at once.
+                    self.agent_changed(agent, now, effects, touched);
+                }
             }
             Input::Decline { conversation, agent } => {
                 self.take_back(conversation, agent, Requeue::Declined, now, effects, touched);
@@ -742,8 +770,14 @@ impl Router {
             }
             Input::ExtendAcw { agent } => self.extend_acw(agent, now, effects),
             Input::AgentSkills { agent, skills } => {
-                self.agent_mut(agent, now).skills = skills.iter().map(|s| (s.skill_id, s.level)).collect();
-                self.touch_services_of(agent, touched);
+                let a = self.agent_mut(agent, now);
+                a.skills = skills.iter().map(|s| (s.skill_id, s.level)).collect();
+                for sid in a.services.clone() {
+                    if let Some(s) = self.services.get_mut(&sid) {
+                        s.unsettle();
+                    }
+                }
+                self.agent_changed(agent, now, effects, touched);
             }
             Input::ResetRona { agent } => {
                 if self.agents.get_mut(&agent).and_then(|a| a.rona.take()).is_some() {
@@ -836,8 +870,12 @@ impl Router {
         let s = self.services.entry(a.service).or_default();
         let head_start = s.rules.last_user_secs;
         s.queue.insert(key);
+        s.recheck(a.conversation);
+        // A head start only for an agent who is still an active member of this service;
+        // anyone else would hold the chat back for nothing.
+        let last_is_member = a.last_user.is_some_and(|u| s.members.get(&u) == Some(&true));
         let last_user_until = match a.last_user {
-            Some(_) if head_start > 0 => Some(entered_at + Duration::seconds(i64::from(head_start))),
+            Some(_) if head_start > 0 && last_is_member => Some(entered_at + Duration::seconds(i64::from(head_start))),
             _ => None,
         };
         if let Some(until) = last_user_until.filter(|u| *u > now) {
@@ -867,13 +905,22 @@ impl Router {
         touched.insert(a.service);
     }
 
-    fn accept(&mut self, conversation: ConversationId, agent: UserId, now: OffsetDateTime, effects: &mut Vec<Effect>) {
+    fn accept(
+        &mut self,
+        conversation: ConversationId,
+        agent: UserId,
+        now: OffsetDateTime,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
         let Some(t) = self.tasks.get_mut(&conversation).filter(|t| t.state == TaskState::Offered(agent)) else {
             effects.push(Effect::Refused { conversation: Some(conversation), agent, reason: "offer_not_found" });
-            return;
+            return false;
         };
         t.state = TaskState::Connected(agent);
-        t.offer_deadline = None;
+        // The answer came: its no-answer deadline would only wake the shell for nothing.
+        if let Some(d) = t.offer_deadline.take() {
+            self.deadlines.remove(&(d, Deadline::Offer(conversation)));
+        }
         t.connected_at = Some(now);
         if let Some(a) = self.agents.get_mut(&agent) {
             a.offer = None;
@@ -881,6 +928,7 @@ impl Router {
         }
         self.reindex(agent);
         effects.push(Effect::Connected { conversation, agent });
+        true
     }
 
     /// Decline, no answer, or the agent became unavailable: the chat waits again with its place.
@@ -898,13 +946,16 @@ impl Router {
             return;
         };
         t.state = TaskState::Queued;
-        t.offer_deadline = None;
+        if let Some(d) = t.offer_deadline.take() {
+            self.deadlines.remove(&(d, Deadline::Offer(conversation)));
+        }
         if reason != Requeue::AgentUnavailable {
             t.declined_by.insert(agent);
         }
         let (service, key) = (t.service, t.key);
         if let Some(s) = self.services.get_mut(&service) {
             s.queue.insert(key);
+            s.recheck(conversation);
             s.active = s.active.saturating_sub(1);
         }
         let rules = self.rules(service);
@@ -936,6 +987,9 @@ impl Router {
         touched: &mut BTreeSet<ServiceId>,
     ) {
         let Some(task) = self.tasks.remove(&conversation) else { return };
+        if let Some(d) = task.offer_deadline {
+            self.deadlines.remove(&(d, Deadline::Offer(conversation)));
+        }
         let rules = self.rules(task.service);
         let Some(s) = self.services.get_mut(&task.service) else { return };
         match task.state {
@@ -1048,8 +1102,11 @@ impl Router {
                     }
                 }
                 Deadline::LastUser(c) | Deadline::Level(c) => {
-                    if let Some(t) = self.tasks.get(&c) {
-                        touched.insert(t.service);
+                    if let Some(service) = self.tasks.get(&c).map(|t| t.service) {
+                        if let Some(s) = self.services.get_mut(&service) {
+                            s.recheck(c);
+                        }
+                        touched.insert(service);
                     }
                 }
             }
@@ -1106,6 +1163,7 @@ impl Router {
     /// Files the agent in the free set of every service they could be offered a chat of now.
     fn reindex(&mut self, agent: UserId) {
         let Some(a) = self.agents.get_mut(&agent) else { return };
+        let was_free: Vec<ServiceId> = a.indexed.iter().map(|(s, _)| *s).collect();
         for (s, key) in a.indexed.drain(..) {
             if let Some(svc) = self.services.get_mut(&s) {
                 svc.free.remove(&key);
@@ -1118,6 +1176,10 @@ impl Router {
             if s.members.get(&agent) == Some(&true) && a.selectable(&s.rules) {
                 s.free.insert(key);
                 indexed.push((*sid, key));
+                if !was_free.contains(sid) {
+                    // A newly free agent may take chats nobody else could.
+                    s.unsettle();
+                }
             }
         }
         a.indexed = indexed;
@@ -1150,23 +1212,54 @@ impl Router {
     fn dispatch(&mut self, touched: &BTreeSet<ServiceId>, now: OffsetDateTime, effects: &mut Vec<Effect>) {
         loop {
             let mut best: Option<(QueueKey, UserId)> = None;
+            let mut settled_now = Vec::new();
             for sid in touched {
                 let Some(s) = self.services.get(sid) else { continue };
                 if s.active >= s.rules.max_tasks || s.free.is_empty() {
                     continue;
                 }
+                if s.settled {
+                    // Only the chats that arrived or changed since the last full scan can match.
+                    for id in &s.unchecked {
+                        let Some(task) = self.tasks.get(id).filter(|t| t.state == TaskState::Queued) else { continue };
+                        if best.is_some_and(|(b, _)| b < task.key) {
+                            continue;
+                        }
+                        if let Some(agent) = self.pick(task, s, now) {
+                            best = Some((task.key, agent));
+                        }
+                    }
+                    settled_now.push(*sid);
+                    continue;
+                }
+                let mut matched_or_cut = false;
                 for key in &s.queue {
                     if best.is_some_and(|(b, _)| b < *key) {
+                        matched_or_cut = true;
                         break;
                     }
                     let Some(task) = self.tasks.get(&key.3) else { continue };
                     if let Some(agent) = self.pick(task, s, now) {
                         best = Some((*key, agent));
+                        matched_or_cut = true;
                         break;
                     }
                 }
+                if !matched_or_cut {
+                    settled_now.push(*sid);
+                }
             }
-            let Some((key, agent)) = best else { return };
+            let Some((key, agent)) = best else {
+                // Nothing matched: every service scanned (fully or by its unchecked chats) is
+                // settled against its current free agents.
+                for sid in settled_now {
+                    if let Some(s) = self.services.get_mut(&sid) {
+                        s.settled = true;
+                        s.unchecked.clear();
+                    }
+                }
+                return;
+            };
             self.offer(key.3, agent, now, effects);
         }
     }

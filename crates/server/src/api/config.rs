@@ -463,7 +463,7 @@ pub async fn put_preferred_users(
     found(state.store.get_conversation(tenant, conversation).await, "conversation")?;
     let mut e = ValidationErrors::default();
     if body.users.len() > 10 {
-        e.push("/users", "too_many", "at most 10 preferred users");
+        return Err(ValidationErrors::single("/users", "too_many", "at most 10 preferred users").into());
     }
     for (i, u) in body.users.iter().enumerate() {
         if !(1..=99).contains(&u.priority) {

@@ -96,7 +96,7 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
                         BusEvent::Visitor(frame) => send(&mut sink, frame).await,
                         BusEvent::Agent(_) => true,
                     },
-                    Err(RecvError::Lagged(_)) => s.replay(&mut sink).await,
+                    Err(RecvError::Lagged(_)) => s.replay(&mut sink).await && s.queue_status(&mut sink).await,
                     Err(RecvError::Closed) => false,
                 };
                 if !ok { break; }
