@@ -255,6 +255,8 @@ pub struct Service {
     pub secondary_calendar_id: Option<CalendarId>,
     /// How the distribution engine treats the service's chats.
     pub routing: RoutingSettings,
+    /// Which websites may use the service's widget snippet.
+    pub access: crate::access::WidgetAccess,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -364,6 +366,8 @@ pub struct NewService {
     #[serde(default)]
     pub routing: RoutingSettings,
     #[serde(default)]
+    pub access: crate::access::WidgetAccess,
+    #[serde(default)]
     pub members: Vec<NewMember>,
 }
 
@@ -376,6 +380,7 @@ impl NewService {
         let mut e = ValidationErrors::default();
         self.name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
         self.routing.check(&mut e, "/routing");
+        self.access.check(&mut e, "/access");
         for (i, m) in self.members.iter().enumerate() {
             if self.members[..i].iter().any(|o| o.user_id == m.user_id) {
                 e.push(format!("/members/{i}/user_id"), "duplicate", "user is listed twice");
@@ -405,6 +410,9 @@ pub struct ServicePatch {
     /// Replaces the routing settings (fields left out take their defaults).
     #[serde(default)]
     pub routing: Option<RoutingSettings>,
+    /// Replaces the widget access settings.
+    #[serde(default)]
+    pub access: Option<crate::access::WidgetAccess>,
 }
 
 impl ServicePatch {
@@ -429,6 +437,10 @@ impl ServicePatch {
         if let Some(r) = self.routing {
             r.check(&mut e, "/routing");
             s.routing = r;
+        }
+        if let Some(a) = self.access {
+            a.check(&mut e, "/access");
+            s.access = a;
         }
         e.into_result(s)
     }

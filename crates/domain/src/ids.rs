@@ -56,4 +56,6 @@ id_type! {
     CalendarId,
     /// A skill agents hold and distribution policies ask for.
     SkillId,
+    /// A list of website origins allowed to use a widget snippet.
+    DomainTemplateId,
 }

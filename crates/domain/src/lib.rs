@@ -4,6 +4,7 @@
 //! This crate is pure. It must not depend on tokio, sqlx, axum or anything that does IO, and it
 //! never reads the clock or a random source: ids and timestamps are handed in by the shell.
 
+pub mod access;
 pub mod calendar;
 pub mod conversation;
 pub mod entities;
@@ -16,6 +17,7 @@ pub mod template;
 pub mod validate;
 pub mod workflow;
 
+pub use access::{DomainTemplate, NewDomainTemplate, WidgetAccess};
 pub use conversation::*;
 pub use entities::*;
 pub use error::{FieldError, ValidationErrors};

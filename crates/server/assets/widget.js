@@ -256,6 +256,63 @@
     }
   };
 
-  if (document.body) mount();
-  else document.addEventListener('DOMContentLoaded', mount);
+  // A service may restrict its chat to some websites. Ask from this page (the browser names
+  // the page's origin, which a page cannot fake) and explain a refusal instead of showing a
+  // frame the browser would block anyway.
+  function refuse(detail) {
+    var note = document.createElement('div');
+    note.id = 'parley-widget-refused';
+    note.setAttribute('role', 'status');
+    note.textContent = 'Chat is not available on this website.';
+    css(note, {
+      all: 'initial',
+      position: 'fixed',
+      right: '20px',
+      bottom: '20px',
+      'z-index': Z,
+      background: '#ffffff',
+      color: '#1f2933',
+      border: '1px solid #d0d7de',
+      'border-radius': '8px',
+      padding: '10px 14px',
+      font: '14px/1.4 ' + FONT,
+      'box-shadow': '0 4px 16px rgba(0, 0, 0, 0.12)'
+    });
+    document.body.appendChild(note);
+    if (window.console) window.console.warn('Parley: ' + (detail || 'this chat is not available on this website'));
+  }
+
+  function start() {
+    var url =
+      base +
+      '/api/v1/widget/access?contact_id=' +
+      encodeURIComponent(contactId) +
+      '&widget_key=' +
+      encodeURIComponent(widgetKey);
+    if (!window.fetch) {
+      mount();
+      return;
+    }
+    window.fetch(url, { mode: 'cors', credentials: 'omit' }).then(
+      function (res) {
+        if (res.status !== 403) {
+          mount();
+          return;
+        }
+        res.json().then(
+          function (problem) {
+            refuse(problem && problem.detail);
+          },
+          function () {
+            refuse();
+          }
+        );
+      },
+      // Parley unreachable: the frame shows its own connection error.
+      mount
+    );
+  }
+
+  if (document.body) start();
+  else document.addEventListener('DOMContentLoaded', start);
 })();

@@ -127,6 +127,7 @@ async fn create(state: &AppState) -> ApiResult<DemoInfo> {
         secondary_calendar_id: None,
         // No after-chat work yet: the workspace does not show its timer until issue 5's pages.
         routing: parley_domain::RoutingSettings::default(),
+        access: parley_domain::WidgetAccess::default(),
         members,
     }
     .validate()?;

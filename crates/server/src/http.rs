@@ -3,7 +3,7 @@
 //! routes and methods.
 
 use crate::api::{
-    agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
+    access, agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
 };
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
@@ -52,6 +52,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/reports/user-sessions", get(reports::user_sessions))
         .route("/api/v1/reports/service-sessions", get(reports::service_sessions))
+        .route("/api/v1/domain-templates", post(access::create_template).get(access::list_templates))
+        .route(
+            "/api/v1/domain-templates/{id}",
+            get(access::get_template).put(access::put_template).delete(access::delete_template),
+        )
+        .route("/api/v1/widget/access", get(access::widget_access))
         .route("/api/v1/services", post(config::create_service).get(config::list_services))
         .route("/api/v1/services/{id}", get(config::get_service).patch(config::patch_service))
         .route("/api/v1/services/{id}/members", get(config::list_members))

@@ -3,7 +3,7 @@
 //! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
 
 use crate::api::{
-    agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
+    access, agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
 };
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -31,7 +31,9 @@ use utoipa::{Modify, OpenApi};
         config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
         config::get_conversation, config::get_conversation_log, config::get_conversation_workflow, config::put_preferred_users,
-        widget::start_conversation, widget::visitor_log,
+        widget::start_conversation, widget::visitor_log, access::widget_access,
+        access::create_template, access::list_templates, access::get_template, access::put_template,
+        access::delete_template,
         agent::login, agent::logout, agent::me, agent::history,
         agent_controls::state, agent_controls::set_presence, agent_controls::accept, agent_controls::decline,
         agent_controls::end_chat, agent_controls::end_acw, agent_controls::extend_acw, agent_controls::reset_rona,

@@ -85,8 +85,21 @@ pub async fn agent_css() -> Response {
 }
 
 /// The widget frame page (inside the customer's site).
-pub async fn frame() -> Response {
-    page(FRAME_HTML.to_owned(), "*")
+/// The chat frame. For a service with Restrict Access, browsers may only show it inside pages of
+/// the allowed origins (`frame-ancestors`), whatever page tries to embed it.
+pub async fn frame(State(state): State<AppState>, Query(q): Query<SnippetQuery>) -> Response {
+    let service = service_for_snippet(&state, &q.contact_id, &q.widget_key).await.ok();
+    let allowed = match &service {
+        Some(s) => crate::api::access::allowed_origins(&state, s).await.ok().flatten(),
+        None => None,
+    };
+    // Parley's own pages (the preview) may always show it; a restricted chat with no origin
+    // listed is shown nowhere else rather than anywhere.
+    let ancestors = match allowed {
+        Some(origins) => std::iter::once("'self'".to_owned()).chain(origins).collect::<Vec<_>>().join(" "),
+        None => "*".to_owned(),
+    };
+    page(FRAME_HTML.to_owned(), &ancestors)
 }
 
 /// Query of the preview page.

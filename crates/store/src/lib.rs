@@ -21,9 +21,9 @@ use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, EntryBody, LogEntry,
-    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant,
-    TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DomainTemplate,
+    DomainTemplateId, EntryBody, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
+    ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -320,6 +320,15 @@ pub trait Store: Send + Sync + 'static {
     /// The saved workflow record; `None` when none was saved, `NotFound` for an unknown
     /// conversation.
     async fn get_workflow_run(&self, tenant: TenantId, id: ConversationId) -> Result<Option<serde_json::Value>>;
+    async fn create_domain_template(&self, template: &DomainTemplate) -> Result<()>;
+    async fn get_domain_template(&self, tenant: TenantId, id: DomainTemplateId) -> Result<DomainTemplate>;
+    /// Ordered by `created_at`, then id.
+    async fn list_domain_templates(&self, tenant: TenantId) -> Result<Vec<DomainTemplate>>;
+    /// Replaces name and origins (id, unit and creation time never change).
+    async fn update_domain_template(&self, template: &DomainTemplate) -> Result<()>;
+    /// `NotFound` for an unknown template (the API refuses templates services still use).
+    async fn delete_domain_template(&self, tenant: TenantId, id: DomainTemplateId) -> Result<()>;
+
     /// `Conflict("skill_name")` when the tenant has a skill of that name (case-insensitive).
     async fn create_skill(&self, skill: &Skill) -> Result<()>;
     /// Ordered by name.

@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, LogEntry, Membership,
-    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User,
-    UserId, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DomainTemplate,
+    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
+    Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
@@ -637,8 +637,8 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at, routing) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing, access) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(service.id.0)
         .bind(service.tenant_id.0)
@@ -651,6 +651,7 @@ impl Store for PgStore {
         .bind(service.secondary_calendar_id.map(|c| c.0))
         .bind(service.created_at)
         .bind(Json(&service.routing))
+        .bind(Json(&service.access))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -682,7 +683,7 @@ impl Store for PgStore {
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
             "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
-             routing = $7 WHERE tenant_id = $1 AND id = $2",
+             routing = $7, access = $8 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(service.tenant_id.0)
         .bind(service.id.0)
@@ -691,6 +692,7 @@ impl Store for PgStore {
         .bind(service.primary_calendar_id.map(|c| c.0))
         .bind(service.secondary_calendar_id.map(|c| c.0))
         .bind(Json(&service.routing))
+        .bind(Json(&service.access))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -875,6 +877,64 @@ impl Store for PgStore {
             .map_err(db_error)?;
         let run: Option<Json<serde_json::Value>> = row.try_get("workflow_run").map_err(db_error)?;
         Ok(run.map(|j| j.0))
+    }
+
+    async fn create_domain_template(&self, t: &DomainTemplate) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO domain_templates (id, tenant_id, ou_id, name, origins, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.id.0)
+        .bind(t.tenant_id.0)
+        .bind(t.ou_id.0)
+        .bind(&t.name)
+        .bind(Json(&t.origins))
+        .bind(t.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_domain_template(&self, tenant: TenantId, template: DomainTemplateId) -> Result<DomainTemplate> {
+        let row = sqlx::query(concat!(select!(domain_templates), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(template.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::domain_template(&row)
+    }
+
+    async fn list_domain_templates(&self, tenant: TenantId) -> Result<Vec<DomainTemplate>> {
+        let rows = sqlx::query(concat!(select!(domain_templates), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::domain_template).collect()
+    }
+
+    async fn update_domain_template(&self, t: &DomainTemplate) -> Result<()> {
+        let done = sqlx::query("UPDATE domain_templates SET name = $3, origins = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(t.tenant_id.0)
+            .bind(t.id.0)
+            .bind(&t.name)
+            .bind(Json(&t.origins))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_domain_template(&self, tenant: TenantId, template: DomainTemplateId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM domain_templates WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(template.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
     }
 
     async fn create_skill(&self, skill: &Skill) -> Result<()> {

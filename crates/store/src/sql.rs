@@ -9,9 +9,9 @@ use crate::{AgentSession, ApiKeyRecord, QueueEntry, StoreError, VisitorCredentia
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Priority, Workflow, WorkflowKind, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, LogEntry,
-    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant,
-    TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, DomainTemplate,
+    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
+    Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
 };
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -65,7 +65,10 @@ macro_rules! select {
     };
     (services) => {
         "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, primary_calendar_id, \
-         secondary_calendar_id, routing, created_at FROM services"
+         secondary_calendar_id, routing, access, created_at FROM services"
+    };
+    (domain_templates) => {
+        "SELECT id, tenant_id, ou_id, name, origins, created_at FROM domain_templates"
     };
     (memberships) => {
         "SELECT service_id, user_id, active FROM memberships"
@@ -238,6 +241,17 @@ pub(crate) fn calendar(r: &impl Cols) -> Result<OpeningCalendar, StoreError> {
     })
 }
 
+pub(crate) fn domain_template(r: &impl Cols) -> Result<DomainTemplate, StoreError> {
+    Ok(DomainTemplate {
+        id: DomainTemplateId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        name: r.text("name")?,
+        origins: r.json("origins")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
 pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
     Ok(Service {
         id: ServiceId(r.uuid("id")?),
@@ -250,6 +264,7 @@ pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
         primary_calendar_id: r.opt_uuid("primary_calendar_id")?.map(CalendarId),
         secondary_calendar_id: r.opt_uuid("secondary_calendar_id")?.map(CalendarId),
         routing: r.json("routing")?,
+        access: r.json("access")?,
         created_at: r.time("created_at")?,
     })
 }
@@ -433,6 +448,8 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("parameters_pkey", "parameters.tenant_id, parameters.id", "parameter_id"),
     ("calendars_pkey", "calendars.id", "calendar_id"),
     ("calendars_tenant_id_id_key", "calendars.tenant_id, calendars.id", "calendar_id"),
+    ("domain_templates_pkey", "domain_templates.id", "domain_template_id"),
+    ("domain_templates_tenant_id_id_key", "domain_templates.tenant_id, domain_templates.id", "domain_template_id"),
     ("services_pkey", "services.id", "service_id"),
     ("services_tenant_id_id_key", "services.tenant_id, services.id", "service_id"),
     ("services_contact_id_key", "services.contact_id", "service_contact_id"),

@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, LogEntry, Membership,
-    OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User,
-    UserId, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DomainTemplate,
+    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
+    Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -686,8 +686,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at, routing) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing, access) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id(service.id.0))
         .bind(id(service.tenant_id.0))
@@ -700,6 +700,7 @@ impl Store for SqliteStore {
         .bind(service.secondary_calendar_id.map(|c| id(c.0)))
         .bind(micros(service.created_at))
         .bind(sql::to_json(&service.routing)?)
+        .bind(sql::to_json(&service.access)?)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -731,7 +732,7 @@ impl Store for SqliteStore {
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
             "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
-             routing = $7 WHERE tenant_id = $1 AND id = $2",
+             routing = $7, access = $8 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(id(service.tenant_id.0))
         .bind(id(service.id.0))
@@ -740,6 +741,7 @@ impl Store for SqliteStore {
         .bind(service.primary_calendar_id.map(|c| id(c.0)))
         .bind(service.secondary_calendar_id.map(|c| id(c.0)))
         .bind(sql::to_json(&service.routing)?)
+        .bind(sql::to_json(&service.access)?)
         .execute(&self.write)
         .await
         .map_err(db_error)?;
@@ -924,6 +926,64 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         let text: Option<String> = row.try_get("workflow_run").map_err(db_error)?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Other(format!("workflow_run: {e}")))).transpose()
+    }
+
+    async fn create_domain_template(&self, t: &DomainTemplate) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO domain_templates (id, tenant_id, ou_id, name, origins, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id(t.id.0))
+        .bind(id(t.tenant_id.0))
+        .bind(id(t.ou_id.0))
+        .bind(&t.name)
+        .bind(sql::to_json(&t.origins)?)
+        .bind(micros(t.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_domain_template(&self, tenant: TenantId, template: DomainTemplateId) -> Result<DomainTemplate> {
+        let row = sqlx::query(concat!(select!(domain_templates), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(template.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::domain_template(&row)
+    }
+
+    async fn list_domain_templates(&self, tenant: TenantId) -> Result<Vec<DomainTemplate>> {
+        let rows = sqlx::query(concat!(select!(domain_templates), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::domain_template).collect()
+    }
+
+    async fn update_domain_template(&self, t: &DomainTemplate) -> Result<()> {
+        let done = sqlx::query("UPDATE domain_templates SET name = $3, origins = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(t.tenant_id.0))
+            .bind(id(t.id.0))
+            .bind(&t.name)
+            .bind(sql::to_json(&t.origins)?)
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_domain_template(&self, tenant: TenantId, template: DomainTemplateId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM domain_templates WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(template.0))
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
     }
 
     async fn create_skill(&self, skill: &Skill) -> Result<()> {

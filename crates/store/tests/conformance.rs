@@ -6,9 +6,10 @@
 use parley_domain::calendar::{Calendar, Category, OpeningCalendar, Period, Rule, Weekday};
 use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, EntryBody,
-    Licence, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service, ServiceId, ServiceSession,
-    Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, DomainTemplate,
+    DomainTemplateId, EntryBody, Licence, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service,
+    ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill,
+    WidgetAccess, WorkflowId,
 };
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
@@ -121,6 +122,10 @@ conformance! {
     a_users_skills_are_replaced_as_a_whole_or_not_at_all => story_user_skills;
     a_skill_cannot_be_deleted_while_a_user_holds_it => story_delete_skill;
     a_tenant_never_sees_or_changes_another_tenants_skills => story_skill_isolation;
+    domain_templates_round_trip_their_origins_and_are_listed_by_creation => story_domain_templates;
+    domain_templates_are_changed_and_deleted_in_place => story_domain_template_changes;
+    a_tenant_never_sees_or_changes_another_tenants_domain_templates => story_domain_template_isolation;
+    a_services_access_settings_round_trip_through_create_and_update => story_service_access;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +261,17 @@ fn opening_calendar(tenant: TenantId, ou: OrgUnitId, name: &str, created: i64) -
     }
 }
 
+fn domain_template(tenant: TenantId, ou: OrgUnitId, name: &str, created: i64) -> DomainTemplate {
+    DomainTemplate {
+        id: DomainTemplateId(new_id()),
+        tenant_id: tenant,
+        ou_id: ou,
+        name: name.into(),
+        origins: vec!["https://www.example.com".into(), "https://*.example.com".into(), "http://localhost:8080".into()],
+        created_at: at(created),
+    }
+}
+
 fn service(tenant: TenantId, ou: OrgUnitId, wf: WorkflowId, created: i64) -> Service {
     let id = ServiceId(new_id());
     Service {
@@ -269,6 +285,7 @@ fn service(tenant: TenantId, ou: OrgUnitId, wf: WorkflowId, created: i64) -> Ser
         primary_calendar_id: None,
         secondary_calendar_id: None,
         routing: Default::default(),
+        access: Default::default(),
         created_at: at(created),
     }
 }
@@ -1553,6 +1570,7 @@ async fn story_migrated_legacy(store: Arc<dyn Store>, legacy: &Legacy) {
     }
     let service = store.get_service(t, legacy.service).await.unwrap();
     assert_eq!((service.primary_calendar_id, service.secondary_calendar_id), (None, None));
+    assert_eq!(service.access, WidgetAccess::default(), "an existing service is not restricted");
     let c = store.get_conversation(t, legacy.conversation).await.unwrap();
     assert_eq!(
         (c.workflow_id, c.workflow_version, c.outcome, c.outcome_reason),
@@ -2267,4 +2285,124 @@ async fn story_skill_isolation(store: Arc<dyn Store>) {
     assert_eq!(store.list_skills(ta).await.unwrap(), [a_skill.clone(), idle]);
     assert_eq!(store.list_user_skills(ta).await.unwrap(), [(a.agent.id, held(&a_skill, 6))]);
     assert_eq!(store.list_user_skills(tb).await.unwrap(), []);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domain templates and widget access
+
+async fn story_domain_templates(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let t = a.tenant.id;
+    let shop = DomainTemplate { created_at: at_micros(20, 7), ..domain_template(t, a.root.id, "Shop", 0) };
+    let blog = DomainTemplate {
+        origins: vec!["https://blog.example.org".into()],
+        ..domain_template(t, a.root.id, "Blog", 10)
+    };
+    let same_time = domain_template(t, a.root.id, "Same time", 10);
+    store.create_domain_template(&shop).await.unwrap();
+    store.create_domain_template(&blog).await.unwrap();
+    store.create_domain_template(&same_time).await.unwrap();
+    assert_eq!(store.get_domain_template(t, shop.id).await.unwrap(), shop, "origins and time round-trip");
+    assert_eq!(store.get_domain_template(t, blog.id).await.unwrap(), blog);
+
+    let mut tied = [blog.clone(), same_time.clone()];
+    tied.sort_by_key(|d| d.id);
+    let expected = [tied[0].clone(), tied[1].clone(), shop.clone()];
+    assert_eq!(store.list_domain_templates(t).await.unwrap(), expected, "ordered by created_at, then id");
+
+    assert_conflict(store.create_domain_template(&shop).await, "domain_template_id");
+    assert_not_found(
+        store.create_domain_template(&domain_template(t, OrgUnitId(new_id()), "x", 0)).await,
+        "template in an unknown unit",
+    );
+    assert_not_found(store.get_domain_template(t, DomainTemplateId(new_id())).await, "unknown template");
+    assert_eq!(store.list_domain_templates(t).await.unwrap().len(), 3, "refused creates add nothing");
+}
+
+async fn story_domain_template_changes(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let t = a.tenant.id;
+    let shop = domain_template(t, a.root.id, "Shop", 10);
+    let blog = domain_template(t, a.root.id, "Blog", 20);
+    store.create_domain_template(&shop).await.unwrap();
+    store.create_domain_template(&blog).await.unwrap();
+
+    // Name and origins change; id, unit and creation time do not, whatever the caller passes.
+    let changed =
+        DomainTemplate { name: "Web shop".into(), origins: vec!["https://shop.example.net".into()], ..shop.clone() };
+    let sloppy = DomainTemplate { ou_id: OrgUnitId(new_id()), created_at: at(99), ..changed.clone() };
+    store.update_domain_template(&sloppy).await.unwrap();
+    assert_eq!(store.get_domain_template(t, shop.id).await.unwrap(), changed);
+    assert_eq!(store.get_domain_template(t, blog.id).await.unwrap(), blog, "the other template is untouched");
+    assert_eq!(store.list_domain_templates(t).await.unwrap(), [changed.clone(), blog.clone()]);
+    assert_not_found(
+        store.update_domain_template(&domain_template(t, a.root.id, "ghost", 0)).await,
+        "update of an unknown template",
+    );
+
+    store.delete_domain_template(t, shop.id).await.unwrap();
+    assert_not_found(store.get_domain_template(t, shop.id).await, "the deleted template");
+    assert_not_found(store.delete_domain_template(t, shop.id).await, "deleting twice");
+    assert_not_found(store.update_domain_template(&changed).await, "updating the deleted template");
+    assert_eq!(store.list_domain_templates(t).await.unwrap(), [blog]);
+}
+
+async fn story_domain_template_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let (ta, tb) = (a.tenant.id, b.tenant.id);
+    let shop = domain_template(ta, a.root.id, "Shop", 10);
+    store.create_domain_template(&shop).await.unwrap();
+
+    assert_not_found(
+        store.create_domain_template(&domain_template(ta, b.root.id, "x", 0)).await,
+        "template in B's unit",
+    );
+    assert_not_found(store.get_domain_template(tb, shop.id).await, "A's template read as B");
+    assert!(store.list_domain_templates(tb).await.unwrap().is_empty());
+    let hijack = DomainTemplate { tenant_id: tb, name: "Hijacked".into(), origins: vec![], ..shop.clone() };
+    assert_not_found(store.update_domain_template(&hijack).await, "A's template changed as B");
+    assert_not_found(store.delete_domain_template(tb, shop.id).await, "A's template deleted as B");
+    assert_conflict(
+        store.create_domain_template(&DomainTemplate { tenant_id: tb, ou_id: b.root.id, ..shop.clone() }).await,
+        "domain_template_id",
+    );
+    assert_eq!(store.get_domain_template(ta, shop.id).await.unwrap(), shop, "A's template is unchanged");
+    assert_eq!(store.list_domain_templates(ta).await.unwrap(), [shop]);
+}
+
+async fn story_service_access(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let t = a.tenant.id;
+    assert_eq!(store.get_service(t, a.service.id).await.unwrap().access, WidgetAccess::default());
+    let shop = domain_template(t, a.root.id, "Shop", 10);
+    let blog = domain_template(t, a.root.id, "Blog", 11);
+    store.create_domain_template(&shop).await.unwrap();
+    store.create_domain_template(&blog).await.unwrap();
+
+    let restricted = Service {
+        access: WidgetAccess { restrict_access: true, domain_template_ids: vec![shop.id, blog.id] },
+        ..service(t, a.root.id, a.workflow.id, 20)
+    };
+    store.create_service(&restricted, &[]).await.unwrap();
+    assert_eq!(store.get_service(t, restricted.id).await.unwrap(), restricted);
+    assert_eq!(store.find_service_by_contact_id(&restricted.contact_id).await.unwrap(), restricted);
+    assert_eq!(store.list_services(t).await.unwrap(), [a.service.clone(), restricted.clone()]);
+
+    // Order of the linked templates is kept; switching the restriction off keeps the links.
+    let reordered = Service {
+        access: WidgetAccess { restrict_access: false, domain_template_ids: vec![blog.id, shop.id] },
+        ..restricted.clone()
+    };
+    store.update_service(&reordered).await.unwrap();
+    assert_eq!(store.get_service(t, restricted.id).await.unwrap(), reordered);
+    let opened = Service { access: WidgetAccess::default(), ..reordered };
+    store.update_service(&opened).await.unwrap();
+    assert_eq!(store.get_service(t, restricted.id).await.unwrap(), opened);
+    let limited = Service {
+        access: WidgetAccess { restrict_access: true, domain_template_ids: vec![shop.id] },
+        ..a.service.clone()
+    };
+    store.update_service(&limited).await.unwrap();
+    assert_eq!(store.list_services(t).await.unwrap(), [limited, opened]);
 }

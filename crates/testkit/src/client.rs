@@ -20,6 +20,7 @@ pub struct Api {
     http: reqwest::Client,
     bearer: Option<String>,
     cookie: Option<String>,
+    origin: Option<String>,
 }
 
 /// A response: status and parsed JSON (Null for an empty body).
@@ -42,7 +43,7 @@ impl Reply {
 impl Api {
     #[must_use]
     pub fn new(base: &str) -> Self {
-        Self { base: base.to_owned(), http: reqwest::Client::new(), bearer: None, cookie: None }
+        Self { base: base.to_owned(), http: reqwest::Client::new(), bearer: None, cookie: None, origin: None }
     }
 
     /// The same client sending `Authorization: Bearer token`.
@@ -55,6 +56,12 @@ impl Api {
     #[must_use]
     pub fn cookie(&self, cookie: &str) -> Self {
         Self { cookie: Some(cookie.to_owned()), ..self.clone() }
+    }
+
+    /// The same client sending an `Origin` header, as a browser on that website would.
+    #[must_use]
+    pub fn origin(&self, origin: &str) -> Self {
+        Self { origin: Some(origin.to_owned()), ..self.clone() }
     }
 
     /// Sends a request with an optional raw body.
@@ -75,6 +82,9 @@ impl Api {
         }
         if let Some(c) = &self.cookie {
             req = req.header("cookie", c);
+        }
+        if let Some(o) = &self.origin {
+            req = req.header("origin", o);
         }
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);

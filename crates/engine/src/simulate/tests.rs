@@ -20,6 +20,7 @@ fn service(id: u128) -> Service {
         primary_calendar_id: None,
         secondary_calendar_id: None,
         routing: Default::default(),
+        access: Default::default(),
         created_at: datetime!(2026-01-01 00:00 UTC),
     }
 }

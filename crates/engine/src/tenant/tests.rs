@@ -42,6 +42,7 @@ fn setup(n: u128, workflow: Option<Pinned>) -> ServiceSetup {
             primary_calendar_id: None,
             secondary_calendar_id: None,
             routing: Default::default(),
+            access: Default::default(),
             created_at: T0,
         },
         primary: None,

@@ -189,6 +189,7 @@ pub async fn create_service_in(
     check_service_refs(state, tenant, input.workflow_id, input.primary_calendar_id, input.secondary_calendar_id)
         .await?;
     check_policy_skills(state, tenant, &input.routing).await?;
+    super::access::check_access_refs(state, tenant, &input.access).await?;
     let service_id = ServiceId::from_uuid(Uuid::now_v7());
     let mut members = Vec::with_capacity(input.members.len());
     for (i, m) in input.members.iter().enumerate() {
@@ -206,6 +207,7 @@ pub async fn create_service_in(
         primary_calendar_id: input.primary_calendar_id,
         secondary_calendar_id: input.secondary_calendar_id,
         routing: input.routing,
+        access: input.access,
         created_at: state.clock.now(),
     };
     state.store.create_service(&service, &members).await?;
@@ -276,6 +278,7 @@ pub async fn patch_service(
     check_service_refs(&state, tenant, service.workflow_id, service.primary_calendar_id, service.secondary_calendar_id)
         .await?;
     check_policy_skills(&state, tenant, &service.routing).await?;
+    super::access::check_access_refs(&state, tenant, &service.access).await?;
     state.store.update_service(&service).await?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(Json(service))

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`. Handlers are thin: authenticate (extractor), parse strictly,
 //! validate in `domain`, check references against the store for the caller's tenant, write.
 
+pub mod access;
 pub mod agent;
 pub mod agent_controls;
 pub mod calendars;

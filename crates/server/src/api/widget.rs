@@ -47,10 +47,12 @@ pub async fn service_for_snippet(state: &AppState, contact_id: &str, widget_key:
     responses((status = 201, body = StartedConversation), (status = 400, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn start_conversation(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiJson(form): ApiJson<PreChatForm>,
 ) -> ApiResult<(StatusCode, Json<StartedConversation>)> {
     let form = form.validate()?;
     let service = service_for_snippet(&state, &form.contact_id, &form.widget_key).await?;
+    super::access::check_origin(&state, &service, &headers).await?;
     // The conversation pins the version current now; later publishes do not change it.
     let workflow = state.store.get_workflow(service.tenant_id, service.workflow_id).await?;
     let Some(workflow_version) = workflow.current_version else {
@@ -114,12 +116,16 @@ pub async fn start_conversation(
 pub async fn visitor_log(
     visitor: Visitor,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<SinceSeq>,
 ) -> ApiResult<Json<LogPage>> {
     if visitor.conversation_id.0 != id {
         return Err(ApiError::forbidden("token_not_for_conversation", "the token belongs to another conversation"));
     }
+    let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
+    let service = state.store.get_service(visitor.tenant_id, conversation.service_id).await?;
+    super::access::check_origin(&state, &service, &headers).await?;
     let entries =
         state.store.read_log(visitor.tenant_id, visitor.conversation_id, q.since_seq.max(0), LOG_PAGE).await?;
     Ok(Json(LogPage { entries }))

@@ -413,6 +413,7 @@ fn placeholder_service(tenant: TenantId, ou: OrgUnitId, workflow: WorkflowId, no
             primary_calendar_id: None,
             secondary_calendar_id: None,
             routing: Default::default(),
+            access: Default::default(),
             created_at: now,
         },
         primary: None,

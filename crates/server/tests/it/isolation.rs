@@ -13,10 +13,15 @@ struct World {
     a_conv: String,
     a_calendar: String,
     a_skill: String,
+    a_template: String,
 }
 
 /// Only tenant A has a parameter with this id.
 const A_PARAMETER: &str = "only_in_tenant_a";
+
+fn template_body(ou: Option<&str>) -> Value {
+    json!({"name": "Shops", "ou_id": ou, "origins": ["https://shop.example.com"]})
+}
 
 fn calendar_body(ou: Option<&str>) -> Value {
     json!({"name": "Office", "ou_id": ou, "calendar": {"time_zone": "Europe/Zurich", "default_category": "open"}})
@@ -39,7 +44,10 @@ async fn world() -> World {
     let held = json!({"skills": [{"skill_id": a_skill, "level": 4}]});
     let r = a.admin.send("PUT", &format!("/api/v1/users/{}/skills", a.agents[0].id), &held).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    World { server, a, b, a_ou, a_conv, a_calendar, a_skill }
+    let d = a.admin.post("/api/v1/domain-templates", &template_body(None)).await.unwrap();
+    assert_eq!(d.status, 201, "{}", d.body);
+    let a_template = d.body["id"].as_str().unwrap().to_owned();
+    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template }
 }
 
 impl World {
@@ -59,6 +67,8 @@ impl World {
             &self.a_calendar
         } else if template.starts_with("/api/v1/skills/") {
             &self.a_skill
+        } else if template.starts_with("/api/v1/domain-templates/") {
+            &self.a_template
         } else {
             &self.a_conv
         };
@@ -76,6 +86,7 @@ impl World {
             ("PUT", "/api/v1/calendars/{id}") => calendar_body(None),
             ("PUT", "/api/v1/conversations/{id}/preferred-users") => json!({"users": []}),
             ("PUT", "/api/v1/users/{id}/skills") => json!({"skills": []}),
+            ("PUT", "/api/v1/domain-templates/{id}") => template_body(None),
             ("PATCH", _) => json!({"name": "renamed by B"}),
             ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
             _ => return None,
@@ -96,6 +107,7 @@ impl World {
             "/api/v1/services" => (json!({"name": "x", "workflow_id": a.workflow_id}), "/workflow_id"),
             "/api/v1/parameters" => (json!({"id": "x", "name": "x", "ou_id": self.a_ou}), "/ou_id"),
             "/api/v1/calendars" => (calendar_body(Some(&self.a_ou)), "/ou_id"),
+            "/api/v1/domain-templates" => (template_body(Some(&self.a_ou)), "/ou_id"),
             _ => return None,
         })
     }
@@ -111,6 +123,7 @@ fn a_ids(w: &World) -> Vec<String> {
         w.a_conv.clone(),
         w.a_calendar.clone(),
         w.a_skill.clone(),
+        w.a_template.clone(),
         A_PARAMETER.to_owned(),
     ]
 }
