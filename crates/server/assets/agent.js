@@ -92,6 +92,16 @@
   var offersEl = $('offers');
   var offersEmpty = $('offers-empty');
   var offerCount = $('offer-count');
+  var announcer = $('announcer');
+  var acw = {
+    banner: $('acw-banner'),
+    lead: $('acw-lead'),
+    remaining: $('acw-remaining'),
+    message: $('acw-message'),
+    extend: $('acw-extend'),
+    end: $('acw-end')
+  };
+  var rona = { banner: $('rona-banner'), reset: $('rona-reset') };
   var chatsEl = $('chats');
   var chatsEmpty = $('chats-empty');
   var paneEmpty = $('pane-empty');
@@ -126,10 +136,102 @@
     connEl.textContent = text;
   }
 
+  // Polite screen-reader announcement. Clearing first makes a repeated text be read again.
+  var announceTimer = null;
+  function announce(text) {
+    announcer.textContent = '';
+    clearTimeout(announceTimer);
+    announceTimer = setTimeout(function () {
+      announcer.textContent = text;
+    }, 100);
+  }
+
+  // ---- clock ----
+  //
+  // Deadlines come from the server's clock; countdowns are drawn with the page's clock, corrected
+  // by the offset to the server's HTTP Date header when they disagree by more than its 1 s
+  // resolution. The countdown is only a display: the server withdraws offers and ends after-chat
+  // work itself. A deadline that is implausible when it arrives (already past, or further away
+  // than any setting allows) means the clocks still disagree; then no countdown is shown at all.
+
+  var clockOffset = 0; // server time - page time, in ms
+  var MAX_OFFER_MS = 600 * 1000 + 5000; // rona_secs is at most 600
+  var MAX_ACW_MS = 3600 * 1000 + 5000; // acw_secs is at most 3600
+
+  function serverNow() {
+    return Date.now() + clockOffset;
+  }
+  function parseTime(iso) {
+    var t = iso ? Date.parse(iso) : NaN;
+    return isNaN(t) ? null : t;
+  }
+  function plausible(deadline, max) {
+    var left = deadline - serverNow();
+    return left > 0 && left <= max;
+  }
+
+  function syncClock() {
+    var sent = Date.now();
+    fetch('/healthz', { cache: 'no-store', credentials: 'same-origin' })
+      .then(function (res) {
+        var received = Date.now();
+        var date = parseTime(res.headers.get('Date'));
+        if (date == null || received - sent > 5000) return;
+        // The header is truncated to the second: its middle is the best guess.
+        var offset = date + 500 - (sent + received) / 2;
+        clockOffset = Math.abs(offset) > 1500 ? offset : 0;
+        recheckDeadlines();
+      })
+      .catch(function () {
+        /* keep the page clock */
+      });
+  }
+
+  function formatLeft(ms) {
+    var secs = Math.max(0, Math.ceil(ms / 1000));
+    if (secs < 60) return secs + ' s';
+    var m = Math.floor(secs / 60);
+    var s = secs % 60;
+    return m + ':' + (s < 10 ? '0' : '') + s;
+  }
+  function spokenLeft(ms) {
+    var secs = Math.max(0, Math.ceil(ms / 1000));
+    if (secs < 60) return secs + (secs === 1 ? ' second' : ' seconds');
+    var m = Math.round(secs / 60);
+    return m + (m === 1 ? ' minute' : ' minutes');
+  }
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // One ticker for every countdown on the page; it runs only while there is one to draw.
+  var ticker = null;
+  function ensureTicker() {
+    if (!ticker) ticker = setInterval(tick, 250);
+  }
+  function tick() {
+    var busy = tickOffers();
+    if (tickAcw()) busy = true;
+    if (!busy && ticker) {
+      clearInterval(ticker);
+      ticker = null;
+    }
+  }
+  function recheckDeadlines() {
+    Object.keys(offers).forEach(function (id) {
+      var o = offers[id];
+      if (!o.trusted && o.deadline != null) o.trusted = plausible(o.deadline, MAX_OFFER_MS);
+    });
+    if (routing.acwUntil != null && !routing.acwTrusted) routing.acwTrusted = acwPlausible(routing.acwUntil);
+    renderRouting();
+    tick();
+    ensureTicker();
+  }
+
   // ---- state ----
 
   var me = null; // {id, display_name}
-  var offers = Object.create(null); // conversation_id -> <li>
+  var offers = Object.create(null); // conversation_id -> {li, name, deadline, trusted, ...}
   var chats = Object.create(null); // conversation_id -> chat model
   var selectedId = null;
 
@@ -155,37 +257,109 @@
 
   function addOffer(o, live) {
     if (!o || !o.conversation_id || offers[o.conversation_id]) return;
+    var name = customerName(o.customer);
     var li = el('li', 'offer');
     li.dataset.conversationId = o.conversation_id;
+    li.setAttribute('aria-label', 'Chat from ' + name);
     var head = el('div', 'offer-head');
     head.appendChild(el('span', 'offer-service', o.service_name || 'Chat'));
-    head.appendChild(el('span', 'offer-pulse'));
+    var countdown = el('span', 'offer-countdown');
+    countdown.setAttribute('role', 'timer');
+    head.appendChild(countdown);
     li.appendChild(head);
-    li.appendChild(el('div', 'offer-customer', customerName(o.customer)));
+    var bar = el('div', 'offer-bar');
+    bar.setAttribute('aria-hidden', 'true');
+    var fill = bar.appendChild(el('span', 'offer-bar-fill'));
+    li.appendChild(bar);
+    li.appendChild(el('div', 'offer-customer', name));
     if (o.customer && o.customer.email) li.appendChild(el('div', 'offer-email', o.customer.email));
     if (o.first_message) li.appendChild(el('p', 'offer-message', o.first_message));
     var actions = el('div', 'offer-actions');
     var accept = el('button', 'accept btn btn-primary btn-small', 'Accept');
     accept.type = 'button';
-    accept.setAttribute('aria-label', 'Accept chat from ' + customerName(o.customer));
+    accept.setAttribute('aria-label', 'Accept chat from ' + name);
     var decline = el('button', 'decline btn btn-ghost btn-small', 'Decline');
     decline.type = 'button';
-    decline.setAttribute('aria-label', 'Decline chat from ' + customerName(o.customer));
+    decline.setAttribute('aria-label', 'Decline chat from ' + name);
     actions.appendChild(accept);
     actions.appendChild(decline);
     li.appendChild(actions);
+
+    var deadline = parseTime(o.deadline);
+    var rec = {
+      li: li,
+      name: name,
+      countdown: countdown,
+      fill: fill,
+      deadline: deadline,
+      trusted: deadline != null && plausible(deadline, MAX_OFFER_MS),
+      total: deadline != null ? deadline - serverNow() : 0,
+      accepting: false
+    };
+    offers[o.conversation_id] = rec;
+    renderOffer(rec);
     offersEl.appendChild(li);
-    offers[o.conversation_id] = li;
     updateCounts();
-    if (live) alertOffer(o);
+    ensureTicker();
+    if (live) {
+      alertOffer(o);
+      announce(
+        'New chat from ' +
+          name +
+          (o.service_name ? ' in ' + o.service_name : '') +
+          (rec.trusted ? '. Answer within ' + spokenLeft(rec.deadline - serverNow()) + '.' : '.')
+      );
+    }
+  }
+
+  // Draws one offer's countdown; returns false once it has run out.
+  function renderOffer(rec) {
+    if (!rec.trusted) {
+      rec.li.classList.remove('urgent');
+      rec.li.classList.add('no-deadline');
+      setText(rec.countdown, 'Waiting for you');
+      return true;
+    }
+    rec.li.classList.remove('no-deadline');
+    var left = rec.deadline - serverNow();
+    setText(rec.countdown, formatLeft(left) + ' left');
+    rec.countdown.setAttribute('aria-label', spokenLeft(left) + ' left to answer');
+    rec.li.classList.toggle('urgent', left <= 10000);
+    var share = rec.total > 0 ? Math.max(0, Math.min(1, left / rec.total)) : 0;
+    rec.fill.style.transform = 'scaleX(' + share.toFixed(3) + ')';
+    return left > 0;
+  }
+
+  // Returns whether some offer still counts down.
+  function tickOffers() {
+    var counting = false;
+    Object.keys(offers).forEach(function (id) {
+      var rec = offers[id];
+      if (renderOffer(rec) || rec.accepting) {
+        if (rec.trusted) counting = true;
+        return;
+      }
+      // Out of time: the server hands it to someone else (offer_withdrawn follows).
+      removeOffer(id);
+      announce('The chat from ' + rec.name + ' was not answered in time.');
+    });
+    return counting;
   }
 
   function removeOffer(id) {
-    var li = offers[id];
-    if (!li) return;
-    li.remove();
+    var rec = offers[id];
+    if (!rec) return;
+    var hadFocus = rec.li.contains(document.activeElement);
+    var next = rec.li.nextElementSibling || rec.li.previousElementSibling;
+    rec.li.remove();
     delete offers[id];
     updateCounts();
+    // Keep keyboard users in the list instead of dropping focus on <body>.
+    if (hadFocus) {
+      var target = next && next.querySelector('button:not(:disabled)');
+      if (target) target.focus();
+      else $('offers-title').focus();
+    }
   }
 
   offersEl.addEventListener('click', function (ev) {
@@ -199,6 +373,7 @@
     }
     if (btn.classList.contains('accept')) {
       sendFrame({ type: 'accept', conversation_id: id });
+      if (offers[id]) offers[id].accepting = true;
       li.classList.add('accepting');
       li.querySelectorAll('button').forEach(function (b) {
         b.disabled = true;
@@ -643,6 +818,11 @@
   }
 
   function onError(f) {
+    if (!f.conversation_id && onRoutingError(f)) return;
+    if (!f.conversation_id && presencePending) {
+      presencePending = false;
+      setPresence(presence);
+    }
     var c = f.conversation_id && chats[f.conversation_id];
     if (f.client_msg_id) {
       removeFromOutbox(f.client_msg_id);
@@ -661,8 +841,10 @@
   // ---- presence ----
 
   var presence = 'offline';
+  var presencePending = false; // a change was sent and not yet echoed
   function setPresence(p) {
     if (!p) return;
+    presencePending = false;
     presence = String(p);
     presenceSel.value = presence;
     presenceWrap.dataset.presence = presence;
@@ -675,8 +857,147 @@
     }
     // The server echoes the presence now in force; until then show the choice.
     presenceWrap.dataset.presence = presenceSel.value;
+    presencePending = true;
     sendFrame({ type: 'presence', presence: presenceSel.value });
   });
+
+  // ---- after-chat work and RONA ----
+
+  var routing = { acwUntil: null, acwTrusted: false, extensions: 0, rona: false };
+
+  // Buttons waiting for the server's answer. aria-disabled rather than disabled, so a keyboard
+  // user keeps the focus on the button they pressed.
+  function setBusy(btn, busy) {
+    if (busy) btn.setAttribute('aria-disabled', 'true');
+    else btn.removeAttribute('aria-disabled');
+  }
+  function isBusy(btn) {
+    return btn.getAttribute('aria-disabled') === 'true';
+  }
+
+  function acwPlausible(until) {
+    // After a reconnect the period may be about to end: a moment in the past is still fine.
+    var left = until - serverNow();
+    return left > -5000 && left <= MAX_ACW_MS;
+  }
+
+  function setRouting(r, live) {
+    if (!r || typeof r !== 'object') return;
+    var wasAcw = routing.acwUntil != null;
+    var wasRona = routing.rona;
+    var until = parseTime(r.acw_until);
+    var extended = until != null && Number(r.acw_extensions) > routing.extensions;
+    if (until !== routing.acwUntil) {
+      routing.acwUntil = until;
+      routing.acwTrusted = until != null && acwPlausible(until);
+    }
+    routing.extensions = Number(r.acw_extensions) || 0;
+    routing.rona = !!r.rona;
+    setBusy(acw.end, false);
+    setBusy(acw.extend, false);
+    setBusy(rona.reset, false);
+    if (!wasAcw || until == null) setText(acw.message, '');
+    renderRouting();
+    ensureTicker();
+    if (!live) return;
+    var left = routing.acwTrusted ? ' ' + spokenLeft(until - serverNow()) + ' left.' : '';
+    if (until != null && !wasAcw) announce('After-chat work started.' + left);
+    else if (extended) announce('After-chat work extended.' + left);
+    else if (until == null && wasAcw) announce('After-chat work ended. New chats can come in.');
+    if (routing.rona && !wasRona) announce('You missed an offer. No new chats until you are ready.');
+    else if (!routing.rona && wasRona) announce('You are ready again. New chats can come in.');
+  }
+
+  function renderRouting() {
+    // A banner that goes away while one of its buttons has the focus hands it to the offers,
+    // where the next chat will appear.
+    var active = document.activeElement;
+    var hadFocus =
+      (routing.acwUntil == null && acw.banner.contains(active)) || (!routing.rona && rona.banner.contains(active));
+    acw.banner.hidden = routing.acwUntil == null;
+    rona.banner.hidden = !routing.rona;
+    if (hadFocus) $('offers-title').focus();
+    tickAcw();
+  }
+
+  // Draws the after-chat work countdown; returns whether it still counts down.
+  function tickAcw() {
+    if (routing.acwUntil == null) return false;
+    if (!routing.acwTrusted) {
+      setText(acw.lead, 'Wrap up your notes. New chats resume when after-chat work ends.');
+      setText(acw.remaining, '');
+      acw.remaining.hidden = true;
+      return false;
+    }
+    var left = routing.acwUntil - serverNow();
+    acw.remaining.hidden = false;
+    if (left > 0) {
+      setText(acw.lead, 'Wrap up your notes. New chats resume in');
+      setText(acw.remaining, formatLeft(left));
+      acw.remaining.setAttribute('aria-label', spokenLeft(left));
+      return true;
+    }
+    // The server ends it; until it says so, say what is about to happen.
+    setText(acw.lead, 'Wrapping up. New chats resume in a moment.');
+    setText(acw.remaining, '');
+    acw.remaining.hidden = true;
+    return false;
+  }
+
+  acw.end.addEventListener('click', function () {
+    if (isBusy(acw.end)) return;
+    if (!ready) {
+      notice('Not connected. Please wait a moment and try again.');
+      return;
+    }
+    setBusy(acw.end, true);
+    setText(acw.message, '');
+    sendFrame({ type: 'end_acw' });
+  });
+  acw.extend.addEventListener('click', function () {
+    if (isBusy(acw.extend)) return;
+    if (!ready) {
+      notice('Not connected. Please wait a moment and try again.');
+      return;
+    }
+    setBusy(acw.extend, true);
+    setText(acw.message, '');
+    sendFrame({ type: 'extend_acw' });
+  });
+  rona.reset.addEventListener('click', function () {
+    if (isBusy(rona.reset)) return;
+    if (!ready) {
+      notice('Not connected. Please wait a moment and try again.');
+      return;
+    }
+    setBusy(rona.reset, true);
+    sendFrame({ type: 'reset_rona' });
+    // The server answers with a routing frame; should nothing change, allow another try.
+    setTimeout(function () {
+      setBusy(rona.reset, false);
+    }, 5000);
+  });
+
+  // Refusals of the after-chat work buttons, in words; true when handled.
+  function onRoutingError(f) {
+    // Whatever was refused, the buttons work again.
+    setBusy(acw.extend, false);
+    setBusy(acw.end, false);
+    setBusy(rona.reset, false);
+    if (f.code === 'acw_extension_limit') {
+      setText(acw.message, 'You have used every extension this service allows. Use End now when you are done.');
+      return true;
+    }
+    if (f.code === 'not_in_acw') {
+      if (routing.acwUntil == null) {
+        notice('After-chat work has already ended.');
+      } else {
+        setText(acw.message, 'After-chat work has already ended.');
+      }
+      return true;
+    }
+    return false;
+  }
 
   // ---- sign out ----
 
@@ -783,6 +1104,8 @@
     agentNameEl.textContent = (me && me.display_name) || '';
     presenceSel.disabled = false;
     setPresence(f.presence);
+    setRouting(f.routing || { acw_until: null, acw_extensions: 0, rona: false }, false);
+    syncClock();
 
     // Offers: the hello list is the truth.
     Object.keys(offers).forEach(removeOffer);
@@ -849,6 +1172,9 @@
         break;
       case 'presence':
         setPresence(f.presence);
+        break;
+      case 'routing':
+        setRouting(f.routing, true);
         break;
       case 'error':
         onError(f);

@@ -36,6 +36,7 @@
   var endedBox = $('ended');
   var restartBtn = $('restart');
   var minimizeBtn = $('minimize');
+  var queueEl = $('queue');
 
   var FIELDS = ['display_name', 'email', 'first_message', 'privacy_consent'];
 
@@ -422,8 +423,14 @@
 
   function applyEvent(ev) {
     if (ev.type === 'queued') {
+      waiting = true;
       if (!state.agent_name) setStatus('Waiting for an agent…');
+    } else if (ev.type === 'transferred') {
+      // Back in a queue (of another service): its positions follow as queue frames.
+      waiting = true;
     } else if (ev.type === 'connected') {
+      waiting = false;
+      hideQueue();
       state.agent_name = String(ev.agent_name || '');
       saveState();
       setStatus('Connected with ' + (state.agent_name || 'an agent'));
@@ -432,7 +439,45 @@
     }
   }
 
+  // ---- queue status ----
+
+  var waiting = true; // false once an agent is connected (until a transfer) or the chat ended
+
+  function waitText(secs) {
+    if (secs == null || !isFinite(secs)) return '';
+    if (secs < 60) return 'Estimated wait: less than a minute';
+    return 'Estimated wait: about ' + Math.ceil(secs / 60) + ' min';
+  }
+
+  // The live region stays in the page; only its content comes and goes, so every change is read.
+  function showQueue(position, waitSecs) {
+    var pos = Math.floor(Number(position));
+    if (!(pos >= 1) || !state || state.ended || !waiting) return;
+    var wait = waitSecs == null ? null : Number(waitSecs);
+    var posText = 'You are number ' + pos + ' in the queue';
+    var waitLine = waitText(wait);
+    if (queueEl.dataset.shown === posText + '|' + waitLine) return; // nothing new to announce
+    queueEl.textContent = '';
+    queueEl.dataset.shown = posText + '|' + waitLine;
+    var icon = el('span', 'queue-icon');
+    icon.setAttribute('aria-hidden', 'true');
+    icon.textContent = String(pos);
+    queueEl.appendChild(icon);
+    var text = el('div', 'queue-text');
+    text.appendChild(el('p', 'queue-position', posText));
+    if (waitLine) text.appendChild(el('p', 'queue-wait', waitLine));
+    queueEl.appendChild(text);
+    queueEl.dataset.position = String(pos);
+  }
+
+  function hideQueue() {
+    queueEl.textContent = '';
+    delete queueEl.dataset.position;
+    delete queueEl.dataset.shown;
+  }
+
   function renderEnded(ended) {
+    if (ended) hideQueue();
     endedBox.hidden = !ended;
     composerForm.hidden = ended;
     composer.disabled = ended;
@@ -558,6 +603,8 @@
     bySeq = Object.create(null);
     byClientId = Object.create(null);
     log.textContent = '';
+    hideQueue();
+    waiting = true;
     composer.value = '';
     $('first_message').value = '';
     $('privacy_consent').checked = false;
@@ -692,6 +739,8 @@
           markEnded();
           return;
         }
+        waiting = f.status !== 'connected';
+        if (!waiting) hideQueue();
         if (f.status === 'connected') setStatus('Connected with ' + (state.agent_name || 'an agent'));
         else setStatus('Waiting for an agent…');
         // Resend everything not yet acknowledged, with the original ids.
@@ -701,6 +750,9 @@
         break;
       case 'entry':
         if (f.entry) renderEntry(f.entry, true);
+        break;
+      case 'queue':
+        showQueue(f.position, f.estimated_wait_secs);
         break;
       case 'ack':
         onAck(f);

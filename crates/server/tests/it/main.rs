@@ -10,6 +10,7 @@ mod routing;
 mod shutdown;
 mod walk;
 mod workflow;
+mod workspace_ui;
 
 use parley_testkit::Db;
 

@@ -1,0 +1,394 @@
+//! The routing controls of the real pages in headless Chromium against a real server: offer
+//! countdowns, the after-chat work and RONA banners and the presence selector in the agent
+//! workspace, and the queue position in the visitor widget.
+//!
+//! The pages draw countdowns with the browser's clock (the real one). Each test first moves the
+//! server's injected clock up to it, as NTP-synced machines agree; after that the server's time
+//! still moves only when a test advances it, and nothing here sleeps.
+
+use parley_server::clock::Clock;
+use parley_testkit::host::HostPage;
+use parley_testkit::webdriver::{Browser, Chromedriver};
+use parley_testkit::{Api, TestServer, fixtures};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// `false` (test skipped) when Chromium is missing, unless the run requires it.
+fn browser_available() -> bool {
+    if Chromedriver::available() {
+        return true;
+    }
+    assert!(std::env::var_os("PARLEY_REQUIRE_BROWSER").is_none(), "chromium and chromedriver are required");
+    eprintln!("skipped: chromium/chromedriver not installed");
+    false
+}
+
+fn artifacts() -> PathBuf {
+    let dir = std::env::var_os("PARLEY_ARTIFACTS")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn screenshot(b: &Browser, name: &str) {
+    let png = b.screenshot_png().await.unwrap();
+    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Moves the server's clock forward to the wall clock the browser uses.
+fn align_clock(server: &TestServer) {
+    let behind = time::OffsetDateTime::now_utc() - server.clock.now();
+    if behind > time::Duration::ZERO {
+        server.clock.advance(behind);
+    }
+}
+
+async fn with_routing(t: &fixtures::Tenant, routing: Value) {
+    let r = t
+        .admin
+        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"routing": routing}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Signs agent `n` in through the sign-in page and sets them Available with the selector.
+async fn sign_in(b: &Browser, server: &TestServer, t: &fixtures::Tenant, n: usize) {
+    b.goto(&format!("{}/agent/login?tenant={}", server.base, t.slug)).await.unwrap();
+    b.find("#email").await.unwrap().send_keys(&t.agents[n].email).await.unwrap();
+    b.find("#password").await.unwrap().send_keys(&t.agents[n].password).await.unwrap();
+    b.find("#sign-in").await.unwrap().click().await.unwrap();
+    b.wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000)
+        .await
+        .unwrap();
+    choose_presence(b, "available").await;
+}
+
+async fn choose_presence(b: &Browser, presence: &str) {
+    b.execute(
+        "const s = document.querySelector('#presence'); s.value = arguments[0]; \
+         s.dispatchEvent(new Event('change', {bubbles: true}));",
+        vec![json!(presence)],
+    )
+    .await
+    .unwrap();
+    b.wait_for(&format!("document.querySelector('.presence').dataset.presence === '{presence}'"), 5_000).await.unwrap();
+}
+
+/// Fails on uncaught script errors and Content-Security-Policy violations in the page.
+async fn assert_no_page_errors(b: &Browser) {
+    let errors: Vec<Value> = b
+        .browser_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .filter(|e| !e["message"].as_str().unwrap_or_default().contains("favicon.ico"))
+        .collect();
+    assert!(errors.is_empty(), "page errors: {errors:?}");
+}
+
+/// A JavaScript string literal.
+fn js(s: &str) -> String {
+    Value::String(s.to_owned()).to_string()
+}
+
+/// JS: whether the element matching `css` exists and is rendered.
+fn shown(css: &str) -> String {
+    let css = js(css);
+    format!("(() => {{ const e = document.querySelector({css}); return !!e && e.getClientRects().length > 0; }})()")
+}
+
+/// JS: whether nothing matching `css` is rendered.
+fn gone(css: &str) -> String {
+    let css = js(css);
+    format!("(() => {{ const e = document.querySelector({css}); return !e || e.getClientRects().length === 0; }})()")
+}
+
+/// JS: the trimmed text of the element matching `css`, or `''`.
+fn text_of(css: &str) -> String {
+    format!("((document.querySelector({}) || {{}}).textContent || '').trim()", js(css))
+}
+
+/// Seconds in an `m:ss` countdown.
+fn clock_secs(text: &str) -> u32 {
+    let (m, s) = text.split_once(':').unwrap();
+    m.parse::<u32>().unwrap() * 60 + s.parse::<u32>().unwrap()
+}
+
+#[tokio::test]
+async fn an_offer_counts_down_and_disappears_when_its_deadline_passes() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    align_clock(&server);
+    let t = fixtures::tenant(&server.base, "countdown", 1).await.unwrap();
+    with_routing(&t, json!({"rona_secs": 20})).await;
+    let driver = Chromedriver::start().await.unwrap();
+    let agent = driver.new_session(1280, 800).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
+
+    align_clock(&server);
+    let (conv, _) = t.start_chat(&server.base, "Olga", Some("Is my parcel lost?")).await.unwrap();
+    let offer = format!("#offers .offer[data-conversation-id='{conv}']");
+    agent.wait_for_text(&offer, "Is my parcel lost?").await.unwrap();
+    agent.wait_for_text("#announcer", "New chat from Olga in Support").await.unwrap();
+
+    // A countdown of at most the 20 s the service allows, which goes down by itself.
+    let countdown = text_of(&format!("{offer} .offer-countdown"));
+    let first = agent
+        .wait_for(
+            &format!("(() => {{ const m = /^(\\d+) s left$/.exec({countdown}); return m ? m[0] : false; }})()"),
+            5_000,
+        )
+        .await
+        .unwrap();
+    let first = first.as_str().unwrap().to_owned();
+    let secs: u32 = first.trim_end_matches(" s left").parse().unwrap();
+    assert!((1..=20).contains(&secs), "{first}");
+    agent.wait_for(&format!("{countdown} !== {}", js(&first)), 5_000).await.unwrap();
+    let timer = agent.find(&format!("{offer} .offer-countdown")).await.unwrap();
+    assert_eq!(timer.attr("role").await.unwrap().as_deref(), Some("timer"), "ticks are not read out");
+    assert!(agent.find(&format!("{offer} .accept")).await.unwrap().is_displayed().await.unwrap());
+    assert!(agent.find(&format!("{offer} .decline")).await.unwrap().is_displayed().await.unwrap());
+    screenshot(&agent, "workspace-offer-countdown-desktop").await;
+
+    // The server's deadline passes: the offer is withdrawn and leaves the page.
+    server.clock.advance(time::Duration::seconds(20));
+    agent.wait_for(&format!("document.querySelector({}) === null", js(&offer)), 10_000).await.unwrap();
+    agent.wait_for(&shown("#offers-empty"), 5_000).await.unwrap();
+    let me = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]), "the server withdrew it");
+
+    assert_no_page_errors(&agent).await;
+    agent.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn after_chat_work_shows_a_banner_with_end_now() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    align_clock(&server);
+    let t = fixtures::tenant(&server.base, "wrapup", 1).await.unwrap();
+    with_routing(&t, json!({"acw_secs": 120, "acw_max_extensions": 1})).await;
+    let driver = Chromedriver::start().await.unwrap();
+    let agent = driver.new_session(1280, 800).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
+    assert_eq!(agent.wait_for(&gone("#acw-banner"), 1_000).await.unwrap(), true);
+
+    // A chat, accepted and ended in the page.
+    align_clock(&server);
+    let (first, _) = t.start_chat(&server.base, "Una", Some("Can I change my address?")).await.unwrap();
+    let offer = format!("#offers .offer[data-conversation-id='{first}']");
+    agent.wait_for_text(&offer, "Can I change my address?").await.unwrap();
+    agent.find(&format!("{offer} .accept")).await.unwrap().click().await.unwrap();
+    agent.wait_for_text("#chat-pane .log", "Agent 1 joined").await.unwrap();
+    agent.find("#chat-pane .end").await.unwrap().click().await.unwrap();
+
+    // After-chat work: a banner counting down from two minutes.
+    agent.wait_for(&shown("#acw-banner"), 10_000).await.unwrap();
+    agent.wait_for_text("#announcer", "After-chat work started").await.unwrap();
+    let remaining = agent
+        .wait_for(
+            &format!(
+                "(() => {{ const t = {}; return /^[12]:\\d\\d$/.test(t) ? t : false; }})()",
+                text_of("#acw-remaining")
+            ),
+            5_000,
+        )
+        .await
+        .unwrap();
+    let remaining = remaining.as_str().unwrap().to_owned();
+    assert!((90..=120).contains(&clock_secs(&remaining)), "{remaining}");
+    assert_eq!(agent.wait_for(&gone("#rona-banner"), 1_000).await.unwrap(), true);
+
+    // One extension is allowed; a second is refused, politely and in the banner.
+    agent.find("#acw-extend").await.unwrap().click().await.unwrap();
+    agent.wait_for_text("#announcer", "After-chat work extended").await.unwrap();
+    agent.wait_for("!document.querySelector('#acw-extend').hasAttribute('aria-disabled')", 5_000).await.unwrap();
+    agent.find("#acw-extend").await.unwrap().click().await.unwrap();
+    agent.wait_for_text("#acw-message", "You have used every extension").await.unwrap();
+    assert_eq!(agent.wait_for(&shown("#acw-banner"), 1_000).await.unwrap(), true);
+    screenshot(&agent, "workspace-acw-desktop").await;
+    agent.set_window_size(390, 844).await.unwrap();
+    assert_eq!(agent.wait_for(&shown("#acw-end"), 5_000).await.unwrap(), true);
+    screenshot(&agent, "workspace-acw-mobile").await;
+    agent.set_window_size(1280, 800).await.unwrap();
+
+    // The next customer waits while the agent wraps up.
+    let (second, _) = t.start_chat(&server.base, "Vic", Some("Do you ship to Norway?")).await.unwrap();
+    let me = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]), "no offer during wrap-up");
+
+    // End now: the banner goes and the waiting chat is offered.
+    agent.find("#acw-end").await.unwrap().click().await.unwrap();
+    agent.wait_for(&gone("#acw-banner"), 10_000).await.unwrap();
+    agent
+        .wait_for_text(&format!("#offers .offer[data-conversation-id='{second}']"), "Do you ship to Norway?")
+        .await
+        .unwrap();
+    agent.wait_for_text("#announcer", "New chat from Vic").await.unwrap();
+
+    assert_no_page_errors(&agent).await;
+    agent.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_missed_offer_shows_the_rona_banner_until_the_agent_is_ready() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    align_clock(&server);
+    let t = fixtures::tenant(&server.base, "missed", 1).await.unwrap();
+    with_routing(&t, json!({"rona_secs": 15, "persistent_rona": true})).await;
+    let driver = Chromedriver::start().await.unwrap();
+    let agent = driver.new_session(1280, 800).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
+
+    align_clock(&server);
+    let (missed, _) = t.start_chat(&server.base, "Ada", None).await.unwrap();
+    agent.wait_for_text(&format!("#offers .offer[data-conversation-id='{missed}']"), "Ada").await.unwrap();
+    server.clock.advance(time::Duration::seconds(15));
+    agent.wait_for(&shown("#rona-banner"), 10_000).await.unwrap();
+    agent.wait_for_text("#rona-banner", "You missed an offer; you get no new chats until you are ready").await.unwrap();
+    agent.wait_for(&gone("#offers .offer"), 5_000).await.unwrap();
+    screenshot(&agent, "workspace-rona-desktop").await;
+
+    // Flagged: the next chat waits.
+    let (next, _) = t.start_chat(&server.base, "Bo", Some("Hello?")).await.unwrap();
+    let me = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]));
+
+    // Ready again, by keyboard: the banner goes and the waiting chat comes.
+    agent.execute("document.querySelector('#rona-reset').focus();", vec![]).await.unwrap();
+    agent.find("#rona-reset").await.unwrap().send_keys(parley_testkit::webdriver::keys::ENTER).await.unwrap();
+    agent.wait_for(&gone("#rona-banner"), 10_000).await.unwrap();
+    assert_eq!(
+        agent.execute("return document.activeElement.id;", vec![]).await.unwrap(),
+        "offers-title",
+        "the focus stays near the offers, not lost on <body>"
+    );
+    agent.wait_for_text(&format!("#offers .offer[data-conversation-id='{next}']"), "Hello?").await.unwrap();
+
+    assert_no_page_errors(&agent).await;
+    agent.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_presence_selector_follows_changes_from_another_tab() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "tabs", 1).await.unwrap();
+    let driver = Chromedriver::start().await.unwrap();
+    let agent = driver.new_session(1280, 800).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
+
+    // The same agent in another tab (a second socket) goes Busy, then Away.
+    let (mut other, hello) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    assert_eq!(hello["presence"], "available");
+    for presence in ["busy", "away"] {
+        other.send(&json!({"type": "presence", "presence": presence})).await.unwrap();
+        agent
+            .wait_for(
+                &format!(
+                    "document.querySelector('#presence').value === '{presence}' && \
+                     document.querySelector('.presence').dataset.presence === '{presence}'"
+                ),
+                10_000,
+            )
+            .await
+            .unwrap();
+    }
+    // And the page's own choice reaches the other tab.
+    choose_presence(&agent, "available").await;
+    other.until("available", |f| f["type"] == "presence" && f["presence"] == "available").await.unwrap();
+
+    assert_no_page_errors(&agent).await;
+    agent.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_widget_shows_the_queue_position_and_wait() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "waiting", 1).await.unwrap();
+    let host = HostPage::serve(format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Customer site</title></head><body><h1>Acme shop</h1>\
+         <script src=\"{}/widget.js\" data-contact-id=\"{}\" data-widget-key=\"{}\" async></script></body></html>",
+        server.base, t.contact_id, t.widget_key
+    ))
+    .await
+    .unwrap();
+
+    // Nobody is online; someone is already waiting.
+    let (ahead, _) = t.start_chat(&server.base, "Ann", Some("First in line")).await.unwrap();
+
+    let driver = Chromedriver::start().await.unwrap();
+    let visitor = driver.new_session(1280, 800).await.unwrap();
+    visitor.goto(&host.url).await.unwrap();
+    visitor.find("#parley-launcher").await.unwrap().click().await.unwrap();
+    let frame = visitor.find("#parley-widget-frame").await.unwrap();
+    visitor.switch_to_frame(&frame).await.unwrap();
+    visitor.find("#display_name").await.unwrap().send_keys("Ben").await.unwrap();
+    visitor.find("#email").await.unwrap().send_keys("ben@example.com").await.unwrap();
+    visitor.find("#first_message").await.unwrap().send_keys("Second in line").await.unwrap();
+    visitor.find("#privacy_consent").await.unwrap().click().await.unwrap();
+    visitor.find("#start").await.unwrap().click().await.unwrap();
+
+    // Second in the queue, and no estimate while nobody staffs the service.
+    visitor.wait_for_text("#queue", "You are number 2 in the queue").await.unwrap();
+    let queue = visitor.find("#queue").await.unwrap();
+    assert_eq!(queue.attr("role").await.unwrap().as_deref(), Some("status"));
+    assert_eq!(queue.attr("aria-live").await.unwrap().as_deref(), Some("polite"));
+    assert_eq!(visitor.execute(&format!("return {};", text_of("#queue .queue-wait")), vec![]).await.unwrap(), "");
+    visitor.wait_for_text("#log", fixtures::WELCOME).await.unwrap();
+    screenshot(&visitor, "widget-queue-desktop").await;
+    visitor.set_window_size(390, 844).await.unwrap();
+    assert_eq!(visitor.wait_for(&shown("#queue .queue-position"), 5_000).await.unwrap(), true);
+    screenshot(&visitor, "widget-queue-mobile").await;
+
+    // An agent takes the first chat: this one moves up and gets an estimate.
+    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let offer = agent.until("offer", |f| f["type"] == "offer").await.unwrap();
+    assert_eq!(offer["offer"]["conversation_id"], ahead.as_str());
+    agent.send(&json!({"type": "accept", "conversation_id": ahead})).await.unwrap();
+    agent.until("chat", |f| f["type"] == "chat").await.unwrap();
+    visitor.wait_for_text("#queue", "You are number 1 in the queue").await.unwrap();
+    let wait = visitor
+        .wait_for(
+            &format!(
+                "(() => {{ const t = {}; return /^Estimated wait: (about [1-9][0-9]* min|less than a minute)$/.test(t) ? t : false; }})()",
+                text_of("#queue .queue-wait")
+            ),
+            10_000,
+        )
+        .await
+        .unwrap();
+    eprintln!("estimate shown: {wait}");
+    screenshot(&visitor, "widget-queue-next-mobile").await;
+
+    // Then this chat: connected, the queue status goes.
+    let offer = agent.until("offer", |f| f["type"] == "offer").await.unwrap();
+    let mine = offer["offer"]["conversation_id"].as_str().unwrap().to_owned();
+    assert_ne!(mine, ahead);
+    agent.send(&json!({"type": "accept", "conversation_id": mine})).await.unwrap();
+    visitor.wait_for_text("#status", "Connected with Agent 1").await.unwrap();
+    visitor.wait_for(&format!("{} === ''", text_of("#queue")), 5_000).await.unwrap();
+    assert_eq!(visitor.wait_for(&gone("#queue .queue-position"), 1_000).await.unwrap(), true);
+
+    assert_no_page_errors(&visitor).await;
+    visitor.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
