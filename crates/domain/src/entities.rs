@@ -289,6 +289,12 @@ pub struct RoutingSettings {
     /// Skill-based distribution: the levels of the policy, widening over waiting time. Empty:
     /// every active member may take the chats.
     pub policy: Vec<crate::skill::PolicyLevel>,
+    /// A connected customer silent this long gets a warning (0–86400 s; 0: never).
+    pub idle_warning_secs: u32,
+    /// This long after the warning, a still silent customer's chat is closed (0–86400 s; 0: never).
+    pub idle_close_secs: u32,
+    /// The warning, as the customer reads it.
+    pub idle_warning_text: String,
 }
 
 impl Default for RoutingSettings {
@@ -305,9 +311,15 @@ impl Default for RoutingSettings {
             away_opt_in: false,
             last_user_secs: 0,
             policy: Vec::new(),
+            idle_warning_secs: 0,
+            idle_close_secs: 0,
+            idle_warning_text: DEFAULT_IDLE_WARNING.to_owned(),
         }
     }
 }
+
+/// The inactivity warning when a service sets none.
+pub const DEFAULT_IDLE_WARNING: &str = "Are you still there? This chat will close soon if we do not hear from you.";
 
 impl RoutingSettings {
     /// Checks every range, with paths under `prefix` (e.g. `/routing`).
@@ -328,7 +340,12 @@ impl RoutingSettings {
         range("acw_secs", self.acw_secs, 0, 3600);
         range("acw_max_extensions", u32::from(self.acw_max_extensions), 0, 10);
         range("last_user_secs", self.last_user_secs, 0, 3600);
+        range("idle_warning_secs", self.idle_warning_secs, 0, 86_400);
+        range("idle_close_secs", self.idle_close_secs, 0, 86_400);
         crate::skill::check_policy(e, &format!("{prefix}/policy"), &self.policy);
+        let mut local = ValidationErrors::default();
+        required_text(&mut local, &format!("{prefix}/idle_warning_text"), &self.idle_warning_text, MAX_MESSAGE_CHARS);
+        e.0.extend(local.0);
     }
 }
 

@@ -203,6 +203,15 @@ struct Live {
     run: Option<Run>,
     history: History,
     stay: Stay,
+    /// While connected: when the customer last wrote, and when they were warned since.
+    idle: Option<Idle>,
+}
+
+/// A connected customer's silence.
+#[derive(Debug, Clone, Copy)]
+struct Idle {
+    since: OffsetDateTime,
+    warned_at: Option<OffsetDateTime>,
 }
 
 /// The conversation's time in its current service, for its service session.
@@ -278,6 +287,8 @@ pub struct TenantCore {
     told: HashMap<ConversationId, QueueStatus>,
     /// The router changed since the customers were last told (read-only commands skip the pass).
     queue_dirty: bool,
+    /// Inactivity warnings and closes, earliest first (stale entries are skipped).
+    idle_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
 }
 
 /// Where a waiting customer stands.
@@ -402,7 +413,9 @@ impl TenantCore {
         } else {
             stay.waiting_since = Some(queued_at);
         }
-        self.live.insert(id, Live { conversation, run: None, history, stay });
+        let idle = connected.then_some(Idle { since: now, warned_at: None });
+        self.live.insert(id, Live { conversation, run: None, history, stay, idle });
+        self.schedule_idle(id, now);
         self.route(input, now, &mut out);
         out
     }
@@ -428,7 +441,7 @@ impl TenantCore {
         let run = self.new_run(pinned, Vec::new());
         let mut stay = Stay::new(now);
         stay.last_user = last_user;
-        self.live.insert(id, Live { conversation, run: Some(run), history: History::default(), stay });
+        self.live.insert(id, Live { conversation, run: Some(run), history: History::default(), stay, idle: None });
         let mut out = Vec::new();
         self.interpret(id, WfInput::Start, now, &mut out);
         out
@@ -451,10 +464,57 @@ impl TenantCore {
     /// The customer wrote; a waiting question may take it as its answer.
     pub fn customer_text(&mut self, id: ConversationId, text: String, now: OffsetDateTime) -> Vec<Out> {
         let mut out = Vec::new();
+        if let Some(idle) = self.live.get_mut(&id).and_then(|l| l.idle.as_mut()) {
+            *idle = Idle { since: now, warned_at: None };
+            self.schedule_idle(id, now);
+        }
         if self.live.get(&id).is_some_and(|l| l.run.is_some()) {
             self.interpret(id, WfInput::CustomerText(text), now, &mut out);
         }
         out
+    }
+
+    /// The next inactivity deadline of a connected chat, per its service's settings.
+    fn idle_deadline(&self, id: ConversationId) -> Option<OffsetDateTime> {
+        let l = self.live.get(&id)?;
+        let idle = l.idle?;
+        let r = &self.services.get(&l.conversation.service_id)?.service.routing;
+        match idle.warned_at {
+            None if r.idle_warning_secs > 0 => {
+                Some(idle.since + time::Duration::seconds(i64::from(r.idle_warning_secs)))
+            }
+            Some(at) if r.idle_close_secs > 0 => Some(at + time::Duration::seconds(i64::from(r.idle_close_secs))),
+            _ => None,
+        }
+    }
+
+    fn schedule_idle(&mut self, id: ConversationId, _now: OffsetDateTime) {
+        if let Some(at) = self.idle_deadline(id) {
+            self.idle_timers.insert((at, id));
+        }
+    }
+
+    /// Warns a silent customer, then closes the chat if they stay silent.
+    fn idle_due(&mut self, at: OffsetDateTime, id: ConversationId, out: &mut Vec<Out>) {
+        // Stale entries (the customer wrote since, or the chat moved on) do not match.
+        if self.idle_deadline(id) != Some(at) {
+            return;
+        }
+        let Some(l) = self.live.get_mut(&id) else { return };
+        let Some(idle) = l.idle.as_mut() else { return };
+        if idle.warned_at.is_none() {
+            idle.warned_at = Some(at);
+            let text = self
+                .services
+                .get(&l.conversation.service_id)
+                .map(|s| s.service.routing.idle_warning_text.clone())
+                .unwrap_or_default();
+            out.push(Out::Append { conversation: id, body: EntryBody::Message { sender: Sender::System, text } });
+            self.schedule_idle(id, at);
+        } else {
+            let reason = Some("the customer did not answer".to_owned());
+            self.close(id, EndedBy::System, Outcome::UserAccepted, reason, at, out);
+        }
     }
 
     /// An HTTP call the core asked for has finished.
@@ -479,11 +539,10 @@ impl TenantCore {
     /// The earliest timer, for the shell to sleep until.
     #[must_use]
     pub fn next_deadline(&self) -> Option<OffsetDateTime> {
-        let workflow = self.timers.first().map(|(t, _)| *t);
-        match (workflow, self.router.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.timers.first().map(|(t, _)| *t), self.router.next_deadline(), self.idle_timers.first().map(|(t, _)| *t)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Runs every timer due at `now`.
@@ -493,6 +552,13 @@ impl TenantCore {
         // instant sees the chat back in the queue.
         if self.router.next_deadline().is_some_and(|t| t <= now) {
             self.route(router::Input::Tick, now, &mut out);
+        }
+        while let Some(&(at, id)) = self.idle_timers.first() {
+            if at > now {
+                break;
+            }
+            self.idle_timers.remove(&(at, id));
+            self.idle_due(at, id, &mut out);
         }
         for _ in 0..TICK_BUDGET {
             let Some(&(at, id)) = self.timers.first() else { break };
@@ -832,7 +898,10 @@ impl TenantCore {
                         let offered_at = l.stay.offer.take().map_or(now, |(_, at)| at);
                         l.stay.leave_queue(now);
                         l.stay.connection = Some((agent, offered_at, now));
+                        // The customer's silence counts from the moment an agent is there.
+                        l.idle = Some(Idle { since: now, warned_at: None });
                     }
+                    self.schedule_idle(conversation, now);
                     self.set_status(conversation, ConversationStatus::Connected, Some(agent), None, out);
                     let agent_name = self.users.get(&agent).map_or_else(String::new, |u| u.display_name.clone());
                     out.push(Out::Append {

@@ -495,3 +495,33 @@ fn a_restored_queue_keeps_entry_times_and_priorities() {
     let _ = core.restore(urgent, Some((T0 + time::Duration::seconds(20), Priority::High)), T0);
     assert_eq!(core.router().queued(), [cid(2), cid(1), cid(3)]);
 }
+
+#[test]
+fn a_silent_customer_is_warned_then_the_chat_is_closed_unless_they_answer() {
+    let p = pinned(201, queue_only(None));
+    let mut core = TenantCore::new();
+    let mut s = setup(1, Some(p.clone()));
+    s.service.routing.idle_warning_secs = 60;
+    s.service.routing.idle_close_secs = 120;
+    s.service.routing.idle_warning_text = "Still there?".into();
+    let _ = core.set_service(s, T0);
+    let _ = core.set_people(vec![agent(1)], &[Membership { service_id: sid(1), user_id: uid(1), active: true }], T0);
+    let _ = core.connection(uid(1), true, T0);
+    let _ = core.start(conversation(1, 1, &p), p, T0);
+    let _ = core.accept(uid(1), cid(1), T0).unwrap();
+    let at = |s: i64| T0 + time::Duration::seconds(s);
+    let warned = |out: &[Out]| {
+        out.iter()
+            .any(|o| matches!(o, Out::Append { body: EntryBody::Message { text, .. }, .. } if text == "Still there?"))
+    };
+    assert_eq!(core.next_deadline(), Some(at(60)));
+    assert!(warned(&core.tick(at(60))));
+    // The customer answers: the clock starts again.
+    let _ = core.customer_text(cid(1), "yes".into(), at(90));
+    assert!(core.tick(at(149)).is_empty(), "nothing is due before 90 + 60 s");
+    assert!(warned(&core.tick(at(150))), "warned again 60 s after the answer");
+    assert_eq!(outcome_of(&core.tick(at(269))), None);
+    let out = core.tick(at(270));
+    let (outcome, reason) = outcome_of(&out).unwrap();
+    assert_eq!((outcome, reason.as_deref()), (Outcome::UserAccepted, Some("the customer did not answer")));
+}

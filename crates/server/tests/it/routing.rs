@@ -291,3 +291,28 @@ async fn a_skill_policy_sends_chats_to_skilled_agents_first_and_widens_after_its
     assert_eq!((del.status.as_u16(), del.code()), (409, "skill_in_use"));
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_silent_customer_is_warned_and_then_the_chat_closes() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "idle", 1).await.unwrap();
+    with_routing(&t, json!({"idle_warning_secs": 30, "idle_close_secs": 60, "idle_warning_text": "Still with us?"}))
+        .await;
+    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (conv, token) = t.start_chat(&server.base, "Quiet", None).await.unwrap();
+    let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
+    offer_of(&mut agent).await;
+    agent.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    v.until("connected", |f| f["type"] == "entry" && f["entry"]["event"]["type"] == "connected").await.unwrap();
+    server.clock.advance(time::Duration::seconds(30));
+    v.until("warning", |f| f["type"] == "entry" && f["entry"]["text"] == "Still with us?").await.unwrap();
+    server.clock.advance(time::Duration::seconds(60));
+    let ended = v.until("ended", |f| f["type"] == "entry" && f["entry"]["event"]["type"] == "ended").await.unwrap();
+    assert_eq!(ended["entry"]["event"]["by"], "system");
+    let c = t.admin.get(&format!("/api/v1/conversations/{conv}")).await.unwrap();
+    assert_eq!(
+        (c.body["outcome"].as_str(), c.body["outcome_reason"].as_str()),
+        (Some("user_accepted"), Some("the customer did not answer"))
+    );
+    server.shutdown().await.unwrap();
+}
