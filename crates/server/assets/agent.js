@@ -5,6 +5,9 @@
  * Reliability rules as in the widget (docs/protocol.md): per-conversation seq dedupe, an outbox
  * of unacknowledged messages kept in sessionStorage and resent with the same client_msg_id after
  * a reconnect, reconnect with backoff from 250 ms to 5 s (close code 1012 included).
+ * Typing signals are ephemeral both ways: typing a reply sends {"type":"typing","conversation_id"}
+ * at most every 3 s per chat; the customer's typing shows "Customer is typing…" in that chat for
+ * 5 s (until their message).
  * All server and user data reaches the DOM through textContent only.
  */
 (function () {
@@ -118,8 +121,16 @@
     logWrap: paneChat.querySelector('.log-wrap'),
     form: paneChat.querySelector('.composer-form'),
     composer: paneChat.querySelector('.composer'),
-    send: paneChat.querySelector('.send')
+    send: paneChat.querySelector('.send'),
+    typing: el('p', 'typing')
   };
+  // "Customer is typing…" for the chat on screen: a polite live region that stays in the page
+  // (empty while nobody types). Its text changes only when the indicator appears, so it is
+  // announced once, not on every typing frame.
+  pane.typing.setAttribute('role', 'status');
+  pane.typing.setAttribute('aria-live', 'polite');
+  pane.typing.setAttribute('aria-atomic', 'true');
+  paneChat.insertBefore(pane.typing, pane.form);
 
   var noticeTimer = null;
   function notice(text) {
@@ -480,6 +491,9 @@
       byClientId: Object.create(null),
       unread: 0,
       draft: '',
+      typing: false, // the customer typed within the last TYPING_SHOW_MS
+      typingTimer: null,
+      lastTypingSent: 0, // when we last told the server we type here (Date.now())
       logEl: el('ol', 'log'),
       tabEl: el('li', 'chat-tab')
     };
@@ -565,6 +579,7 @@
     paneChat.hidden = !c;
     if (!c) {
       pane.logWrap.textContent = '';
+      renderTyping();
       return;
     }
     paneChat.dataset.conversationId = c.id;
@@ -584,6 +599,7 @@
       ? 'This chat has ended'
       : 'Type a reply… (Enter to send, Shift+Enter for a new line)';
     pane.send.disabled = c.ended;
+    renderTyping();
     if (pane.logWrap.firstChild !== c.logEl) {
       pane.logWrap.textContent = '';
       pane.logWrap.appendChild(c.logEl);
@@ -594,6 +610,7 @@
   function markChatEnded(c) {
     if (c.ended) return;
     c.ended = true;
+    hideCustomerTyping(c);
     c.ending = false;
     c.info.status = 'ended';
     outbox.forEach(function (m) {
@@ -612,6 +629,7 @@
   function closeChat(id) {
     var c = chats[id];
     if (!c || !c.ended) return;
+    clearTimeout(c.typingTimer);
     c.tabEl.remove();
     delete chats[id];
     closedIds[id] = true;
@@ -752,6 +770,7 @@
     if (own) removeFromOutbox(entry.client_msg_id);
     if (nearEnd || own) log.scrollTop = log.scrollHeight;
 
+    if (entry.kind === 'message' && entry.sender && entry.sender.role === 'customer') hideCustomerTyping(c);
     if (entry.kind === 'event' && entry.event && entry.event.type === 'ended') markChatEnded(c);
     if (live && entry.kind === 'message' && entry.sender && entry.sender.role === 'customer') {
       if (c.id !== selectedId) {
@@ -761,6 +780,45 @@
       }
     }
   }
+
+  // ---- typing ----
+
+  var TYPING_SHOW_MS = 5000; // the customer's typing shows this long after their last typing frame
+  var TYPING_EVERY_MS = 3000; // our own typing is signalled at most this often per chat
+
+  function showCustomerTyping(c) {
+    if (c.ended) return;
+    c.typing = true;
+    clearTimeout(c.typingTimer);
+    c.typingTimer = setTimeout(function () {
+      hideCustomerTyping(c);
+    }, TYPING_SHOW_MS);
+    if (c.id === selectedId) renderTyping();
+  }
+
+  function hideCustomerTyping(c) {
+    clearTimeout(c.typingTimer);
+    c.typingTimer = null;
+    if (!c.typing) return;
+    c.typing = false;
+    if (c.id === selectedId) renderTyping();
+  }
+
+  function renderTyping() {
+    var c = selectedId && chats[selectedId];
+    var text = c && c.typing && !c.ended ? 'Customer is typing…' : '';
+    // Unchanged text is not announced again.
+    if (pane.typing.textContent !== text) pane.typing.textContent = text;
+  }
+
+  pane.composer.addEventListener('input', function () {
+    var c = selectedId && chats[selectedId];
+    if (!c || c.ended || !ready || !pane.composer.value.trim()) return;
+    var now = Date.now();
+    if (now - c.lastTypingSent < TYPING_EVERY_MS) return;
+    c.lastTypingSent = now;
+    sendFrame({ type: 'typing', conversation_id: c.id });
+  });
 
   // ---- sending ----
 
@@ -784,6 +842,7 @@
     showPending(c, m);
     pane.composer.value = '';
     c.draft = '';
+    c.lastTypingSent = 0; // typing on after a message is news again
     if (ready) sendFrame({ type: 'send', conversation_id: m.conversation_id, client_msg_id: m.client_msg_id, text: m.text });
   }
 
@@ -1169,6 +1228,11 @@
         break;
       case 'ack':
         onAck(f);
+        break;
+      case 'typing':
+        if (f.who === 'customer' && f.conversation_id && chats[f.conversation_id]) {
+          showCustomerTyping(chats[f.conversation_id]);
+        }
         break;
       case 'presence':
         setPresence(f.presence);

@@ -7,6 +7,8 @@
  *  - each message gets a client_msg_id and stays in the outbox (sessionStorage) until acked;
  *    after a reconnect the outbox is resent with the same ids, the server deduplicates;
  *  - reconnects back off from 250 ms to 5 s, close code 1012 (server restart) included.
+ * Typing signals are ephemeral both ways: typing in the composer sends {"type":"typing"} at most
+ * every 3 s; an agent's typing frame shows "<Agent> is typing…" for 5 s (until their message).
  * All server and user data reaches the DOM through textContent only.
  */
 (function () {
@@ -37,6 +39,16 @@
   var restartBtn = $('restart');
   var minimizeBtn = $('minimize');
   var queueEl = $('queue');
+
+  // "<Agent> is typing…": a polite live region that stays in the page (empty while nobody types),
+  // between the log and the composer. Its text is set only when the indicator appears, so screen
+  // readers announce it once, not on every typing frame.
+  var typingEl = el('p', 'typing');
+  typingEl.id = 'typing';
+  typingEl.setAttribute('role', 'status');
+  typingEl.setAttribute('aria-live', 'polite');
+  typingEl.setAttribute('aria-atomic', 'true');
+  chatView.insertBefore(typingEl, endedBox);
 
   var FIELDS = ['display_name', 'email', 'first_message', 'privacy_consent'];
 
@@ -416,6 +428,7 @@
     if (own) removeFromOutbox(entry.client_msg_id);
     saveState();
 
+    if (entry.kind === 'message' && entry.sender && entry.sender.role === 'agent') hideTyping();
     if (entry.kind === 'event') applyEvent(entry.event || {});
     else if (live && entry.sender && entry.sender.role !== 'customer') postToHost('parley:unread');
     scrollToEndIfNear(own);
@@ -476,8 +489,42 @@
     delete queueEl.dataset.shown;
   }
 
+  // ---- typing ----
+
+  var TYPING_SHOW_MS = 5000; // an agent's typing shows this long after their last typing frame
+  var TYPING_EVERY_MS = 3000; // our own typing is signalled at most this often
+  var typingTimer = null;
+  var lastTypingSent = 0;
+
+  function showTyping(name) {
+    if (!state || state.ended) return;
+    var text = (name ? String(name) : state.agent_name || 'The agent') + ' is typing…';
+    // Unchanged text is not announced again; the timer just starts over.
+    if (typingEl.textContent !== text) typingEl.textContent = text;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(hideTyping, TYPING_SHOW_MS);
+  }
+
+  function hideTyping() {
+    clearTimeout(typingTimer);
+    typingTimer = null;
+    if (typingEl.textContent) typingEl.textContent = '';
+  }
+
+  function signalTyping() {
+    // Only to a connected agent; the server drops it otherwise anyway.
+    if (!ready || !state || state.ended || waiting || !composer.value.trim()) return;
+    var now = Date.now();
+    if (now - lastTypingSent < TYPING_EVERY_MS) return;
+    lastTypingSent = now;
+    sendFrame({ type: 'typing' });
+  }
+
   function renderEnded(ended) {
-    if (ended) hideQueue();
+    if (ended) {
+      hideQueue();
+      hideTyping();
+    }
     endedBox.hidden = !ended;
     composerForm.hidden = ended;
     composer.disabled = ended;
@@ -536,6 +583,7 @@
     showPending(msg);
     composer.value = '';
     autosize();
+    lastTypingSent = 0; // typing on after a message is news again
     if (ready) sendFrame({ type: 'send', client_msg_id: msg.client_msg_id, text: msg.text });
   }
 
@@ -583,7 +631,10 @@
     composer.style.height = 'auto';
     composer.style.height = Math.min(composer.scrollHeight + 2, 140) + 'px';
   }
-  composer.addEventListener('input', autosize);
+  composer.addEventListener('input', function () {
+    autosize();
+    signalTyping();
+  });
 
   endBtn.addEventListener('click', function () {
     if (!state || state.ended) return;
@@ -604,6 +655,8 @@
     byClientId = Object.create(null);
     log.textContent = '';
     hideQueue();
+    hideTyping();
+    lastTypingSent = 0;
     waiting = true;
     composer.value = '';
     $('first_message').value = '';
@@ -753,6 +806,9 @@
         break;
       case 'queue':
         showQueue(f.position, f.estimated_wait_secs);
+        break;
+      case 'typing':
+        if (f.who === 'agent') showTyping(f.name);
         break;
       case 'ack':
         onAck(f);

@@ -1,10 +1,12 @@
-//! In-process fan-out of live events to the sockets that care: a conversation's log entries to
-//! its visitor and agent, an agent's offers and chat changes to that agent's tabs.
+//! In-process fan-out of live events to the sockets that care: a conversation's log entries
+//! and typing signals to its visitor and agent, an agent's offers and chat changes to that
+//! agent's tabs.
 //!
 //! Delivery is best effort by design: a receiver that falls behind is told it lagged and
-//! re-reads the durable log, so no acknowledged entry is ever lost to a slow socket.
+//! re-reads the durable log, so no acknowledged entry is ever lost to a slow socket. Typing
+//! signals are ephemeral: never stored, so a lagging or reconnecting socket simply misses them.
 
-use crate::ws::protocol::{AgentFrame, VisitorFrame};
+use crate::ws::protocol::{AgentFrame, Typist, VisitorFrame};
 use parley_domain::{ConversationId, LogEntry, TenantId, UserId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,6 +28,13 @@ pub enum BusEvent {
     Agent(AgentFrame),
     /// A frame for the conversation's visitor only (queue position).
     Visitor(VisitorFrame),
+    /// Someone in the conversation is typing: ephemeral, never written to the log nor replayed.
+    /// The visitor's socket passes on the agent's, the agent's sockets the customer's.
+    Typing {
+        who: Typist,
+        /// The typist's display name.
+        name: String,
+    },
 }
 
 /// Events buffered per topic before a slow receiver lags (it then re-reads the store).
@@ -103,6 +112,15 @@ mod tests {
             drop(bus.subscribe(t));
         }
         assert!(bus.topic_count() <= 1, "{} topics left", bus.topic_count());
+    }
+
+    #[test]
+    fn typing_travels_on_the_conversation_topic() {
+        let bus = Bus::new();
+        let t = Topic::Conversation(TenantId::from_uuid(Uuid::nil()), ConversationId::from_uuid(Uuid::nil()));
+        let mut rx = bus.subscribe(t);
+        bus.publish(t, BusEvent::Typing { who: Typist::Customer, name: "Ann".into() });
+        assert!(matches!(&*rx.try_recv().unwrap(), BusEvent::Typing { who: Typist::Customer, .. }));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The agent's socket: offers, chat changes and the entries of every chat the agent holds.
 //! Authenticated by the session cookie; each open socket counts as "online" for routing.
 
-use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART};
+use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, TYPING_MIN_INTERVAL, Typist};
 use super::{Cursor, MAX_FRAME_BYTES, Sink, close, send, upgrade_error};
 use crate::auth::Agent;
 use crate::bus::{BusEvent, Topic};
@@ -19,6 +19,7 @@ use parley_domain::{
 use parley_store::NewEntry;
 use std::collections::HashMap;
 use std::sync::Arc;
+use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -71,6 +72,8 @@ struct Session {
     /// Forwarders from each followed conversation's topic into `entries_tx`.
     forwarders: JoinSet<()>,
     entries_tx: mpsc::Sender<LiveEntry>,
+    /// When this socket last passed on a typing signal, per chat (for the rate limit).
+    last_typing: HashMap<ConversationId, OffsetDateTime>,
 }
 
 async fn session(state: AppState, user: User, socket: WebSocket) {
@@ -83,7 +86,14 @@ async fn session(state: AppState, user: User, socket: WebSocket) {
         return;
     }
     let (entries_tx, mut entries_rx) = mpsc::channel::<LiveEntry>(256);
-    let mut s = Session { state: state.clone(), user, chats: HashMap::new(), forwarders: JoinSet::new(), entries_tx };
+    let mut s = Session {
+        state: state.clone(),
+        user,
+        chats: HashMap::new(),
+        forwarders: JoinSet::new(),
+        entries_tx,
+        last_typing: HashMap::new(),
+    };
     if s.hello(&mut sink).await {
         let mut heartbeat = tokio::time::interval(std::time::Duration::from_secs(25));
         heartbeat.reset();
@@ -208,17 +218,23 @@ impl Session {
         ev: Result<Arc<BusEvent>, RecvError>,
     ) -> bool {
         match ev {
-            Ok(ev) => {
-                let BusEvent::Entry(entry) = &*ev else { return true };
-                let Some(f) = self.chats.get_mut(&conversation) else { return true };
-                match f.cursor.live(entry, self.state.store.as_ref()).await {
-                    Ok(entries) => self.deliver(sink, conversation, entries).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "agent gap fill failed");
-                        false
+            Ok(ev) => match &*ev {
+                BusEvent::Entry(entry) => {
+                    let Some(f) = self.chats.get_mut(&conversation) else { return true };
+                    match f.cursor.live(entry, self.state.store.as_ref()).await {
+                        Ok(entries) => self.deliver(sink, conversation, entries).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "agent gap fill failed");
+                            false
+                        }
                     }
                 }
-            }
+                BusEvent::Typing { who: Typist::Customer, .. } if self.writable(conversation).is_ok() => {
+                    send(sink, &AgentFrame::Typing { conversation_id: conversation, who: Typist::Customer }).await
+                }
+                // Agents' own typing goes to the visitor only.
+                BusEvent::Typing { .. } | BusEvent::Agent(_) | BusEvent::Visitor(_) => true,
+            },
             Err(RecvError::Lagged(_)) => self.catch_up(sink, conversation).await,
             Err(RecvError::Closed) => true,
         }
@@ -280,11 +296,39 @@ impl Session {
             AgentIn::Send { conversation_id, client_msg_id, text } => {
                 return self.on_send(sink, conversation_id, client_msg_id, &text).await;
             }
+            AgentIn::Typing { conversation_id } => return self.on_typing(sink, conversation_id).await,
         };
         match result {
             Ok(()) => true,
             Err(e) => send(sink, &error(e.code(), e.to_string(), conversation)).await,
         }
+    }
+
+    /// Whether this socket may write to a chat: one it follows (it was connected to this agent)
+    /// and that has not ended.
+    fn writable(&self, conversation: ConversationId) -> Result<(), EngineError> {
+        match self.chats.get(&conversation) {
+            None => Err(EngineError::NotYourChat),
+            Some(f) if f.ended => Err(EngineError::ConversationEnded),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Passes the agent's typing on to the chat's visitor, at most once per
+    /// [`TYPING_MIN_INTERVAL`] and chat (more often is dropped without a word); refused like a
+    /// message for a chat that is not the agent's or has ended.
+    async fn on_typing(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
+        if let Err(e) = self.writable(conversation) {
+            return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await;
+        }
+        let now = self.state.clock.now();
+        if self.last_typing.get(&conversation).is_some_and(|&t| (t..t + TYPING_MIN_INTERVAL).contains(&now)) {
+            return true;
+        }
+        self.last_typing.insert(conversation, now);
+        let topic = Topic::Conversation(self.user.tenant_id, conversation);
+        self.state.bus.publish(topic, BusEvent::Typing { who: Typist::Agent, name: self.user.display_name.clone() });
+        true
     }
 
     async fn on_send(
@@ -307,26 +351,8 @@ impl Session {
                 .await;
             }
         };
-        match self.chats.get(&conversation) {
-            None => {
-                return send(
-                    sink,
-                    &error(EngineError::NotYourChat.code(), EngineError::NotYourChat.to_string(), Some(conversation)),
-                )
-                .await;
-            }
-            Some(f) if f.ended => {
-                return send(
-                    sink,
-                    &error(
-                        EngineError::ConversationEnded.code(),
-                        EngineError::ConversationEnded.to_string(),
-                        Some(conversation),
-                    ),
-                )
-                .await;
-            }
-            Some(_) => {}
+        if let Err(e) = self.writable(conversation) {
+            return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await;
         }
         let entry = NewEntry {
             tenant_id: self.user.tenant_id,

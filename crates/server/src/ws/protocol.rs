@@ -8,8 +8,15 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VisitorIn {
-    Send { client_msg_id: String, text: String },
+    Send {
+        client_msg_id: String,
+        text: String,
+    },
     End,
+    /// The visitor is typing (ephemeral: passed on to the agent, never stored). A struct variant,
+    /// not a unit one, so that unknown fields are refused (serde ignores them on unit variants of
+    /// internally tagged enums).
+    Typing {},
 }
 
 /// Agent → server.
@@ -39,6 +46,18 @@ pub enum AgentIn {
     ExtendAcw,
     /// Clear one's own RONA flag (back to receiving offers).
     ResetRona,
+    /// The agent is typing in one of their chats (ephemeral: passed on to the visitor, never stored).
+    Typing {
+        conversation_id: ConversationId,
+    },
+}
+
+/// Who is typing, in `typing` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Typist {
+    Customer,
+    Agent,
 }
 
 /// The customer as an agent sees them.
@@ -126,6 +145,11 @@ pub enum AgentFrame {
     Presence {
         presence: Presence,
     },
+    /// The customer of a followed chat is typing (ephemeral, never replayed).
+    Typing {
+        conversation_id: ConversationId,
+        who: Typist,
+    },
     Error {
         code: String,
         message: String,
@@ -157,6 +181,12 @@ pub enum VisitorFrame {
         seq: i64,
         duplicate: bool,
     },
+    /// An agent is typing (ephemeral, never replayed).
+    Typing {
+        who: Typist,
+        /// The agent's display name.
+        name: String,
+    },
     Error {
         code: String,
         message: String,
@@ -167,3 +197,36 @@ pub enum VisitorFrame {
 
 /// WebSocket close code telling clients the server is restarting and they should reconnect.
 pub const CLOSE_RESTART: u16 = 1012;
+
+/// Typing frames count at most once per this long per socket (and chat); more are ignored.
+pub const TYPING_MIN_INTERVAL: time::Duration = time::Duration::seconds(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    #[test]
+    fn typing_frames_parse_and_refuse_unknown_fields() {
+        assert!(matches!(parse::<VisitorIn>(br#"{"type":"typing"}"#), Ok(VisitorIn::Typing {})));
+        let e = parse::<VisitorIn>(br#"{"type":"typing","text":"hi"}"#).unwrap_err();
+        assert_eq!(e.code, "unknown_field");
+        let id = Uuid::nil();
+        let ok = format!(r#"{{"type":"typing","conversation_id":"{id}"}}"#);
+        assert!(matches!(parse::<AgentIn>(ok.as_bytes()), Ok(AgentIn::Typing { .. })));
+        let extra = format!(r#"{{"type":"typing","conversation_id":"{id}","who":"agent"}}"#);
+        assert_eq!(parse::<AgentIn>(extra.as_bytes()).unwrap_err().code, "unknown_field");
+        assert_eq!(parse::<AgentIn>(br#"{"type":"typing"}"#).unwrap_err().code, "invalid_field");
+    }
+
+    #[test]
+    fn typing_frames_serialise_as_documented() {
+        let id = ConversationId::from_uuid(Uuid::nil());
+        let a = serde_json::to_value(AgentFrame::Typing { conversation_id: id, who: Typist::Customer }).unwrap();
+        assert_eq!(a, json!({"type": "typing", "conversation_id": id, "who": "customer"}));
+        let v = serde_json::to_value(VisitorFrame::Typing { who: Typist::Agent, name: "Agent 1".into() }).unwrap();
+        assert_eq!(v, json!({"type": "typing", "who": "agent", "name": "Agent 1"}));
+    }
+}

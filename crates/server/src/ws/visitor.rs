@@ -1,6 +1,6 @@
 //! The visitor's socket: one conversation, authenticated by its visitor token.
 
-use super::protocol::{CLOSE_RESTART, VisitorFrame, VisitorIn};
+use super::protocol::{CLOSE_RESTART, TYPING_MIN_INTERVAL, Typist, VisitorFrame, VisitorIn};
 use super::{Cursor, MAX_FRAME_BYTES, Sink, close, send, upgrade_error};
 use crate::auth::Visitor;
 use crate::bus::{BusEvent, Topic};
@@ -19,6 +19,7 @@ use parley_domain::{
 };
 use parley_store::NewEntry;
 use serde::Deserialize;
+use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;
 
 /// Query of the visitor socket.
@@ -55,6 +56,8 @@ struct Session {
     conversation: Conversation,
     cursor: Cursor,
     ended: bool,
+    /// When this socket last passed a typing signal on (for the rate limit).
+    last_typing: Option<OffsetDateTime>,
 }
 
 async fn session(state: AppState, conversation: Conversation, since_seq: i64, socket: WebSocket) {
@@ -69,7 +72,7 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
         status: conversation.status,
         last_seq: conversation.last_seq,
     };
-    let mut s = Session { state: state.clone(), conversation, cursor, ended };
+    let mut s = Session { state: state.clone(), conversation, cursor, ended, last_typing: None };
     if !send(&mut sink, &hello).await || !s.replay(&mut sink).await || !s.queue_status(&mut sink).await {
         return;
     }
@@ -97,7 +100,11 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
                     Ok(ev) => match &*ev {
                         BusEvent::Entry(entry) => s.on_live(&mut sink, entry).await,
                         BusEvent::Visitor(frame) => send(&mut sink, frame).await,
-                        BusEvent::Agent(_) => true,
+                        BusEvent::Typing { who: Typist::Agent, name } if !s.ended => {
+                            send(&mut sink, &VisitorFrame::Typing { who: Typist::Agent, name: name.clone() }).await
+                        }
+                        // The customer's own typing (from this or another tab) is not news to them.
+                        BusEvent::Typing { .. } | BusEvent::Agent(_) => true,
                     },
                     Err(RecvError::Lagged(_)) => s.replay(&mut sink).await && s.queue_status(&mut sink).await,
                     Err(RecvError::Closed) => false,
@@ -180,6 +187,10 @@ impl Session {
         };
         match frame {
             VisitorIn::Send { client_msg_id, text } => self.on_send(sink, client_msg_id, &text).await,
+            VisitorIn::Typing {} => {
+                self.on_typing();
+                true
+            }
             VisitorIn::End => {
                 let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
                 let r = self
@@ -202,6 +213,19 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Passes the customer's typing on to the agents following the chat, at most once per
+    /// [`TYPING_MIN_INTERVAL`]; more often, or after the end, it is dropped without a word.
+    fn on_typing(&mut self) {
+        let now = self.state.clock.now();
+        if self.ended || self.last_typing.is_some_and(|t| (t..t + TYPING_MIN_INTERVAL).contains(&now)) {
+            return;
+        }
+        self.last_typing = Some(now);
+        let topic = Topic::Conversation(self.conversation.tenant_id, self.conversation.id);
+        let name = self.conversation.customer.display_name.clone();
+        self.state.bus.publish(topic, BusEvent::Typing { who: Typist::Customer, name });
     }
 
     async fn on_send(&mut self, sink: &mut Sink, client_msg_id: String, text: &str) -> bool {

@@ -8,6 +8,7 @@ mod demo;
 mod isolation;
 mod routing;
 mod shutdown;
+mod typing;
 mod walk;
 mod workflow;
 mod workspace_ui;
