@@ -239,6 +239,63 @@ pub struct LogEntry {
     pub created_at: OffsetDateTime,
 }
 
+/// One side of a conversation, as a reader of the other side's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reader {
+    Customer,
+    /// Whichever agent holds the chat (one side even across a transfer).
+    Agent,
+}
+
+impl Reader {
+    /// The stable text form used in storage and the protocols.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+/// How far one side has got in a conversation's log: every entry up to `delivered_seq` reached
+/// one of its devices, every entry up to `read_seq` was on a screen someone was looking at.
+/// Both only ever grow, and reading implies delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Watermark {
+    pub delivered_seq: i64,
+    pub read_seq: i64,
+}
+
+impl Watermark {
+    /// This mark raised by `other`, kept within `1..=last_seq` and with `read <= delivered`.
+    #[must_use]
+    pub fn raised(self, other: Self, last_seq: i64) -> Self {
+        let clamp = |v: i64| v.clamp(0, last_seq.max(0));
+        let read = self.read_seq.max(clamp(other.read_seq));
+        Self { delivered_seq: self.delivered_seq.max(clamp(other.delivered_seq)).max(read), read_seq: read }
+    }
+}
+
+/// Both sides' watermarks in one conversation (the receipts each side is shown of the other).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Receipts {
+    pub customer: Watermark,
+    pub agent: Watermark,
+}
+
+impl Receipts {
+    /// One side's mark.
+    #[must_use]
+    pub const fn of(&self, reader: Reader) -> Watermark {
+        match reader {
+            Reader::Customer => self.customer,
+            Reader::Agent => self.agent,
+        }
+    }
+}
+
 /// Checks a chat message typed by a person.
 ///
 /// # Errors
@@ -306,6 +363,43 @@ mod tests {
         assert!(validate_client_msg_id("").is_err());
         assert!(validate_client_msg_id("with space").is_err());
         assert!(validate_client_msg_id(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_watermark_only_grows_stays_within_the_log_and_reading_implies_delivery() {
+        let m = Watermark { delivered_seq: 5, read_seq: 3 };
+        assert_eq!(m.raised(Watermark { delivered_seq: 2, read_seq: 1 }, 10), m, "never lowered");
+        assert_eq!(
+            m.raised(Watermark { delivered_seq: 0, read_seq: 7 }, 10),
+            Watermark { delivered_seq: 7, read_seq: 7 }
+        );
+        assert_eq!(
+            m.raised(Watermark { delivered_seq: 99, read_seq: 99 }, 10),
+            Watermark { delivered_seq: 10, read_seq: 10 }
+        );
+        assert_eq!(
+            Watermark::default().raised(Watermark { delivered_seq: -4, read_seq: -1 }, 10),
+            Watermark::default()
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever clients report, in any order, a mark never goes down, reading never runs
+        /// ahead of delivery and neither passes the log.
+        #[test]
+        fn watermarks_are_monotone_and_bounded(
+            last_seq in 0i64..50,
+            reports in proptest::collection::vec((-5i64..80, -5i64..80), 0..30),
+        ) {
+            let mut m = Watermark::default();
+            for (d, r) in reports {
+                let next = m.raised(Watermark { delivered_seq: d, read_seq: r }, last_seq);
+                proptest::prop_assert!(next.delivered_seq >= m.delivered_seq && next.read_seq >= m.read_seq);
+                proptest::prop_assert!(0 <= next.read_seq && next.read_seq <= next.delivered_seq);
+                proptest::prop_assert!(next.delivered_seq <= last_seq);
+                m = next;
+            }
+        }
     }
 
     #[test]

@@ -8,6 +8,9 @@
  * Typing signals are ephemeral both ways: typing a reply sends {"type":"typing","conversation_id"}
  * at most every 3 s per chat; the customer's typing shows "Customer is typing…" in that chat for
  * 5 s (until their message).
+ * Receipts: a chat's entries are reported {"type":"delivered","conversation_id","seq"} as they
+ * arrive and {"type":"read",…} once that chat is on screen (selected, page visible); the
+ * customer's receipt frames mark the agent's own messages Sent, Delivered or Read.
  * All server and user data reaches the DOM through textContent only.
  */
 (function () {
@@ -494,6 +497,9 @@
       typing: false, // the customer typed within the last TYPING_SHOW_MS
       typingTimer: null,
       lastTypingSent: 0, // when we last told the server we type here (Date.now())
+      customerMark: { delivered: 0, read: 0 }, // how far the customer has received and read
+      sentMark: { delivered: 0, read: 0 }, // what this socket last reported of ours
+      seenQueued: false,
       logEl: el('ol', 'log'),
       tabEl: el('li', 'chat-tab')
     };
@@ -570,6 +576,7 @@
     }
     renderPane();
     updateCounts();
+    if (c) reportSeen(c);
     if (c && !c.ended) pane.composer.focus();
   }
 
@@ -675,7 +682,7 @@
     var meta = el('div', 'meta');
     meta.appendChild(el('span', 'name', name));
     li.appendChild(meta);
-    li.appendChild(el('p', 'text', text));
+    li.appendChild(ParleyText.render(el('p', 'text'), text));
     if (iso !== '') setTime(li, iso);
     return li;
   }
@@ -755,7 +762,6 @@
     var li = c.bySeq[seq] || (own ? c.byClientId[entry.client_msg_id] : null);
     if (li) {
       li.classList.remove('pending', 'failed');
-      setDeliveryState(li, '');
       setTime(li, entry.created_at);
     } else {
       li = buildEntry(c, entry);
@@ -763,6 +769,8 @@
     }
     li.dataset.seq = String(seq);
     c.bySeq[seq] = li;
+    if (own) setReceipt(c, li);
+    scheduleSeen(c);
     var log = c.logEl;
     var nearEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 120;
     place(log, li, seq);
@@ -865,7 +873,6 @@
     var li = c && c.byClientId[f.client_msg_id];
     if (!li) return;
     li.classList.remove('pending');
-    setDeliveryState(li, '');
     var seq = Number(f.seq);
     if (seq > 0 && !li.dataset.seq) {
       // The entry frame may come later (or only in a replay); it confirms this <li> in place.
@@ -874,7 +881,62 @@
       place(c.logEl, li, seq);
       if (!li.querySelector('time')) setTime(li, null);
     }
+    if (li.dataset.seq) setReceipt(c, li);
   }
+
+  // ---- receipts ----
+
+  function receiptText(c, seq) {
+    if (seq <= c.customerMark.read) return 'Read';
+    if (seq <= c.customerMark.delivered) return 'Delivered';
+    return 'Sent';
+  }
+
+  // An acknowledged message of ours: Sent, Delivered or Read as the customer's marks say.
+  function setReceipt(c, li) {
+    var seq = Number(li.dataset.seq);
+    if (!(seq > 0) || li.classList.contains('failed')) return;
+    var text = receiptText(c, seq);
+    if (li.dataset.receipt === text) return;
+    li.dataset.receipt = text;
+    setDeliveryState(li, text);
+  }
+
+  function onReceipt(f) {
+    var c = f.reader === 'customer' && chats[f.conversation_id];
+    if (!c) return;
+    c.customerMark.delivered = Math.max(c.customerMark.delivered, Number(f.delivered_seq) || 0);
+    c.customerMark.read = Math.max(c.customerMark.read, Number(f.read_seq) || 0);
+    var own = c.logEl.querySelectorAll('.msg-agent.mine[data-seq]');
+    for (var i = 0; i < own.length; i++) setReceipt(c, own[i]);
+  }
+
+  // A replay renders many entries at once: report once after the burst.
+  function scheduleSeen(c) {
+    if (c.seenQueued) return;
+    c.seenQueued = true;
+    setTimeout(function () {
+      c.seenQueued = false;
+      reportSeen(c);
+    }, 0);
+  }
+
+  function reportSeen(c) {
+    if (!ready || !c || !(c.lastSeq > 0) || closedIds[c.id]) return;
+    var seq = c.lastSeq;
+    if (c.id === selectedId && document.visibilityState === 'visible') {
+      if (seq <= c.sentMark.read) return;
+      c.sentMark.read = c.sentMark.delivered = seq;
+      sendFrame({ type: 'read', conversation_id: c.id, seq: seq });
+    } else if (seq > c.sentMark.delivered) {
+      c.sentMark.delivered = seq;
+      sendFrame({ type: 'delivered', conversation_id: c.id, seq: seq });
+    }
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (selectedId) reportSeen(chats[selectedId]);
+  });
 
   function onError(f) {
     if (!f.conversation_id && onRoutingError(f)) return;
@@ -1182,6 +1244,9 @@
     Object.keys(chats).forEach(function (id) {
       var c = chats[id];
       c.ending = false;
+      // A report sent as the last socket closed may be lost; the server ignores repeats.
+      c.sentMark = { delivered: 0, read: 0 };
+      scheduleSeen(c);
       if (!listed[id]) markChatEnded(c);
     });
     if (!selectedId) {
@@ -1228,6 +1293,9 @@
         break;
       case 'ack':
         onAck(f);
+        break;
+      case 'receipt':
+        onReceipt(f);
         break;
       case 'typing':
         if (f.who === 'customer' && f.conversation_id && chats[f.conversation_id]) {

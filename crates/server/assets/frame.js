@@ -9,6 +9,9 @@
  *  - reconnects back off from 250 ms to 5 s, close code 1012 (server restart) included.
  * Typing signals are ephemeral both ways: typing in the composer sends {"type":"typing"} at most
  * every 3 s; an agent's typing frame shows "<Agent> is typing…" for 5 s (until their message).
+ * Receipts: entries that arrive are reported {"type":"delivered","seq"}, and {"type":"read","seq"}
+ * once the chat is on screen (page visible, widget open); the agent side's receipt frames mark
+ * the visitor's own messages Sent, Delivered or Read.
  * All server and user data reaches the DOM through textContent only.
  */
 (function () {
@@ -341,7 +344,7 @@
     var meta = el('div', 'meta');
     meta.appendChild(el('span', 'name', name));
     li.appendChild(meta);
-    li.appendChild(el('p', 'text', text));
+    li.appendChild(ParleyText.render(el('p', 'text'), text));
     if (iso !== '') setTime(li, iso);
     return li;
   }
@@ -413,7 +416,6 @@
     if (li) {
       // Our own message, already on screen (pending or acked): confirm it in place.
       li.classList.remove('pending', 'failed');
-      setDeliveryState(li, '');
       setTime(li, entry.created_at);
     } else {
       li = buildEntry(entry);
@@ -421,6 +423,7 @@
     }
     li.dataset.seq = String(seq);
     bySeq[seq] = li;
+    if (own) setReceipt(li);
     place(li, seq);
 
     lastSeq = seq;
@@ -429,6 +432,7 @@
     saveState();
 
     if (entry.kind === 'message' && entry.sender && entry.sender.role === 'agent') hideTyping();
+    scheduleSeen();
     if (entry.kind === 'event') applyEvent(entry.event || {});
     else if (live && entry.sender && entry.sender.role !== 'customer') postToHost('parley:unread');
     scrollToEndIfNear(own);
@@ -592,7 +596,6 @@
     var li = byClientId[f.client_msg_id];
     if (!li) return;
     li.classList.remove('pending');
-    setDeliveryState(li, '');
     var seq = Number(f.seq);
     if (seq > 0 && !li.dataset.seq) {
       // The entry itself may arrive later (or only in a replay); it will confirm this <li>.
@@ -601,7 +604,67 @@
       place(li, seq);
       if (!li.querySelector('time')) setTime(li, null);
     }
+    if (li.dataset.seq) setReceipt(li);
   }
+
+  // ---- receipts ----
+
+  var agentMark = { delivered: 0, read: 0 }; // how far the agent side has received and read
+  var sentMark = { delivered: 0, read: 0 }; // what this socket last reported of ours
+  var hostShown = true; // the host page shows the widget (it says so when that changes)
+  var seenQueued = false;
+
+  function receiptText(seq) {
+    if (seq <= agentMark.read) return 'Read';
+    if (seq <= agentMark.delivered) return 'Delivered';
+    return 'Sent';
+  }
+
+  // An acknowledged message of ours: Sent, Delivered or Read as the agent side's marks say.
+  function setReceipt(li) {
+    var seq = Number(li.dataset.seq);
+    if (!(seq > 0) || li.classList.contains('failed')) return;
+    var text = receiptText(seq);
+    if (li.dataset.receipt === text) return;
+    li.dataset.receipt = text;
+    setDeliveryState(li, text);
+  }
+
+  function onReceipt(f) {
+    if (f.reader !== 'agent') return;
+    agentMark.delivered = Math.max(agentMark.delivered, Number(f.delivered_seq) || 0);
+    agentMark.read = Math.max(agentMark.read, Number(f.read_seq) || 0);
+    var own = log.querySelectorAll('.msg-customer[data-seq]');
+    for (var i = 0; i < own.length; i++) setReceipt(own[i]);
+  }
+
+  function onScreen() {
+    return hostShown && document.visibilityState === 'visible' && !chatView.hidden;
+  }
+
+  // Entries render in bursts (a replay): report once after the burst.
+  function scheduleSeen() {
+    if (seenQueued) return;
+    seenQueued = true;
+    setTimeout(function () {
+      seenQueued = false;
+      reportSeen();
+    }, 0);
+  }
+
+  function reportSeen() {
+    if (!ready || !state || !(lastSeq > 0)) return;
+    if (onScreen()) {
+      if (lastSeq <= sentMark.read) return;
+      sentMark.read = sentMark.delivered = lastSeq;
+      sendFrame({ type: 'read', seq: lastSeq });
+    } else if (lastSeq > sentMark.delivered) {
+      sentMark.delivered = lastSeq;
+      sendFrame({ type: 'delivered', seq: lastSeq });
+    }
+  }
+
+  document.addEventListener('visibilitychange', reportSeen);
 
   function onError(f) {
     if (f.code === 'conversation_ended') {
@@ -657,6 +720,8 @@
     hideQueue();
     hideTyping();
     lastTypingSent = 0;
+    agentMark = { delivered: 0, read: 0 };
+    sentMark = { delivered: 0, read: 0 };
     waiting = true;
     composer.value = '';
     $('first_message').value = '';
@@ -679,7 +744,13 @@
     if (ev.key === 'Escape') postToHost('parley:close');
   });
   window.addEventListener('message', function (ev) {
-    if (ev.source !== window.parent || !ev.data || ev.data.type !== 'parley:focus') return;
+    if (ev.source !== window.parent || !ev.data) return;
+    if (ev.data.type === 'parley:shown' || ev.data.type === 'parley:hidden') {
+      hostShown = ev.data.type === 'parley:shown';
+      reportSeen();
+      return;
+    }
+    if (ev.data.type !== 'parley:focus') return;
     if (!chatView.hidden && !composer.disabled) composer.focus();
     else if (!prechatView.hidden) $('display_name').focus();
   });
@@ -784,6 +855,9 @@
     switch (f && f.type) {
       case 'hello':
         ready = true;
+        // A report sent as the last socket closed may be lost; the server ignores repeats.
+        sentMark = { delivered: 0, read: 0 };
+        scheduleSeen();
         backoff = 250;
         closesBeforeHello = 0;
         endBtn.disabled = false;
@@ -809,6 +883,9 @@
         break;
       case 'typing':
         if (f.who === 'agent') showTyping(f.name);
+        break;
+      case 'receipt':
+        onReceipt(f);
         break;
       case 'ack':
         onAck(f);

@@ -123,6 +123,8 @@
     if (open) css(dot, { display: 'none' });
     layout();
     rememberOpen(open);
+    // The chat reports messages as read only while the visitor can see them.
+    post(open ? 'parley:shown' : 'parley:hidden');
     if (open && userAction) {
       try {
         frame.focus();
@@ -228,6 +230,9 @@
 
     document.body.appendChild(frame);
     document.body.appendChild(launcher);
+    frame.addEventListener('load', function () {
+      post(isOpen ? 'parley:shown' : 'parley:hidden');
+    });
 
     if (mobile.addEventListener) mobile.addEventListener('change', layout);
     else if (mobile.addListener) mobile.addListener(layout);

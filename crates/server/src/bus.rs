@@ -1,13 +1,13 @@
-//! In-process fan-out of live events to the sockets that care: a conversation's log entries
-//! and typing signals to its visitor and agent, an agent's offers and chat changes to that
-//! agent's tabs.
+//! In-process fan-out of live events to the sockets that care: a conversation's log entries,
+//! typing signals and receipts to its visitor and agent, an agent's offers and chat changes to
+//! that agent's tabs.
 //!
 //! Delivery is best effort by design: a receiver that falls behind is told it lagged and
 //! re-reads the durable log, so no acknowledged entry is ever lost to a slow socket. Typing
 //! signals are ephemeral: never stored, so a lagging or reconnecting socket simply misses them.
 
 use crate::ws::protocol::{AgentFrame, Typist, VisitorFrame};
-use parley_domain::{ConversationId, LogEntry, TenantId, UserId};
+use parley_domain::{ConversationId, LogEntry, Reader, TenantId, UserId, Watermark};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
@@ -35,6 +35,8 @@ pub enum BusEvent {
         /// The typist's display name.
         name: String,
     },
+    /// One side's receipt marks moved (they are stored; this only tells the other side now).
+    Receipt { reader: Reader, mark: Watermark },
 }
 
 /// Events buffered per topic before a slow receiver lags (it then re-reads the store).

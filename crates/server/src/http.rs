@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/login.js", get(pages::login_js))
         .route("/agent", get(pages::workspace))
         .route("/agent/app.js", get(pages::agent_js))
+        .route("/assets/text.js", get(pages::text_js))
         .route("/agent/app.css", get(pages::agent_css));
     api.merge(pages)
         .fallback(not_found)

@@ -20,6 +20,7 @@ const LOGIN_JS: &str = include_str!("../assets/agent-login.js");
 const AGENT_HTML: &str = include_str!("../assets/agent.html");
 const AGENT_JS: &str = include_str!("../assets/agent.js");
 const AGENT_CSS: &str = include_str!("../assets/agent.css");
+const TEXT_JS: &str = include_str!("../assets/text.js");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut res = body.into_response();
@@ -79,6 +80,10 @@ pub async fn login_js() -> Response {
 }
 pub async fn agent_js() -> Response {
     asset(AGENT_JS, "text/javascript; charset=utf-8")
+}
+/// The message text renderer both pages share (plain text and safe links).
+pub async fn text_js() -> Response {
+    asset(TEXT_JS, "text/javascript; charset=utf-8")
 }
 pub async fn agent_css() -> Response {
     asset(AGENT_CSS, "text/css; charset=utf-8")

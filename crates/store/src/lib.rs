@@ -25,6 +25,7 @@ use parley_domain::{
     DomainTemplateId, EntryBody, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
     ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
+use parley_domain::{Reader, Receipts, Watermark};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -320,6 +321,18 @@ pub trait Store: Send + Sync + 'static {
     /// The saved workflow record; `None` when none was saved, `NotFound` for an unknown
     /// conversation.
     async fn get_workflow_run(&self, tenant: TenantId, id: ConversationId) -> Result<Option<serde_json::Value>>;
+    /// Raises what `reader` has received and read of the conversation to `mark` (a mark never
+    /// goes down nor past the log's `last_seq`, and reading implies delivery) and returns both
+    /// sides' marks as they now are. `NotFound` for an unknown conversation.
+    async fn mark_receipt(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        reader: Reader,
+        mark: Watermark,
+    ) -> Result<Receipts>;
+    /// Both sides' marks; `NotFound` for an unknown conversation.
+    async fn get_receipts(&self, tenant: TenantId, id: ConversationId) -> Result<Receipts>;
     async fn create_domain_template(&self, template: &DomainTemplate) -> Result<()>;
     async fn get_domain_template(&self, tenant: TenantId, id: DomainTemplateId) -> Result<DomainTemplate>;
     /// Ordered by `created_at`, then id.

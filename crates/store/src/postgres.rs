@@ -19,6 +19,7 @@ use parley_domain::{
     DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
     Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
+use parley_domain::{Reader, Receipts, Watermark};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -877,6 +878,30 @@ impl Store for PgStore {
             .map_err(db_error)?;
         let run: Option<Json<serde_json::Value>> = row.try_get("workflow_run").map_err(db_error)?;
         Ok(run.map(|j| j.0))
+    }
+
+    async fn mark_receipt(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        reader: Reader,
+        mark: Watermark,
+    ) -> Result<Receipts> {
+        let row = sqlx::query(&sql::mark_receipt_sql(reader, "GREATEST", "LEAST"))
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .bind(mark.delivered_seq)
+            .bind(mark.read_seq)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::receipts(&row)
+    }
+
+    async fn get_receipts(&self, tenant: TenantId, conversation: ConversationId) -> Result<Receipts> {
+        let q = format!("SELECT {} FROM conversations WHERE tenant_id = $1 AND id = $2", sql::RECEIPT_COLS);
+        let row = sqlx::query(&q).bind(tenant.0).bind(conversation.0).fetch_one(&self.pool).await.map_err(db_error)?;
+        sql::receipts(&row)
     }
 
     async fn create_domain_template(&self, t: &DomainTemplate) -> Result<()> {

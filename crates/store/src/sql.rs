@@ -13,6 +13,7 @@ use parley_domain::{
     DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
     Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
 };
+use parley_domain::{Reader, Receipts, Watermark};
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
 use time::OffsetDateTime;
@@ -499,6 +500,29 @@ const FOREIGN_KEY_MESSAGE: &str = "FOREIGN KEY constraint failed";
 
 fn is_trigger_foreign_key_violation(db: &dyn DatabaseError) -> bool {
     db.code().is_some_and(|c| c == SQLITE_CONSTRAINT_TRIGGER) && db.message() == FOREIGN_KEY_MESSAGE
+}
+
+/// The statement that raises one side's receipt marks, returning both sides'. `max` and `min`
+/// are the backend's two-argument scalar functions (SQLite `MAX`/`MIN`, PostgreSQL
+/// `GREATEST`/`LEAST`); `$3` is the delivered mark asked for, `$4` the read one.
+pub(crate) fn mark_receipt_sql(reader: Reader, max: &str, min: &str) -> String {
+    let side = reader.as_str();
+    format!(
+        "UPDATE conversations SET \
+         {side}_delivered_seq = {max}({side}_delivered_seq, {min}({max}($3, $4), last_seq)), \
+         {side}_read_seq = {max}({side}_read_seq, {min}($4, last_seq)) \
+         WHERE tenant_id = $1 AND id = $2 RETURNING {RECEIPT_COLS}"
+    )
+}
+
+/// The receipt columns [`receipts`] reads.
+pub(crate) const RECEIPT_COLS: &str = "customer_delivered_seq, customer_read_seq, agent_delivered_seq, agent_read_seq";
+
+pub(crate) fn receipts(r: &impl Cols) -> Result<Receipts, StoreError> {
+    Ok(Receipts {
+        customer: Watermark { delivered_seq: r.int("customer_delivered_seq")?, read_seq: r.int("customer_read_seq")? },
+        agent: Watermark { delivered_seq: r.int("agent_delivered_seq")?, read_seq: r.int("agent_read_seq")? },
+    })
 }
 
 /// Maps a sqlx error once, for every call of both backends.

@@ -22,6 +22,7 @@ use parley_domain::{
     DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
     Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
+use parley_domain::{Reader, Receipts, Watermark};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -926,6 +927,35 @@ impl Store for SqliteStore {
             .map_err(db_error)?;
         let text: Option<String> = row.try_get("workflow_run").map_err(db_error)?;
         text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Other(format!("workflow_run: {e}")))).transpose()
+    }
+
+    async fn mark_receipt(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        reader: Reader,
+        mark: Watermark,
+    ) -> Result<Receipts> {
+        let row = sqlx::query(&sql::mark_receipt_sql(reader, "MAX", "MIN"))
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .bind(mark.delivered_seq)
+            .bind(mark.read_seq)
+            .fetch_one(&self.write)
+            .await
+            .map_err(db_error)?;
+        sql::receipts(&row)
+    }
+
+    async fn get_receipts(&self, tenant: TenantId, conversation: ConversationId) -> Result<Receipts> {
+        let q = format!("SELECT {} FROM conversations WHERE tenant_id = $1 AND id = $2", sql::RECEIPT_COLS);
+        let row = sqlx::query(&q)
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::receipts(&row)
     }
 
     async fn create_domain_template(&self, t: &DomainTemplate) -> Result<()> {

@@ -11,6 +11,7 @@ use parley_domain::{
     ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill,
     WidgetAccess, WorkflowId,
 };
+use parley_domain::{Reader, Receipts, Watermark};
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
     temp_sqlite,
@@ -126,6 +127,8 @@ conformance! {
     domain_templates_are_changed_and_deleted_in_place => story_domain_template_changes;
     a_tenant_never_sees_or_changes_another_tenants_domain_templates => story_domain_template_isolation;
     a_services_access_settings_round_trip_through_create_and_update => story_service_access;
+    receipt_marks_only_grow_stay_within_the_log_and_reading_implies_delivery => story_receipts;
+    a_tenant_never_sees_or_moves_another_tenants_receipts => story_receipt_isolation;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2405,4 +2408,49 @@ async fn story_service_access(store: Arc<dyn Store>) {
     };
     store.update_service(&limited).await.unwrap();
     assert_eq!(store.list_services(t).await.unwrap(), [limited, opened]);
+}
+
+fn mark(delivered_seq: i64, read_seq: i64) -> Watermark {
+    Watermark { delivered_seq, read_seq }
+}
+
+async fn story_receipts(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let c = &w.conversation;
+    let (t, id) = (c.tenant_id, c.id);
+    assert_eq!(store.get_receipts(t, id).await.unwrap(), Receipts::default(), "a new chat has no receipts");
+    let batch: Vec<_> = (1..=4).map(|i| entry(c, None, &format!("m{i}"), 10 + i)).collect();
+    for r in &store.append_batch(&batch).await {
+        appended(r);
+    }
+
+    let r = store.mark_receipt(t, id, Reader::Customer, mark(2, 0)).await.unwrap();
+    assert_eq!(r, Receipts { customer: mark(2, 0), agent: mark(0, 0) });
+    // Reading implies delivery; the other side's marks stay.
+    let r = store.mark_receipt(t, id, Reader::Customer, mark(0, 3)).await.unwrap();
+    assert_eq!(r.customer, mark(3, 3));
+    let r = store.mark_receipt(t, id, Reader::Agent, mark(4, 1)).await.unwrap();
+    assert_eq!(r, Receipts { customer: mark(3, 3), agent: mark(4, 1) });
+    // Never lowered, never past the last seq, negative marks change nothing.
+    let r = store.mark_receipt(t, id, Reader::Customer, mark(1, 1)).await.unwrap();
+    assert_eq!(r.customer, mark(3, 3));
+    let r = store.mark_receipt(t, id, Reader::Agent, mark(99, 99)).await.unwrap();
+    assert_eq!(r.agent, mark(4, 4));
+    let r = store.mark_receipt(t, id, Reader::Customer, mark(-5, -5)).await.unwrap();
+    assert_eq!(r.customer, mark(3, 3));
+    assert_eq!(store.get_receipts(t, id).await.unwrap(), Receipts { customer: mark(3, 3), agent: mark(4, 4) });
+    // Receipts do not touch the log.
+    assert_eq!(seqs(store.as_ref(), c).await, [1, 2, 3, 4]);
+    assert_eq!(store.get_conversation(t, id).await.unwrap().last_seq, 4);
+}
+
+async fn story_receipt_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    appended(&store.append_batch(&[entry(&a.conversation, None, "hi", 10)]).await[0]);
+    let (ta, ca) = (a.tenant.id, a.conversation.id);
+    assert_not_found(store.mark_receipt(b.tenant.id, ca, Reader::Agent, mark(1, 1)).await, "mark across tenants");
+    assert_not_found(store.get_receipts(b.tenant.id, ca).await, "read across tenants");
+    assert_not_found(store.get_receipts(ta, ConversationId(new_id())).await, "unknown conversation");
+    assert_eq!(store.get_receipts(ta, ca).await.unwrap(), Receipts::default(), "nothing moved");
 }

@@ -1,8 +1,8 @@
 //! The agent's socket: offers, chat changes and the entries of every chat the agent holds.
 //! Authenticated by the session cookie; each open socket counts as "online" for routing.
 
-use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, TYPING_MIN_INTERVAL, Typist};
-use super::{Cursor, MAX_FRAME_BYTES, Sink, close, send, upgrade_error};
+use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, Seen, TYPING_MIN_INTERVAL, Typist};
+use super::{Cursor, MAX_FRAME_BYTES, Sink, close, record_receipt, send, upgrade_error};
 use crate::auth::Agent;
 use crate::bus::{BusEvent, Topic};
 use crate::error::ApiResult;
@@ -14,7 +14,8 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::StreamExt;
 use parley_domain::{
-    ConversationEvent, ConversationId, EntryBody, LogEntry, Sender, User, validate_client_msg_id, validate_message_text,
+    ConversationEvent, ConversationId, EntryBody, LogEntry, Reader, Sender, User, Watermark, validate_client_msg_id,
+    validate_message_text,
 };
 use parley_store::NewEntry;
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ struct Followed {
     ended: bool,
     /// Stops the topic forwarder once the chat has ended.
     forwarder: tokio::task::AbortHandle,
+    /// The agent side's receipt marks as this socket last knew them.
+    own_mark: Watermark,
 }
 
 type LiveEntry = (ConversationId, Result<Arc<BusEvent>, RecvError>);
@@ -130,6 +133,15 @@ async fn session(state: AppState, user: User, socket: WebSocket) {
     let _ = state.engines.send(tenant, Command::AgentDisconnected { agent: agent_id }).await;
 }
 
+fn customer_receipt(conversation_id: ConversationId, mark: Watermark) -> AgentFrame {
+    AgentFrame::Receipt {
+        conversation_id,
+        reader: Reader::Customer,
+        delivered_seq: mark.delivered_seq,
+        read_seq: mark.read_seq,
+    }
+}
+
 fn error(code: &str, message: String, conversation_id: Option<ConversationId>) -> AgentFrame {
     AgentFrame::Error { code: code.into(), message, conversation_id }
 }
@@ -180,9 +192,43 @@ impl Session {
         });
         self.chats.insert(
             conversation,
-            Followed { cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 }, ended: false, forwarder },
+            Followed {
+                cursor: Cursor { tenant: self.user.tenant_id, conversation, last: 0 },
+                ended: false,
+                forwarder,
+                own_mark: Watermark::default(),
+            },
         );
-        self.catch_up(sink, conversation).await
+        self.catch_up(sink, conversation).await && self.receipts(sink, conversation).await
+    }
+
+    /// How far the customer has got in a chat just replayed (once anything was delivered).
+    async fn receipts(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
+        let r = match self.state.store.get_receipts(self.user.tenant_id, conversation).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent receipts not read");
+                return false;
+            }
+        };
+        if let Some(f) = self.chats.get_mut(&conversation) {
+            f.own_mark = f.own_mark.raised(r.agent, i64::MAX);
+        }
+        r.customer == Watermark::default() || send(sink, &customer_receipt(conversation, r.customer)).await
+    }
+
+    /// Records the agent side's `delivered` or `read` frame for a chat this socket follows
+    /// (ended ones included: their last messages can still be read).
+    async fn on_seen(&mut self, sink: &mut Sink, conversation: ConversationId, seen: Seen, seq: i64) -> bool {
+        let Some(f) = self.chats.get_mut(&conversation) else {
+            let e = EngineError::NotYourChat;
+            return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await;
+        };
+        let key = (self.user.tenant_id, conversation);
+        match record_receipt(&self.state, key, Reader::Agent, &mut f.own_mark, seen, seq).await {
+            Ok(()) => true,
+            Err((code, message)) => send(sink, &error(code, message, Some(conversation))).await,
+        }
     }
 
     async fn catch_up(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
@@ -232,10 +278,15 @@ impl Session {
                 BusEvent::Typing { who: Typist::Customer, .. } if self.writable(conversation).is_ok() => {
                     send(sink, &AgentFrame::Typing { conversation_id: conversation, who: Typist::Customer }).await
                 }
-                // Agents' own typing goes to the visitor only.
-                BusEvent::Typing { .. } | BusEvent::Agent(_) | BusEvent::Visitor(_) => true,
+                BusEvent::Receipt { reader: Reader::Customer, mark } => {
+                    send(sink, &customer_receipt(conversation, *mark)).await
+                }
+                // Agents' own typing and receipts go to the visitor only.
+                BusEvent::Typing { .. } | BusEvent::Receipt { .. } | BusEvent::Agent(_) | BusEvent::Visitor(_) => true,
             },
-            Err(RecvError::Lagged(_)) => self.catch_up(sink, conversation).await,
+            Err(RecvError::Lagged(_)) => {
+                self.catch_up(sink, conversation).await && self.receipts(sink, conversation).await
+            }
             Err(RecvError::Closed) => true,
         }
     }
@@ -297,6 +348,12 @@ impl Session {
                 return self.on_send(sink, conversation_id, client_msg_id, &text).await;
             }
             AgentIn::Typing { conversation_id } => return self.on_typing(sink, conversation_id).await,
+            AgentIn::Delivered { conversation_id, seq } => {
+                return self.on_seen(sink, conversation_id, Seen::Delivered, seq).await;
+            }
+            AgentIn::Read { conversation_id, seq } => {
+                return self.on_seen(sink, conversation_id, Seen::Read, seq).await;
+            }
         };
         match result {
             Ok(()) => true,

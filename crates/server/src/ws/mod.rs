@@ -6,12 +6,14 @@ pub mod agent;
 pub mod protocol;
 pub mod visitor;
 
+use crate::bus::{BusEvent, Topic};
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::StatusCode;
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
-use parley_domain::{ConversationId, LogEntry, TenantId};
+use parley_domain::{ConversationId, LogEntry, Reader, TenantId, Watermark};
 use parley_store::{Store, StoreError};
 use serde::Serialize;
 
@@ -38,6 +40,43 @@ async fn close(sink: &mut Sink, code: u16, reason: &'static str) {
 /// Maps a failed upgrade (not a WebSocket request) to problem+json.
 pub fn upgrade_error(e: &axum::extract::ws::rejection::WebSocketUpgradeRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "websocket_required", e.to_string())
+}
+
+/// Records that `reader` received or read a conversation up to `seq` and, when that moved the
+/// side's marks, tells the other side over the bus. `known` is the mark this socket last saw for
+/// its side, so the frames a client repeats cost no write.
+///
+/// # Errors
+/// The code and message of an error frame: `validation_failed` for a `seq` below 1,
+/// `not_stored` when the store failed (the client may send the frame again).
+async fn record_receipt(
+    state: &AppState,
+    conversation: (TenantId, ConversationId),
+    reader: Reader,
+    known: &mut Watermark,
+    seen: protocol::Seen,
+    seq: i64,
+) -> Result<(), (&'static str, String)> {
+    if seq < 1 {
+        return Err(("validation_failed", "/seq: must be at least 1".into()));
+    }
+    let asked = seen.mark(seq);
+    if known.raised(asked, i64::MAX) == *known {
+        return Ok(());
+    }
+    let (tenant, id) = conversation;
+    let now = match state.store.mark_receipt(tenant, id, reader, asked).await {
+        Ok(r) => r.of(reader),
+        Err(e) => {
+            tracing::warn!(error = %e, "receipt not stored");
+            return Err(("not_stored", "the receipt was not stored; send it again".into()));
+        }
+    };
+    if now != *known {
+        *known = now;
+        state.bus.publish(Topic::Conversation(tenant, id), BusEvent::Receipt { reader, mark: now });
+    }
+    Ok(())
 }
 
 /// Where one socket is in one conversation's log: the highest `seq` it has sent.

@@ -1,6 +1,6 @@
 //! The frames of the visitor and agent WebSockets (see `docs/protocol.md`).
 
-use parley_domain::{ConversationId, ConversationStatus, LogEntry, Presence, ServiceId, UserId};
+use parley_domain::{ConversationId, ConversationStatus, LogEntry, Presence, Reader, ServiceId, UserId, Watermark};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -17,6 +17,14 @@ pub enum VisitorIn {
     /// not a unit one, so that unknown fields are refused (serde ignores them on unit variants of
     /// internally tagged enums).
     Typing {},
+    /// Every entry up to `seq` reached this visitor's device.
+    Delivered {
+        seq: i64,
+    },
+    /// Every entry up to `seq` was on screen while the visitor looked (implies delivered).
+    Read {
+        seq: i64,
+    },
 }
 
 /// Agent → server.
@@ -50,6 +58,34 @@ pub enum AgentIn {
     Typing {
         conversation_id: ConversationId,
     },
+    /// Every entry of the chat up to `seq` reached this agent's workspace.
+    Delivered {
+        conversation_id: ConversationId,
+        seq: i64,
+    },
+    /// Every entry of the chat up to `seq` was on screen while the agent looked (implies delivered).
+    Read {
+        conversation_id: ConversationId,
+        seq: i64,
+    },
+}
+
+/// What a `delivered` or `read` frame says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Delivered,
+    Read,
+}
+
+impl Seen {
+    /// The mark the frame asks for: reading up to `seq` is delivery up to it as well.
+    #[must_use]
+    pub const fn mark(self, seq: i64) -> Watermark {
+        match self {
+            Self::Delivered => Watermark { delivered_seq: seq, read_seq: 0 },
+            Self::Read => Watermark { delivered_seq: seq, read_seq: seq },
+        }
+    }
 }
 
 /// Who is typing, in `typing` frames.
@@ -150,6 +186,13 @@ pub enum AgentFrame {
         conversation_id: ConversationId,
         who: Typist,
     },
+    /// How far the customer has received and read the chat (after its replay, then on change).
+    Receipt {
+        conversation_id: ConversationId,
+        reader: Reader,
+        delivered_seq: i64,
+        read_seq: i64,
+    },
     Error {
         code: String,
         message: String,
@@ -187,6 +230,12 @@ pub enum VisitorFrame {
         /// The agent's display name.
         name: String,
     },
+    /// How far the agent side has received and read the chat (after the replay, then on change).
+    Receipt {
+        reader: Reader,
+        delivered_seq: i64,
+        read_seq: i64,
+    },
     Error {
         code: String,
         message: String,
@@ -219,6 +268,24 @@ mod tests {
         let extra = format!(r#"{{"type":"typing","conversation_id":"{id}","who":"agent"}}"#);
         assert_eq!(parse::<AgentIn>(extra.as_bytes()).unwrap_err().code, "unknown_field");
         assert_eq!(parse::<AgentIn>(br#"{"type":"typing"}"#).unwrap_err().code, "invalid_field");
+    }
+
+    #[test]
+    fn receipt_frames_parse_and_refuse_unknown_fields() {
+        assert!(matches!(parse::<VisitorIn>(br#"{"type":"read","seq":4}"#), Ok(VisitorIn::Read { seq: 4 })));
+        assert!(matches!(parse::<VisitorIn>(br#"{"type":"delivered","seq":2}"#), Ok(VisitorIn::Delivered { seq: 2 })));
+        assert_eq!(parse::<VisitorIn>(br#"{"type":"read","seq":"4"}"#).unwrap_err().code, "invalid_field");
+        assert_eq!(parse::<VisitorIn>(br#"{"type":"read","seq":4,"x":1}"#).unwrap_err().code, "unknown_field");
+        let id = Uuid::nil();
+        let ok = format!(r#"{{"type":"read","conversation_id":"{id}","seq":3}}"#);
+        assert!(matches!(parse::<AgentIn>(ok.as_bytes()), Ok(AgentIn::Read { seq: 3, .. })));
+        assert_eq!(parse::<AgentIn>(br#"{"type":"delivered","seq":3}"#).unwrap_err().code, "invalid_field");
+    }
+
+    #[test]
+    fn reading_is_delivery_too() {
+        assert_eq!(Seen::Read.mark(5), Watermark { delivered_seq: 5, read_seq: 5 });
+        assert_eq!(Seen::Delivered.mark(5), Watermark { delivered_seq: 5, read_seq: 0 });
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The visitor's socket: one conversation, authenticated by its visitor token.
 
-use super::protocol::{CLOSE_RESTART, TYPING_MIN_INTERVAL, Typist, VisitorFrame, VisitorIn};
-use super::{Cursor, MAX_FRAME_BYTES, Sink, close, send, upgrade_error};
+use super::protocol::{CLOSE_RESTART, Seen, TYPING_MIN_INTERVAL, Typist, VisitorFrame, VisitorIn};
+use super::{Cursor, MAX_FRAME_BYTES, Sink, close, record_receipt, send, upgrade_error};
 use crate::auth::Visitor;
 use crate::bus::{BusEvent, Topic};
 use crate::error::ApiResult;
@@ -14,8 +14,8 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::StreamExt;
 use parley_domain::{
-    Conversation, ConversationEvent, ConversationStatus, EndedBy, EntryBody, Sender, validate_client_msg_id,
-    validate_message_text,
+    Conversation, ConversationEvent, ConversationStatus, EndedBy, EntryBody, Reader, Sender, Watermark,
+    validate_client_msg_id, validate_message_text,
 };
 use parley_store::NewEntry;
 use serde::Deserialize;
@@ -58,6 +58,8 @@ struct Session {
     ended: bool,
     /// When this socket last passed a typing signal on (for the rate limit).
     last_typing: Option<OffsetDateTime>,
+    /// The customer's receipt marks as this socket last knew them.
+    own_mark: Watermark,
 }
 
 async fn session(state: AppState, conversation: Conversation, since_seq: i64, socket: WebSocket) {
@@ -72,8 +74,19 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
         status: conversation.status,
         last_seq: conversation.last_seq,
     };
-    let mut s = Session { state: state.clone(), conversation, cursor, ended, last_typing: None };
-    if !send(&mut sink, &hello).await || !s.replay(&mut sink).await || !s.queue_status(&mut sink).await {
+    let mut s = Session {
+        state: state.clone(),
+        conversation,
+        cursor,
+        ended,
+        last_typing: None,
+        own_mark: Watermark::default(),
+    };
+    if !send(&mut sink, &hello).await
+        || !s.replay(&mut sink).await
+        || !s.receipts(&mut sink).await
+        || !s.queue_status(&mut sink).await
+    {
         return;
     }
     let mut heartbeat = tokio::time::interval(std::time::Duration::from_secs(25));
@@ -103,10 +116,13 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
                         BusEvent::Typing { who: Typist::Agent, name } if !s.ended => {
                             send(&mut sink, &VisitorFrame::Typing { who: Typist::Agent, name: name.clone() }).await
                         }
-                        // The customer's own typing (from this or another tab) is not news to them.
-                        BusEvent::Typing { .. } | BusEvent::Agent(_) => true,
+                        BusEvent::Receipt { reader: Reader::Agent, mark } => send(&mut sink, &agent_receipt(*mark)).await,
+                        // The customer's own typing and receipts (from this or another tab) are not news to them.
+                        BusEvent::Typing { .. } | BusEvent::Receipt { .. } | BusEvent::Agent(_) => true,
                     },
-                    Err(RecvError::Lagged(_)) => s.replay(&mut sink).await && s.queue_status(&mut sink).await,
+                    Err(RecvError::Lagged(_)) => {
+                        s.replay(&mut sink).await && s.receipts(&mut sink).await && s.queue_status(&mut sink).await
+                    }
                     Err(RecvError::Closed) => false,
                 };
                 if !ok { break; }
@@ -125,7 +141,36 @@ fn text_of(entry: &parley_domain::LogEntry) -> String {
     }
 }
 
+fn agent_receipt(mark: Watermark) -> VisitorFrame {
+    VisitorFrame::Receipt { reader: Reader::Agent, delivered_seq: mark.delivered_seq, read_seq: mark.read_seq }
+}
+
 impl Session {
+    /// How far the agent side has got (once anything was delivered), and the customer's own
+    /// marks for skipping repeated frames.
+    async fn receipts(&mut self, sink: &mut Sink) -> bool {
+        match self.state.store.get_receipts(self.conversation.tenant_id, self.conversation.id).await {
+            Ok(r) => {
+                self.own_mark = self.own_mark.raised(r.customer, i64::MAX);
+                r.agent == Watermark::default() || send(sink, &agent_receipt(r.agent)).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "visitor receipts not read");
+                false
+            }
+        }
+    }
+
+    async fn on_seen(&mut self, sink: &mut Sink, seen: Seen, seq: i64) -> bool {
+        let conversation = (self.conversation.tenant_id, self.conversation.id);
+        match record_receipt(&self.state, conversation, Reader::Customer, &mut self.own_mark, seen, seq).await {
+            Ok(()) => true,
+            Err((code, message)) => {
+                send(sink, &VisitorFrame::Error { code: code.into(), message, client_msg_id: None }).await
+            }
+        }
+    }
+
     /// Where the customer stands now, if waiting (later changes arrive on the bus).
     async fn queue_status(&mut self, sink: &mut Sink) -> bool {
         let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
@@ -191,6 +236,8 @@ impl Session {
                 self.on_typing();
                 true
             }
+            VisitorIn::Delivered { seq } => self.on_seen(sink, Seen::Delivered, seq).await,
+            VisitorIn::Read { seq } => self.on_seen(sink, Seen::Read, seq).await,
             VisitorIn::End => {
                 let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
                 let r = self

@@ -1,36 +1,15 @@
 //! The walking skeleton in real headless Chromium: the widget iframe on a customer's page (another
 //! origin) and the agent workspace in a second browser, against a real server.
 
+use crate::support::{browser_available, screenshot};
 use parley_testkit::host::HostPage;
-use parley_testkit::webdriver::{Browser, Chromedriver};
+use parley_testkit::webdriver::Chromedriver;
 use parley_testkit::{TestServer, fixtures};
-use std::path::PathBuf;
 
-/// `None` (test skipped) when Chromium is missing, unless the run requires it.
-fn browser_available() -> bool {
-    if Chromedriver::available() {
-        return true;
-    }
-    assert!(std::env::var_os("PARLEY_REQUIRE_BROWSER").is_none(), "chromium and chromedriver are required");
-    eprintln!("skipped: chromium/chromedriver not installed");
-    false
-}
-
-fn artifacts() -> PathBuf {
-    let dir = std::env::var_os("PARLEY_ARTIFACTS")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts"), PathBuf::from);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn screenshot(b: &Browser, name: &str) {
-    let png = b.screenshot_png().await.unwrap();
-    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
-}
-
-/// JS: the texts of the log entries, in document order, with their seq.
-const LOG_TEXTS: &str =
-    "Array.from(document.querySelectorAll('li[data-seq]')).map(li => [Number(li.dataset.seq), li.textContent])";
+/// JS: the texts of the log entries, in document order, with their seq (without the receipt
+/// line under one's own messages, which moves on by itself).
+const LOG_TEXTS: &str = "Array.from(document.querySelectorAll('li[data-seq]')).map(li => [Number(li.dataset.seq), \
+     Array.from(li.childNodes).filter(n => !(n.classList && n.classList.contains('state'))).map(n => n.textContent).join('')])";
 
 fn ascending(v: &serde_json::Value) -> bool {
     let seqs: Vec<i64> = v.as_array().unwrap().iter().map(|p| p[0].as_i64().unwrap()).collect();

@@ -2,48 +2,16 @@
 //! the agent's reach the visitor, only for the agent's own chats, rate-limited, and never
 //! written to the conversation log nor replayed; and in the real pages (headless Chromium).
 
+use crate::support::{Chat, agent_says, browser_available, connected_chat, connected_pages, log_of, text_of};
 use parley_testkit::webdriver::{Browser, Chromedriver};
 use parley_testkit::{TestServer, Ws, fixtures};
 use serde_json::{Value, json};
-
-/// A connected chat: an agent socket that accepted it and the visitor's socket.
-struct Chat {
-    t: fixtures::Tenant,
-    conv: String,
-    token: String,
-    agent: Ws,
-    visitor: Ws,
-}
-
-/// Tenant `slug` with `agents` agents; agent 1 (index 0) accepts a chat from "Tess".
-async fn connected_chat(server: &TestServer, slug: &str, agents: usize) -> Chat {
-    let t = fixtures::tenant(&server.base, slug, agents).await.unwrap();
-    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
-    let (conv, token) = t.start_chat(&server.base, "Tess", None).await.unwrap();
-    let mut visitor = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
-    agent.until("offer", |f| f["type"] == "offer").await.unwrap();
-    agent.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
-    agent.until("chat", |f| f["type"] == "chat").await.unwrap();
-    visitor.until("connected", |f| f["entry"]["event"]["type"] == "connected").await.unwrap();
-    Chat { t, conv, token, agent, visitor }
-}
-
-async fn log_of(t: &fixtures::Tenant, conv: &str) -> Value {
-    let r = t.admin.get(&format!("/api/v1/conversations/{conv}/log")).await.unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body
-}
 
 /// The next frame that is a typing signal or a message entry with `text`.
 async fn typing_or_message(ws: &mut Ws, text: &str) -> Value {
     ws.until("typing or message", |f| f["type"] == "typing" || (f["type"] == "entry" && f["entry"]["text"] == text))
         .await
         .unwrap()
-}
-
-async fn agent_says(agent: &mut Ws, conv: &str, id: &str, text: &str) {
-    agent.send(&json!({"type": "send", "conversation_id": conv, "client_msg_id": id, "text": text})).await.unwrap();
-    agent.until("ack", |f| f["type"] == "ack" && f["client_msg_id"] == id).await.unwrap();
 }
 
 #[tokio::test]
@@ -147,21 +115,6 @@ async fn typing_in_an_ended_chat_is_refused_to_the_agent() {
     server.shutdown().await.unwrap();
 }
 
-/// `false` (test skipped) when Chromium is missing, unless the run requires it.
-fn browser_available() -> bool {
-    if Chromedriver::available() {
-        return true;
-    }
-    assert!(std::env::var_os("PARLEY_REQUIRE_BROWSER").is_none(), "chromium and chromedriver are required");
-    eprintln!("skipped: chromium/chromedriver not installed");
-    false
-}
-
-/// JS: the trimmed text of the element matching `css`, or `''`.
-fn text_of(css: &str) -> String {
-    format!("((document.querySelector({}) || {{}}).textContent || '').trim()", Value::String(css.to_owned()))
-}
-
 /// JS for `wait_for`: `"typing: <text of typing>"` once `log` shows `message` (`false` before).
 fn typing_once_logged(log: &str, typing: &str, message: &str) -> String {
     format!(
@@ -186,38 +139,7 @@ async fn both_pages_show_the_other_side_typing_until_their_message_arrives() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "typing-ui", 1).await.unwrap();
     let driver = Chromedriver::start().await.unwrap();
-    let agent = driver.new_session(1280, 800).await.unwrap();
-    let visitor = driver.new_session(1280, 800).await.unwrap();
-
-    agent.goto(&format!("{}/agent/login?tenant={}", server.base, t.slug)).await.unwrap();
-    agent.find("#email").await.unwrap().send_keys(&t.agents[0].email).await.unwrap();
-    agent.find("#password").await.unwrap().send_keys(&t.agents[0].password).await.unwrap();
-    agent.find("#sign-in").await.unwrap().click().await.unwrap();
-    agent
-        .wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000)
-        .await
-        .unwrap();
-    agent
-        .execute(
-            "const s = document.querySelector('#presence'); s.value = 'available'; \
-             s.dispatchEvent(new Event('change', {bubbles: true}));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    agent.wait_for("document.querySelector('.presence').dataset.presence === 'available'", 5_000).await.unwrap();
-
-    visitor
-        .goto(&format!("{}/widget/frame?contact_id={}&widget_key={}", server.base, t.contact_id, t.widget_key))
-        .await
-        .unwrap();
-    visitor.find("#display_name").await.unwrap().send_keys("Tess").await.unwrap();
-    visitor.find("#email").await.unwrap().send_keys("tess@example.com").await.unwrap();
-    visitor.find("#privacy_consent").await.unwrap().click().await.unwrap();
-    visitor.find("#start").await.unwrap().click().await.unwrap();
-    agent.find("#offers .offer .accept").await.unwrap().click().await.unwrap();
-    visitor.wait_for_text("#status", "Connected with Agent 1").await.unwrap();
-    agent.wait_for("!document.querySelector('#agent-composer').disabled", 5_000).await.unwrap();
+    let (agent, visitor) = connected_pages(&driver, &server, &t).await;
 
     // The agent types: the widget says so, politely, and stops when the message arrives.
     assert_polite_live_region(&visitor, "#typing").await;
@@ -243,9 +165,8 @@ async fn both_pages_show_the_other_side_typing_until_their_message_arrives() {
 
     let conv =
         agent.execute("return document.querySelector('#pane-chat').dataset.conversationId;", vec![]).await.unwrap();
-    let log = t.admin.get(&format!("/api/v1/conversations/{}/log", conv.as_str().unwrap())).await.unwrap();
-    assert_eq!(log.status, 200, "{}", log.body);
-    assert!(!log.body.to_string().contains("typing"), "{}", log.body);
+    let log = log_of(&t, conv.as_str().unwrap()).await;
+    assert!(!log.to_string().contains("typing"), "{log}");
     agent.quit().await.unwrap();
     visitor.quit().await.unwrap();
     server.shutdown().await.unwrap();

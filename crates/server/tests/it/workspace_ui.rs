@@ -6,34 +6,12 @@
 //! server's injected clock up to it, as NTP-synced machines agree; after that the server's time
 //! still moves only when a test advances it, and nothing here sleeps.
 
+use crate::support::{browser_available, choose_presence, js, screenshot, sign_in, text_of};
 use parley_server::clock::Clock;
 use parley_testkit::host::HostPage;
 use parley_testkit::webdriver::{Browser, Chromedriver};
 use parley_testkit::{Api, TestServer, fixtures};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-
-/// `false` (test skipped) when Chromium is missing, unless the run requires it.
-fn browser_available() -> bool {
-    if Chromedriver::available() {
-        return true;
-    }
-    assert!(std::env::var_os("PARLEY_REQUIRE_BROWSER").is_none(), "chromium and chromedriver are required");
-    eprintln!("skipped: chromium/chromedriver not installed");
-    false
-}
-
-fn artifacts() -> PathBuf {
-    let dir = std::env::var_os("PARLEY_ARTIFACTS")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../artifacts"), PathBuf::from);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn screenshot(b: &Browser, name: &str) {
-    let png = b.screenshot_png().await.unwrap();
-    std::fs::write(artifacts().join(format!("{name}.png")), png).unwrap();
-}
 
 /// Moves the server's clock forward to the wall clock the browser uses.
 fn align_clock(server: &TestServer) {
@@ -52,29 +30,6 @@ async fn with_routing(t: &fixtures::Tenant, routing: Value) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
-/// Signs agent `n` in through the sign-in page and sets them Available with the selector.
-async fn sign_in(b: &Browser, server: &TestServer, t: &fixtures::Tenant, n: usize) {
-    b.goto(&format!("{}/agent/login?tenant={}", server.base, t.slug)).await.unwrap();
-    b.find("#email").await.unwrap().send_keys(&t.agents[n].email).await.unwrap();
-    b.find("#password").await.unwrap().send_keys(&t.agents[n].password).await.unwrap();
-    b.find("#sign-in").await.unwrap().click().await.unwrap();
-    b.wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000)
-        .await
-        .unwrap();
-    choose_presence(b, "available").await;
-}
-
-async fn choose_presence(b: &Browser, presence: &str) {
-    b.execute(
-        "const s = document.querySelector('#presence'); s.value = arguments[0]; \
-         s.dispatchEvent(new Event('change', {bubbles: true}));",
-        vec![json!(presence)],
-    )
-    .await
-    .unwrap();
-    b.wait_for(&format!("document.querySelector('.presence').dataset.presence === '{presence}'"), 5_000).await.unwrap();
-}
-
 /// Fails on uncaught script errors and Content-Security-Policy violations in the page.
 async fn assert_no_page_errors(b: &Browser) {
     let errors: Vec<Value> = b
@@ -88,11 +43,6 @@ async fn assert_no_page_errors(b: &Browser) {
     assert!(errors.is_empty(), "page errors: {errors:?}");
 }
 
-/// A JavaScript string literal.
-fn js(s: &str) -> String {
-    Value::String(s.to_owned()).to_string()
-}
-
 /// JS: whether the element matching `css` exists and is rendered.
 fn shown(css: &str) -> String {
     let css = js(css);
@@ -103,11 +53,6 @@ fn shown(css: &str) -> String {
 fn gone(css: &str) -> String {
     let css = js(css);
     format!("(() => {{ const e = document.querySelector({css}); return !e || e.getClientRects().length === 0; }})()")
-}
-
-/// JS: the trimmed text of the element matching `css`, or `''`.
-fn text_of(css: &str) -> String {
-    format!("((document.querySelector({}) || {{}}).textContent || '').trim()", js(css))
 }
 
 /// Seconds in an `m:ss` countdown.
