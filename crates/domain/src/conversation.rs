@@ -1,6 +1,7 @@
 //! Conversations and their log. Everything both sides of a chat see (messages and events) is one
 //! log entry with a per-conversation `seq` that starts at 1 and has no gaps.
 
+use crate::attachment::Attachment;
 use crate::entities::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 use crate::error::ValidationErrors;
 use crate::ids::{ConversationId, ServiceId, TenantId, UserId, WorkflowId};
@@ -221,8 +222,16 @@ pub enum ConversationEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryBody {
-    Message { sender: Sender, text: String },
-    Event { event: ConversationEvent },
+    Message {
+        sender: Sender,
+        /// May be empty when the message carries an attachment.
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<Attachment>,
+    },
+    Event {
+        event: ConversationEvent,
+    },
 }
 
 /// One durable entry of a conversation's log.

@@ -58,4 +58,6 @@ id_type! {
     SkillId,
     /// A list of website origins allowed to use a widget snippet.
     DomainTemplateId,
+    /// A file sent in a chat.
+    AttachmentId,
 }

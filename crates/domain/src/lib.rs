@@ -5,6 +5,7 @@
 //! never reads the clock or a random source: ids and timestamps are handed in by the shell.
 
 pub mod access;
+pub mod attachment;
 pub mod calendar;
 pub mod conversation;
 pub mod entities;
@@ -18,6 +19,7 @@ pub mod validate;
 pub mod workflow;
 
 pub use access::{DomainTemplate, NewDomainTemplate, WidgetAccess};
+pub use attachment::Attachment;
 pub use conversation::*;
 pub use entities::*;
 pub use error::{FieldError, ValidationErrors};

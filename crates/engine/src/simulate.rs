@@ -353,7 +353,11 @@ impl Sim {
             let out = match &step.action {
                 Action::CustomerText { text } => {
                     let name = self.core.conversation(id).map(|c| c.customer.display_name.clone()).unwrap_or_default();
-                    self.log_entry(EntryBody::Message { sender: Sender::Customer { name }, text: text.clone() });
+                    self.log_entry(EntryBody::Message {
+                        sender: Sender::Customer { name },
+                        text: text.clone(),
+                        attachment: None,
+                    });
                     self.core.customer_text(id, text.clone(), self.now)
                 }
                 Action::Agents { available } => {
@@ -449,7 +453,7 @@ impl Sim {
 
     fn log_entry(&mut self, body: EntryBody) {
         let what = match body {
-            EntryBody::Message { sender, text } => SimWhat::Message { sender: sender_name(&sender).into(), text },
+            EntryBody::Message { sender, text, .. } => SimWhat::Message { sender: sender_name(&sender).into(), text },
             EntryBody::Event { event } => SimWhat::Event { event: event_name(&event).into() },
         };
         self.log.push(SimEntry { at_secs: (self.now - self.start).whole_seconds(), what });

@@ -464,14 +464,20 @@ impl TenantCore {
     /// The customer wrote; a waiting question may take it as its answer.
     pub fn customer_text(&mut self, id: ConversationId, text: String, now: OffsetDateTime) -> Vec<Out> {
         let mut out = Vec::new();
-        if let Some(idle) = self.live.get_mut(&id).and_then(|l| l.idle.as_mut()) {
-            *idle = Idle { since: now, warned_at: None };
-            self.schedule_idle(id, now);
-        }
+        self.customer_active(id, now);
         if self.live.get(&id).is_some_and(|l| l.run.is_some()) {
             self.interpret(id, WfInput::CustomerText(text), now, &mut out);
         }
         out
+    }
+
+    /// The customer did something other than write text (sent a file): their silence is over,
+    /// but no workflow question takes it as an answer.
+    pub fn customer_active(&mut self, id: ConversationId, now: OffsetDateTime) {
+        if let Some(idle) = self.live.get_mut(&id).and_then(|l| l.idle.as_mut()) {
+            *idle = Idle { since: now, warned_at: None };
+            self.schedule_idle(id, now);
+        }
     }
 
     /// The next inactivity deadline of a connected chat, per its service's settings.
@@ -509,7 +515,10 @@ impl TenantCore {
                 .get(&l.conversation.service_id)
                 .map(|s| s.service.routing.idle_warning_text.clone())
                 .unwrap_or_default();
-            out.push(Out::Append { conversation: id, body: EntryBody::Message { sender: Sender::System, text } });
+            out.push(Out::Append {
+                conversation: id,
+                body: EntryBody::Message { sender: Sender::System, text, attachment: None },
+            });
             self.schedule_idle(id, at);
         } else {
             let reason = Some("the customer did not answer".to_owned());
@@ -1012,9 +1021,10 @@ impl TenantCore {
                     body: EntryBody::Event { event: ConversationEvent::Accepted },
                 });
             }
-            Wf::Send { text } => {
-                out.push(Out::Append { conversation: id, body: EntryBody::Message { sender: Sender::System, text } })
-            }
+            Wf::Send { text } => out.push(Out::Append {
+                conversation: id,
+                body: EntryBody::Message { sender: Sender::System, text, attachment: None },
+            }),
             Wf::Enqueue { priority, max_queue_secs } => {
                 live.history.queued = true;
                 let service = live.conversation.service_id;
@@ -1073,7 +1083,7 @@ impl TenantCore {
                     if let Some(text) = text {
                         out.push(Out::Append {
                             conversation: id,
-                            body: EntryBody::Message { sender: Sender::System, text },
+                            body: EntryBody::Message { sender: Sender::System, text, attachment: None },
                         });
                     }
                     let h = live.history;

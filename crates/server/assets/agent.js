@@ -11,6 +11,9 @@
  * Receipts: a chat's entries are reported {"type":"delivered","conversation_id","seq"} as they
  * arrive and {"type":"read",…} once that chat is on screen (selected, page visible); the
  * customer's receipt frames mark the agent's own messages Sent, Delivered or Read.
+ * Files: the attach button uploads to the selected chat (POST /api/v1/agent/chats/{id}/attachments,
+ * idempotent per client_msg_id); files in the log are shown from the cookie-authenticated
+ * /api/v1/agent/chats/{id}/attachments/{attachment_id}.
  * All server and user data reaches the DOM through textContent only.
  */
 (function () {
@@ -606,6 +609,7 @@
       ? 'This chat has ended'
       : 'Type a reply… (Enter to send, Shift+Enter for a new line)';
     pane.send.disabled = c.ended;
+    paneChat.querySelector('.attach').disabled = c.ended;
     renderTyping();
     if (pane.logWrap.firstChild !== c.logEl) {
       pane.logWrap.textContent = '';
@@ -750,10 +754,80 @@
     }
     var s = entry.sender || {};
     var time = entry.created_at || null;
-    if (s.role === 'customer') return messageLi('msg-customer', s.name || customerName(c.info.customer), entry.text, time);
-    if (s.role === 'agent') return messageLi('msg-agent' + (isMine(entry) ? ' mine' : ''), s.name || 'Agent', entry.text, time);
-    return messageLi('msg-system', c.info.service_name || 'System', entry.text, time);
+    var li;
+    if (s.role === 'customer') li = messageLi('msg-customer', s.name || customerName(c.info.customer), entry.text, time);
+    else if (s.role === 'agent') li = messageLi('msg-agent' + (isMine(entry) ? ' mine' : ''), s.name || 'Agent', entry.text, time);
+    else li = messageLi('msg-system', c.info.service_name || 'System', entry.text, time);
+    if (entry.attachment) showAttachment(c, li, entry.attachment);
+    return li;
   }
+
+  // ---- files ----
+
+  function showAttachment(c, li, att) {
+    if (li.querySelector('a.file')) return;
+    var pending = li.querySelector('.file');
+    if (pending) pending.remove();
+    li.classList.add('has-file');
+    var url =
+      '/api/v1/agent/chats/' + encodeURIComponent(c.id) + '/attachments/' + encodeURIComponent(String(att.id));
+    li.insertBefore(
+      ParleyText.attachment(att, function () {
+        return Promise.resolve(url);
+      }),
+      li.querySelector('.state')
+    );
+  }
+
+  function sendFile(c, file) {
+    if (!c || c.ended || !file) return;
+    var id = newClientMsgId();
+    var li = messageLi('msg-agent mine pending', (me && me.display_name) || 'You', '', '');
+    li.dataset.clientMsgId = id;
+    li.classList.add('has-file');
+    var chip = el('span', 'file file-doc');
+    chip.appendChild(el('span', 'file-name', file.name));
+    chip.appendChild(el('span', 'file-size', ParleyText.formatSize(file.size)));
+    li.appendChild(chip);
+    setDeliveryState(li, 'Uploading…');
+    c.byClientId[id] = li;
+    c.logEl.appendChild(li);
+    c.logEl.scrollTop = c.logEl.scrollHeight;
+    var path =
+      '/api/v1/agent/chats/' + encodeURIComponent(c.id) + '/attachments?client_msg_id=' + encodeURIComponent(id) +
+      '&name=' + encodeURIComponent(file.name);
+    fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: file,
+      credentials: 'same-origin'
+    })
+      .then(function (res) {
+        return res.json().then(function (body) {
+          if (!res.ok) throw new Error((body && body.detail) || 'The file was not sent');
+          return body;
+        });
+      })
+      .then(function (body) {
+        showAttachment(c, li, body.attachment);
+        onAck({ conversation_id: c.id, client_msg_id: id, seq: body.seq, duplicate: body.duplicate });
+      })
+      .catch(function (e) {
+        markFailed(li, String((e && e.message) || 'The file was not sent'));
+      });
+  }
+
+  var fileInput = paneChat.querySelector('.file-input');
+  paneChat.querySelector('.attach').addEventListener('click', function () {
+    fileInput.click();
+  });
+  fileInput.addEventListener('change', function () {
+    var c = selectedId && chats[selectedId];
+    Array.prototype.forEach.call(fileInput.files || [], function (f) {
+      sendFile(c, f);
+    });
+    fileInput.value = '';
+  });
 
   function renderEntry(c, entry, live) {
     var seq = Number(entry && entry.seq);
@@ -763,6 +837,7 @@
     if (li) {
       li.classList.remove('pending', 'failed');
       setTime(li, entry.created_at);
+      if (entry.attachment) showAttachment(c, li, entry.attachment);
     } else {
       li = buildEntry(c, entry);
       if (own) c.byClientId[entry.client_msg_id] = li;

@@ -12,6 +12,9 @@
  * Receipts: entries that arrive are reported {"type":"delivered","seq"}, and {"type":"read","seq"}
  * once the chat is on screen (page visible, widget open); the agent side's receipt frames mark
  * the visitor's own messages Sent, Delivered or Read.
+ * Files: the attach button uploads the chosen file with the visitor token (POST …/attachments,
+ * idempotent per client_msg_id); files in the log are fetched with the token and shown through
+ * object URLs, so the token never appears in a URL.
  * All server and user data reaches the DOM through textContent only.
  */
 (function () {
@@ -400,10 +403,98 @@
       return li;
     }
     var sender = entry.sender || {};
-    if (sender.role === 'customer') return messageLi('msg-customer', sender.name || myName(), entry.text, time);
-    if (sender.role === 'agent') return messageLi('msg-agent', sender.name || 'Agent', entry.text, time);
-    return messageLi('msg-system', (state && state.service_name) || 'Parley', entry.text, time);
+    var li;
+    if (sender.role === 'customer') li = messageLi('msg-customer', sender.name || myName(), entry.text, time);
+    else if (sender.role === 'agent') li = messageLi('msg-agent', sender.name || 'Agent', entry.text, time);
+    else li = messageLi('msg-system', (state && state.service_name) || 'Parley', entry.text, time);
+    if (entry.attachment) showAttachment(li, entry.attachment);
+    return li;
   }
+
+  // ---- files ----
+
+  var fileUrls = Object.create(null); // attachment id -> Promise of an object URL
+
+  function attachmentPath(id) {
+    return (
+      '/api/v1/widget/conversations/' + encodeURIComponent(state.conversation_id) + '/attachments/' + encodeURIComponent(id)
+    );
+  }
+
+  // The file's bytes as an object URL, fetched once with the visitor token.
+  function fileUrl(att) {
+    var id = String(att.id);
+    if (!fileUrls[id]) {
+      fileUrls[id] = fetch(attachmentPath(id), {
+        headers: { Authorization: 'Bearer ' + state.visitor_token },
+        credentials: 'omit'
+      }).then(function (res) {
+        if (!res.ok) throw new Error('file ' + res.status);
+        return res.blob().then(function (b) {
+          return URL.createObjectURL(b);
+        });
+      });
+      fileUrls[id].catch(function () {
+        delete fileUrls[id]; // try again next time
+      });
+    }
+    return fileUrls[id];
+  }
+
+  function showAttachment(li, att) {
+    if (li.querySelector('a.file')) return;
+    var pending = li.querySelector('.file');
+    if (pending) pending.remove();
+    li.classList.add('has-file');
+    li.insertBefore(ParleyText.attachment(att, fileUrl), li.querySelector('.state'));
+  }
+
+  function sendFile(file) {
+    if (!state || state.ended || !file) return;
+    var id = newClientMsgId();
+    var li = messageLi('msg-customer pending', myName(), '', '');
+    li.dataset.clientMsgId = id;
+    li.classList.add('has-file');
+    var chip = el('span', 'file file-doc');
+    chip.appendChild(el('span', 'file-name', file.name));
+    chip.appendChild(el('span', 'file-size', ParleyText.formatSize(file.size)));
+    li.appendChild(chip);
+    setDeliveryState(li, 'Uploading…');
+    byClientId[id] = li;
+    log.appendChild(li);
+    scrollToEndIfNear(true);
+    var path =
+      '/api/v1/widget/conversations/' + encodeURIComponent(state.conversation_id) + '/attachments?client_msg_id=' +
+      encodeURIComponent(id) + '&name=' + encodeURIComponent(file.name);
+    fetch(path, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer ' + state.visitor_token, 'Content-Type': 'application/octet-stream' },
+      body: file,
+      credentials: 'omit'
+    })
+      .then(function (res) {
+        return res.json().then(function (body) {
+          if (!res.ok) throw new Error((body && body.detail) || 'The file was not sent');
+          return body;
+        });
+      })
+      .then(function (body) {
+        showAttachment(li, body.attachment);
+        onAck({ client_msg_id: id, seq: body.seq, duplicate: body.duplicate });
+      })
+      .catch(function (e) {
+        markFailed(li, String((e && e.message) || 'The file was not sent'));
+      });
+  }
+
+  var fileInput = $('file');
+  $('attach').addEventListener('click', function () {
+    fileInput.click();
+  });
+  fileInput.addEventListener('change', function () {
+    Array.prototype.forEach.call(fileInput.files || [], sendFile);
+    fileInput.value = '';
+  });
 
   // Renders one LogEntry unless already shown. `live` is false for the transcript fetched over
   // HTTP after a reload (nothing in it is news to the visitor).
@@ -417,6 +508,7 @@
       // Our own message, already on screen (pending or acked): confirm it in place.
       li.classList.remove('pending', 'failed');
       setTime(li, entry.created_at);
+      if (entry.attachment) showAttachment(li, entry.attachment);
     } else {
       li = buildEntry(entry);
       if (own) byClientId[entry.client_msg_id] = li;

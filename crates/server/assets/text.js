@@ -1,5 +1,6 @@
 /*
- * Parley's message text renderer, shared by the widget frame and the agent workspace.
+ * Parley's message renderer, shared by the widget frame and the agent workspace: message text
+ * with safe links, and attached files.
  *
  * Message text is plain text. The only markup Parley adds is links: http(s) URLs and www.
  * addresses become <a> elements that open in a new tab without a referrer or an opener. Every
@@ -67,5 +68,65 @@
     return parent;
   }
 
-  window.ParleyText = { render: render };
+  function formatSize(bytes) {
+    var n = Number(bytes) || 0;
+    if (n < 1024) return n + ' B';
+    if (n < 1024 * 1024) return Math.round(n / 1024) + ' KB';
+    return (n / (1024 * 1024)).toFixed(1) + ' MB';
+  }
+
+  // An attached file: images as a picture that opens full size, anything else as a download
+  // chip with name and size. `source(attachment)` resolves to the URL to use (the workspace's
+  // own cookie-authenticated URL, or an object URL the widget fetched with its token); it is
+  // asked when the picture is shown, or on the first click on a document. The name only ever
+  // reaches the DOM as text or attribute values.
+  function attachment(att, source) {
+    var name = String(att.name || 'attachment');
+    var a = document.createElement('a');
+    a.className = 'file';
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    a.dataset.attachmentId = String(att.id || '');
+    if (/^image\//.test(String(att.content_type))) {
+      a.classList.add('file-image');
+      a.setAttribute('aria-label', 'Open image ' + name);
+      var img = document.createElement('img');
+      img.alt = name;
+      img.decoding = 'async';
+      a.appendChild(img);
+      source(att).then(function (url) {
+        img.src = url;
+        a.href = url;
+      });
+      return a;
+    }
+    a.classList.add('file-doc');
+    a.href = '#';
+    a.setAttribute('download', name);
+    var icon = document.createElement('span');
+    icon.className = 'file-icon';
+    icon.setAttribute('aria-hidden', 'true');
+    a.appendChild(icon);
+    var label = document.createElement('span');
+    label.className = 'file-name';
+    label.textContent = name;
+    a.appendChild(label);
+    var size = document.createElement('span');
+    size.className = 'file-size';
+    size.textContent = formatSize(att.size);
+    a.appendChild(size);
+    var resolved = false;
+    a.addEventListener('click', function (ev) {
+      if (resolved) return;
+      ev.preventDefault();
+      source(att).then(function (url) {
+        resolved = true;
+        a.href = url;
+        a.click();
+      });
+    });
+    return a;
+  }
+
+  window.ParleyText = { render: render, attachment: attachment, formatSize: formatSize };
 })();

@@ -73,7 +73,9 @@ impl App {
         for tenant in store.list_tenants().await.context("listing tenants")? {
             engines.ensure_started(tenant.id);
         }
+        let files = crate::files::Files::new(config.attachments_dir.clone());
         let state = AppState::new(Inner {
+            files,
             config,
             store,
             log,

@@ -42,6 +42,11 @@ pub enum LogFormat {
     Json,
 }
 
+/// Largest file a chat accepts unless configured otherwise (10 MiB).
+pub const DEFAULT_ATTACHMENT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// The configurable limit's ceiling (uploads are held in memory while checked).
+pub const MAX_ATTACHMENT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,6 +73,10 @@ pub struct Config {
     pub http_allow_hosts: Vec<HostPattern>,
     /// Whether those calls may reach loopback, private, link-local and other internal addresses.
     pub http_allow_private: bool,
+    /// Where files sent in chats are kept (one file per attachment id, per tenant).
+    pub attachments_dir: PathBuf,
+    /// Largest file a chat accepts, in bytes.
+    pub attachment_max_bytes: u64,
 }
 
 /// The layers below the command line: what a TOML file or the environment may set.
@@ -86,6 +95,8 @@ pub struct Layer {
     pub log_batch: Option<usize>,
     pub http_allow_hosts: Option<Vec<String>>,
     pub http_allow_private: Option<bool>,
+    pub attachments_dir: Option<PathBuf>,
+    pub attachment_max_bytes: Option<u64>,
 }
 
 impl Layer {
@@ -105,6 +116,8 @@ impl Layer {
             log_batch: over.log_batch.or(self.log_batch),
             http_allow_hosts: over.http_allow_hosts.or(self.http_allow_hosts),
             http_allow_private: over.http_allow_private.or(self.http_allow_private),
+            attachments_dir: over.attachments_dir.or(self.attachments_dir),
+            attachment_max_bytes: over.attachment_max_bytes.or(self.attachment_max_bytes),
         }
     }
 
@@ -152,6 +165,8 @@ impl Layer {
                     }
                     l.http_allow_hosts = Some(hosts);
                 }
+                "ATTACHMENTS_DIR" => l.attachments_dir = Some(v.into()),
+                "ATTACHMENT_MAX_BYTES" => l.attachment_max_bytes = Some(v.parse().map_err(|e| bad(&e))?),
                 "HTTP_ALLOW_PRIVATE" => {
                     l.http_allow_private = Some(v.parse().map_err(|_| bad(&"must be true or false"))?);
                 }
@@ -196,6 +211,11 @@ impl Layer {
             .map(|h| HostPattern::parse(h))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| anyhow::anyhow!("http_allow_hosts: {e}"))?;
+        let attachment_max_bytes = self.attachment_max_bytes.unwrap_or(DEFAULT_ATTACHMENT_MAX_BYTES);
+        if !(1024..=MAX_ATTACHMENT_MAX_BYTES).contains(&attachment_max_bytes) {
+            anyhow::bail!("attachment_max_bytes must be between 1024 and {MAX_ATTACHMENT_MAX_BYTES}");
+        }
+        let attachments_dir = self.attachments_dir.unwrap_or_else(|| data_dir.join("attachments"));
         Ok(Config {
             listen,
             data_dir,
@@ -209,6 +229,8 @@ impl Layer {
             log_batch,
             http_allow_hosts,
             http_allow_private: self.http_allow_private.unwrap_or(false),
+            attachments_dir,
+            attachment_max_bytes,
         })
     }
 }

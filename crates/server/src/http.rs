@@ -3,7 +3,8 @@
 //! routes and methods.
 
 use crate::api::{
-    access, agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
+    access, agent, agent_controls, attachments, calendars, config, health, parameters, reports, skills, tenants,
+    widget, workflows,
 };
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
@@ -19,6 +20,12 @@ use tower_http::trace::TraceLayer;
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    // Uploads may be as large as the configured limit (and no larger: the body stops there).
+    let upload_limit = DefaultBodyLimit::max(usize::try_from(state.config.attachment_max_bytes).unwrap_or(usize::MAX));
+    let uploads = Router::new()
+        .route("/api/v1/widget/conversations/{id}/attachments", post(attachments::visitor_upload))
+        .route("/api/v1/agent/chats/{id}/attachments", post(attachments::agent_upload))
+        .layer(upload_limit);
     let api = Router::new()
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/tenants", post(tenants::create_tenant).get(tenants::list_tenants))
@@ -69,6 +76,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations/{id}/preferred-users", put(config::put_preferred_users))
         .route("/api/v1/widget/conversations", post(widget::start_conversation))
         .route("/api/v1/widget/conversations/{id}/log", get(widget::visitor_log))
+        .route("/api/v1/widget/conversations/{id}/attachments/{attachment_id}", get(attachments::visitor_download))
+        .route("/api/v1/agent/chats/{id}/attachments/{attachment_id}", get(attachments::agent_download))
+        .route("/api/v1/conversations/{id}/attachments/{attachment_id}", get(attachments::admin_download))
         .route("/api/v1/agent/login", post(agent::login))
         .route("/api/v1/agent/logout", post(agent::logout))
         .route("/api/v1/agent/me", get(agent::me))
@@ -100,10 +110,11 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/app.js", get(pages::agent_js))
         .route("/assets/text.js", get(pages::text_js))
         .route("/agent/app.css", get(pages::agent_css));
-    api.merge(pages)
+    api.layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
+        .merge(uploads)
+        .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod http;
 pub mod openapi;
 pub mod outbound;

@@ -3,7 +3,8 @@
 //! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
 
 use crate::api::{
-    access, agent, agent_controls, calendars, config, health, parameters, reports, skills, tenants, widget, workflows,
+    access, agent, agent_controls, attachments, calendars, config, health, parameters, reports, skills, tenants,
+    widget, workflows,
 };
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -32,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
         config::get_conversation, config::get_conversation_log, config::get_conversation_workflow, config::put_preferred_users,
         widget::start_conversation, widget::visitor_log, access::widget_access,
+        attachments::visitor_upload, attachments::agent_upload, attachments::visitor_download,
+        attachments::agent_download, attachments::admin_download,
         access::create_template, access::list_templates, access::get_template, access::put_template,
         access::delete_template,
         agent::login, agent::logout, agent::me, agent::history,

@@ -21,6 +21,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     pub log: ConversationLog,
     pub bus: Arc<Bus>,
+    /// The attachment folder.
+    pub files: crate::files::Files,
     pub engines: Engines,
     pub clock: Arc<dyn Clock>,
     /// Cancelled when the server begins shutting down; sockets close with a reconnect hint.

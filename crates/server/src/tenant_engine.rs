@@ -77,6 +77,10 @@ pub enum Command {
         conversation: ConversationId,
         text: String,
     },
+    /// The customer sent something that is not text (a file): it ends their silence.
+    CustomerActive {
+        conversation: ConversationId,
+    },
     /// An HTTP Request activity's call finished.
     HttpDone {
         conversation: ConversationId,
@@ -319,6 +323,10 @@ impl TenantEngine {
             Command::CustomerText { conversation, text } => {
                 let out = self.core.customer_text(conversation, text, now);
                 self.carry_out(out).await
+            }
+            Command::CustomerActive { conversation } => {
+                self.core.customer_active(conversation, now);
+                Ok(())
             }
             Command::HttpDone { conversation, call_id, outcome } => {
                 let out = self.core.http_done(conversation, call_id, outcome, now);

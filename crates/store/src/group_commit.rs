@@ -25,7 +25,8 @@ impl<F: Fn(TenantId, &LogEntry) + Send + Sync + 'static> CommitHook for F {
 }
 
 enum Request {
-    Append(NewEntry, oneshot::Sender<Result<Appended>>),
+    // Boxed: an entry is large and the channel holds many requests.
+    Append(Box<NewEntry>, oneshot::Sender<Result<Appended>>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -61,7 +62,7 @@ impl ConversationLog {
     pub async fn append(&self, entry: NewEntry) -> Result<Appended> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Request::Append(entry, reply))
+            .send(Request::Append(Box::new(entry), reply))
             .await
             .map_err(|_| StoreError::Unavailable("the conversation log is shutting down".into()))?;
         answer.await.map_err(|_| StoreError::Unavailable("the conversation log writer stopped".into()))?
@@ -91,7 +92,7 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batc
         while let Some(req) = next.take() {
             match req {
                 Request::Append(e, r) => {
-                    entries.push(e);
+                    entries.push(*e);
                     replies.push(r);
                 }
                 Request::Stop(r) => {

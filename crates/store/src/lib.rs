@@ -25,7 +25,7 @@ use parley_domain::{
     DomainTemplateId, EntryBody, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
     ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
-use parley_domain::{Reader, Receipts, Watermark};
+use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -175,6 +175,18 @@ pub struct ReportWindow {
 /// or the version it restores, a session's user) fail `NotFound` when the tenant has no such row.
 /// A duplicate id fails `Conflict` named after the id (`user_id`, …). Updates and deletes of a
 /// row the tenant does not have fail `NotFound`.
+/// A file sent in a conversation, as the store keeps it (the bytes live in the attachment
+/// folder under its id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRecord {
+    pub tenant_id: TenantId,
+    pub conversation_id: ConversationId,
+    pub attachment: Attachment,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    pub created_at: OffsetDateTime,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which implementation this is.
@@ -333,6 +345,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Receipts>;
     /// Both sides' marks; `NotFound` for an unknown conversation.
     async fn get_receipts(&self, tenant: TenantId, id: ConversationId) -> Result<Receipts>;
+    /// Records a stored file. `Conflict("attachment_id")` when the id exists (a retried
+    /// upload: compare `sha256`), `NotFound` when the tenant has no such conversation.
+    async fn create_attachment(&self, record: &AttachmentRecord) -> Result<()>;
+    /// `NotFound` unless the file was sent in this conversation of this tenant.
+    async fn get_attachment(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        id: AttachmentId,
+    ) -> Result<AttachmentRecord>;
     async fn create_domain_template(&self, template: &DomainTemplate) -> Result<()>;
     async fn get_domain_template(&self, tenant: TenantId, id: DomainTemplateId) -> Result<DomainTemplate>;
     /// Ordered by `created_at`, then id.

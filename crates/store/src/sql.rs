@@ -5,7 +5,7 @@
 //! a JSON value are encoded. [`Cols`] hides exactly that difference, so each domain type is read
 //! from a row by one function here rather than by two near-copies that could drift apart.
 
-use crate::{AgentSession, ApiKeyRecord, QueueEntry, StoreError, VisitorCredential};
+use crate::{AgentSession, ApiKeyRecord, AttachmentRecord, QueueEntry, StoreError, VisitorCredential};
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Priority, Workflow, WorkflowKind, WorkflowVersion};
 use parley_domain::{
@@ -13,7 +13,7 @@ use parley_domain::{
     DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
     Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
 };
-use parley_domain::{Reader, Receipts, Watermark};
+use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
 use time::OffsetDateTime;
@@ -450,6 +450,7 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("calendars_pkey", "calendars.id", "calendar_id"),
     ("calendars_tenant_id_id_key", "calendars.tenant_id, calendars.id", "calendar_id"),
     ("domain_templates_pkey", "domain_templates.id", "domain_template_id"),
+    ("attachments_pkey", "attachments.id", "attachment_id"),
     ("domain_templates_tenant_id_id_key", "domain_templates.tenant_id, domain_templates.id", "domain_template_id"),
     ("services_pkey", "services.id", "service_id"),
     ("services_tenant_id_id_key", "services.tenant_id, services.id", "service_id"),
@@ -522,6 +523,25 @@ pub(crate) fn receipts(r: &impl Cols) -> Result<Receipts, StoreError> {
     Ok(Receipts {
         customer: Watermark { delivered_seq: r.int("customer_delivered_seq")?, read_seq: r.int("customer_read_seq")? },
         agent: Watermark { delivered_seq: r.int("agent_delivered_seq")?, read_seq: r.int("agent_read_seq")? },
+    })
+}
+
+/// The columns [`attachment`] reads.
+pub(crate) const ATTACHMENT_COLS: &str = "id, tenant_id, conversation_id, name, content_type, size, sha256, created_at";
+
+pub(crate) fn attachment(r: &impl Cols) -> Result<AttachmentRecord, StoreError> {
+    let size = r.int("size")?;
+    Ok(AttachmentRecord {
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        conversation_id: ConversationId(r.uuid("conversation_id")?),
+        attachment: Attachment {
+            id: AttachmentId(r.uuid("id")?),
+            name: r.text("name")?,
+            content_type: r.text("content_type")?,
+            size: u64::try_from(size).map_err(|_| decode_error("size", size.to_string()))?,
+        },
+        sha256: r.text("sha256")?,
+        created_at: r.time("created_at")?,
     })
 }
 

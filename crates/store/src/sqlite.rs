@@ -11,8 +11,8 @@
 use crate::append::{self, LogTx};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
-    AgentSession, ApiKeyRecord, Appended, Backend, NewEntry, QueueEntry, ReportWindow, Result, Store, StoreError,
-    VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, QueueEntry, ReportWindow, Result, Store,
+    StoreError, VisitorCredential,
 };
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
@@ -22,7 +22,7 @@ use parley_domain::{
     DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
     Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
-use parley_domain::{Reader, Receipts, Watermark};
+use parley_domain::{AttachmentId, Reader, Receipts, Watermark};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -956,6 +956,46 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?;
         sql::receipts(&row)
+    }
+
+    async fn create_attachment(&self, r: &AttachmentRecord) -> Result<()> {
+        let a = &r.attachment;
+        sqlx::query(
+            "INSERT INTO attachments (id, tenant_id, conversation_id, name, content_type, size, sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id(a.id.0))
+        .bind(id(r.tenant_id.0))
+        .bind(id(r.conversation_id.0))
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(i64::try_from(a.size).map_err(|_| StoreError::Other("attachment size out of range".into()))?)
+        .bind(&r.sha256)
+        .bind(micros(r.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_attachment(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        attachment: AttachmentId,
+    ) -> Result<AttachmentRecord> {
+        let q = format!(
+            "SELECT {} FROM attachments WHERE tenant_id = $1 AND conversation_id = $2 AND id = $3",
+            sql::ATTACHMENT_COLS
+        );
+        let row = sqlx::query(&q)
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .bind(id(attachment.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::attachment(&row)
     }
 
     async fn create_domain_template(&self, t: &DomainTemplate) -> Result<()> {

@@ -11,14 +11,14 @@ use parley_domain::{
     ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill,
     WidgetAccess, WorkflowId,
 };
-use parley_domain::{Reader, Receipts, Watermark};
+use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
     temp_sqlite,
 };
 use parley_store::{
-    AgentSession, ApiKeyRecord, Appended, Backend, ConversationLog, NewEntry, QueueEntry, ReportWindow, Result, Store,
-    StoreError, VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, ConversationLog, NewEntry, QueueEntry,
+    ReportWindow, Result, Store, StoreError, VisitorCredential,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -129,6 +129,8 @@ conformance! {
     a_services_access_settings_round_trip_through_create_and_update => story_service_access;
     receipt_marks_only_grow_stay_within_the_log_and_reading_implies_delivery => story_receipts;
     a_tenant_never_sees_or_moves_another_tenants_receipts => story_receipt_isolation;
+    attachments_round_trip_and_a_repeated_id_conflicts => story_attachments;
+    attachments_are_found_only_in_their_own_tenant_and_conversation => story_attachment_isolation;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,7 +319,7 @@ fn credential(tag: &str) -> VisitorCredential {
 }
 
 fn text(t: &str) -> EntryBody {
-    EntryBody::Message { sender: Sender::Customer { name: "Ann".into() }, text: t.into() }
+    EntryBody::Message { sender: Sender::Customer { name: "Ann".into() }, text: t.into(), attachment: None }
 }
 
 fn entry(c: &Conversation, key: Option<&str>, body: &str, created: i64) -> NewEntry {
@@ -2453,4 +2455,46 @@ async fn story_receipt_isolation(store: Arc<dyn Store>) {
     assert_not_found(store.get_receipts(b.tenant.id, ca).await, "read across tenants");
     assert_not_found(store.get_receipts(ta, ConversationId(new_id())).await, "unknown conversation");
     assert_eq!(store.get_receipts(ta, ca).await.unwrap(), Receipts::default(), "nothing moved");
+}
+
+fn attachment_record(c: &Conversation, name: &str, created: i64) -> AttachmentRecord {
+    AttachmentRecord {
+        tenant_id: c.tenant_id,
+        conversation_id: c.id,
+        attachment: Attachment {
+            id: AttachmentId(new_id()),
+            name: name.into(),
+            content_type: "application/pdf".into(),
+            size: 5_000_000_000,
+        },
+        sha256: "ab".repeat(32),
+        created_at: at_micros(created, 123_456),
+    }
+}
+
+async fn story_attachments(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let c = &w.conversation;
+    let r = attachment_record(c, "Rechnung März.pdf", 10);
+    store.create_attachment(&r).await.unwrap();
+    assert_eq!(store.get_attachment(c.tenant_id, c.id, r.attachment.id).await.unwrap(), r);
+    let again = AttachmentRecord { sha256: "cd".repeat(32), ..r.clone() };
+    assert_conflict(store.create_attachment(&again).await, "attachment_id");
+    assert_eq!(store.get_attachment(c.tenant_id, c.id, r.attachment.id).await.unwrap(), r, "the first one stays");
+    let orphan = AttachmentRecord { conversation_id: ConversationId(new_id()), ..attachment_record(c, "x.pdf", 11) };
+    assert_not_found(store.create_attachment(&orphan).await, "unknown conversation");
+}
+
+async fn story_attachment_isolation(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let r = attachment_record(&a.conversation, "a.pdf", 10);
+    store.create_attachment(&r).await.unwrap();
+    let id = r.attachment.id;
+    assert_not_found(store.get_attachment(b.tenant.id, a.conversation.id, id).await, "another tenant");
+    let other = conversation(&a.service, 12);
+    store.create_conversation(&other, &credential("other")).await.unwrap();
+    assert_not_found(store.get_attachment(a.tenant.id, other.id, id).await, "another conversation");
+    let cross = AttachmentRecord { tenant_id: b.tenant.id, ..attachment_record(&a.conversation, "b.pdf", 13) };
+    assert_not_found(store.create_attachment(&cross).await, "into another tenant's conversation");
 }

@@ -32,6 +32,22 @@ pub struct Reply {
     pub set_cookie: Option<String>,
 }
 
+/// A downloaded body with its status and headers.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Download {
+    /// A header's value, `""` when absent.
+    #[must_use]
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
 impl Reply {
     /// The problem document's `code`.
     #[must_use]
@@ -104,6 +120,28 @@ impl Api {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Ok(Reply { status, content_type, body, set_cookie })
+    }
+
+    /// `GET path`, keeping the body's bytes and every response header (for file downloads).
+    ///
+    /// # Errors
+    /// Transport failures.
+    pub async fn download(&self, path: &str) -> anyhow::Result<Download> {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(o) = &self.origin {
+            req = req.header("origin", o);
+        }
+        let res = req.send().await.with_context(|| format!("request to {path}"))?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await?.to_vec();
+        Ok(Download { status, headers, bytes })
     }
 
     /// `GET path`.

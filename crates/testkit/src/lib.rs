@@ -6,5 +6,5 @@ pub mod host;
 pub mod server;
 pub mod webdriver;
 
-pub use client::{Api, Reply, Ws};
+pub use client::{Api, Download, Reply, Ws};
 pub use server::{Db, ServerProcess, TestServer};

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod agent;
 pub mod agent_controls;
+pub mod attachments;
 pub mod calendars;
 pub mod config;
 pub mod health;

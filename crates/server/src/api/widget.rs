@@ -90,7 +90,7 @@ pub async fn start_conversation(
             tenant_id: service.tenant_id,
             conversation_id: id,
             client_msg_id: None,
-            body: EntryBody::Message { sender, text },
+            body: EntryBody::Message { sender, text, attachment: None },
             created_at: now,
         };
         state.log.append(entry).await?;

@@ -418,6 +418,7 @@ impl Session {
             body: EntryBody::Message {
                 sender: Sender::Agent { id: self.user.id, name: self.user.display_name.clone() },
                 text,
+                attachment: None,
             },
             created_at: self.state.clock.now(),
         };

@@ -304,6 +304,7 @@ impl Session {
             body: EntryBody::Message {
                 sender: Sender::Customer { name: self.conversation.customer.display_name.clone() },
                 text,
+                attachment: None,
             },
             created_at: self.state.clock.now(),
         };

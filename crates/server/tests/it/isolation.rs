@@ -2,6 +2,7 @@
 //! with tenant B's credentials against tenant A's resources; an operation added without a rule
 //! here fails the test, so new endpoints cannot skip this check.
 
+use crate::support::PNG_1X1;
 use parley_testkit::{Api, TestServer, Ws, fixtures};
 use serde_json::{Value, json};
 
@@ -14,6 +15,7 @@ struct World {
     a_calendar: String,
     a_skill: String,
     a_template: String,
+    a_attachment: String,
 }
 
 /// Only tenant A has a parameter with this id.
@@ -32,7 +34,19 @@ async fn world() -> World {
     let a = fixtures::tenant(&server.base, "tenant-a", 1).await.unwrap();
     let b = fixtures::tenant(&server.base, "tenant-b", 1).await.unwrap();
     let a_ou = a.admin.get("/api/v1/org-units").await.unwrap().body[1]["id"].as_str().unwrap().to_owned();
-    let (a_conv, _) = a.start_chat(&server.base, "Alice", Some("private to A")).await.unwrap();
+    let (a_conv, a_token) = a.start_chat(&server.base, "Alice", Some("private to A")).await.unwrap();
+    let up = Api::new(&server.base)
+        .bearer(&a_token)
+        .raw(
+            "POST",
+            &format!("/api/v1/widget/conversations/{a_conv}/attachments?client_msg_id=f-1&name=a.png"),
+            Some("image/png"),
+            Some(PNG_1X1.to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(up.status, 201, "{}", up.body);
+    let a_attachment = up.body["attachment"]["id"].as_str().unwrap().to_owned();
     let p = a.admin.post("/api/v1/parameters", &json!({"id": A_PARAMETER, "name": "A's"})).await.unwrap();
     assert_eq!(p.status, 201, "{}", p.body);
     let c = a.admin.post("/api/v1/calendars", &calendar_body(None)).await.unwrap();
@@ -47,7 +61,7 @@ async fn world() -> World {
     let d = a.admin.post("/api/v1/domain-templates", &template_body(None)).await.unwrap();
     assert_eq!(d.status, 201, "{}", d.body);
     let a_template = d.body["id"].as_str().unwrap().to_owned();
-    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template }
+    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template, a_attachment }
 }
 
 impl World {
@@ -72,7 +86,11 @@ impl World {
         } else {
             &self.a_conv
         };
-        template.replace("{id}", id).replace("{user_id}", &self.a.agents[0].id).replace("{version}", "1")
+        template
+            .replace("{id}", id)
+            .replace("{user_id}", &self.a.agents[0].id)
+            .replace("{version}", "1")
+            .replace("{attachment_id}", &self.a_attachment)
     }
 
     /// A well-formed body for an operation on one of A's resources, so the answer is about
@@ -124,6 +142,7 @@ fn a_ids(w: &World) -> Vec<String> {
         w.a_calendar.clone(),
         w.a_skill.clone(),
         w.a_template.clone(),
+        w.a_attachment.clone(),
         A_PARAMETER.to_owned(),
     ]
 }
@@ -233,6 +252,13 @@ async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
             if op["security"][0].get("agent_session").is_none() || method != "get" {
                 continue;
             }
+            if path.contains('{') {
+                // Something of A's by its id: as if it did not exist.
+                let p = w.path_with_a_ids(path);
+                let r = agent_b.get(&p).await.unwrap();
+                assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"), "GET {p}: {}", r.body);
+                continue;
+            }
             let r = agent_b.get(path).await.unwrap();
             assert!(r.status.is_success(), "{path}");
             for id in a_ids(&w) {
@@ -262,6 +288,9 @@ async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
         let r = agent_b.post(&path, &json!({})).await.unwrap();
         assert_eq!(r.status, 409, "{path}: {}", r.body);
     }
+    let up = format!("/api/v1/agent/chats/{}/attachments?client_msg_id=b-1&name=b.png", w.a_conv);
+    let r = agent_b.raw("POST", &up, Some("image/png"), Some(PNG_1X1.to_vec())).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"), "{}", r.body);
     let r = agent_b
         .send("PUT", &format!("/api/v1/agent/services/{}/active", w.a.service_id), &json!({"active": false}))
         .await
@@ -281,6 +310,12 @@ async fn a_visitor_token_never_opens_another_conversation() {
         .get(&format!("/api/v1/widget/conversations/{}/log", w.a_conv))
         .await
         .unwrap();
+    assert_eq!(r.status, 403);
+    let visitor_b = Api::new(&w.server.base).bearer(&token_b);
+    let r = visitor_b.get(&format!("/api/v1/widget/conversations/{}/attachments/{}", w.a_conv, w.a_attachment)).await;
+    assert_eq!(r.unwrap().status, 403);
+    let up = format!("/api/v1/widget/conversations/{}/attachments?client_msg_id=b-1&name=b.png", w.a_conv);
+    let r = visitor_b.raw("POST", &up, Some("image/png"), Some(PNG_1X1.to_vec())).await.unwrap();
     assert_eq!(r.status, 403);
     let widget_a_with_b_key = json!({"contact_id": w.a.contact_id, "widget_key": w.b.widget_key, "display_name": "x",
                                      "email": "x@y.co", "privacy_consent": true});

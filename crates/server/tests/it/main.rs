@@ -1,6 +1,7 @@
 //! Parley's integration tests: one binary, real servers on port 0, real sockets.
 
 mod access;
+mod attachments;
 mod bad_input;
 mod browser;
 mod crash;
