@@ -408,7 +408,7 @@ pub fn resolve(primary: Option<&Calendar>, secondary: Option<&Calendar>, now: Of
 }
 
 /// The zone from the compiled-in database; `Etc/Unknown` is jiff's sentinel, not a real zone.
-fn zone(name: &str) -> Option<TimeZone> {
+pub(crate) fn zone(name: &str) -> Option<TimeZone> {
     let tz = TimeZoneDatabase::bundled().get(name).ok()?;
     (!tz.is_unknown()).then_some(tz)
 }

@@ -15,6 +15,7 @@ pub mod parameter;
 pub mod report;
 pub mod skill;
 pub mod template;
+pub mod transcript;
 pub mod validate;
 pub mod workflow;
 

@@ -487,6 +487,42 @@
       });
   }
 
+  // ---- transcript ----
+
+  // Downloads the chat as plain text, with times in the visitor's own time zone.
+  var transcriptBtn = $('transcript');
+  var transcriptLink = $('transcript-link');
+  transcriptBtn.addEventListener('click', function () {
+    if (!state) return;
+    var tz = '';
+    try {
+      tz = Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+    } catch (e) {
+      /* UTC then */
+    }
+    transcriptBtn.disabled = true;
+    var path =
+      '/api/v1/widget/conversations/' + encodeURIComponent(state.conversation_id) + '/transcript' +
+      (tz ? '?tz=' + encodeURIComponent(tz) : '');
+    fetch(path, { headers: { Authorization: 'Bearer ' + state.visitor_token }, credentials: 'omit' })
+      .then(function (res) {
+        if (!res.ok) throw new Error('transcript ' + res.status);
+        return res.blob();
+      })
+      .then(function (blob) {
+        if (transcriptLink.href) URL.revokeObjectURL(transcriptLink.href);
+        transcriptLink.href = URL.createObjectURL(blob);
+        transcriptLink.download = 'chat-transcript.txt';
+        transcriptLink.click();
+      })
+      .catch(function () {
+        setStatus('The transcript could not be downloaded; try again.');
+      })
+      .then(function () {
+        transcriptBtn.disabled = false;
+      });
+  });
+
   var fileInput = $('file');
   $('attach').addEventListener('click', function () {
     fileInput.click();

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conversations/{id}/preferred-users", put(config::put_preferred_users))
         .route("/api/v1/widget/conversations", post(widget::start_conversation))
         .route("/api/v1/widget/conversations/{id}/log", get(widget::visitor_log))
+        .route("/api/v1/widget/conversations/{id}/transcript", get(widget::transcript))
         .route("/api/v1/widget/conversations/{id}/attachments/{attachment_id}", get(attachments::visitor_download))
         .route("/api/v1/agent/chats/{id}/attachments/{attachment_id}", get(attachments::agent_download))
         .route("/api/v1/conversations/{id}/attachments/{attachment_id}", get(attachments::admin_download))

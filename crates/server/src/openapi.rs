@@ -32,7 +32,7 @@ use utoipa::{Modify, OpenApi};
         config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
         config::get_conversation, config::get_conversation_log, config::get_conversation_workflow, config::put_preferred_users,
-        widget::start_conversation, widget::visitor_log, access::widget_access,
+        widget::start_conversation, widget::visitor_log, widget::transcript, access::widget_access,
         attachments::visitor_upload, attachments::agent_upload, attachments::visitor_download,
         attachments::agent_download, attachments::admin_download,
         access::create_template, access::list_templates, access::get_template, access::put_template,

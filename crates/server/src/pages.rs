@@ -36,7 +36,7 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
 fn page(body: String, frame_ancestors: &str) -> Response {
     let mut res = Html(body).into_response();
     let csp = format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' blob: ws: wss:; \
          frame-ancestors {frame_ancestors}; base-uri 'none'; form-action 'self'"
     );
     let h = res.headers_mut();

@@ -130,3 +130,59 @@ pub async fn visitor_log(
         state.store.read_log(visitor.tenant_id, visitor.conversation_id, q.since_seq.max(0), LOG_PAGE).await?;
     Ok(Json(LogPage { entries }))
 }
+
+/// Query of the transcript download.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TranscriptQuery {
+    /// IANA time zone for the times shown (e.g. `Europe/Zurich`; the widget sends the
+    /// browser's); UTC when absent.
+    #[serde(default)]
+    pub tz: Option<String>,
+}
+
+/// The visitor's copy of the chat as plain text (who wrote what and when, files by name).
+#[utoipa::path(get, path = "/api/v1/widget/conversations/{id}/transcript", tag = "widget", security(("visitor_token" = [])),
+    params(("id" = Uuid, Path), TranscriptQuery),
+    responses((status = 200, description = "the transcript", content_type = "text/plain"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn transcript(
+    visitor: Visitor,
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<TranscriptQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    use parley_domain::transcript::{TranscriptZone, render};
+    if visitor.conversation_id.0 != id {
+        return Err(ApiError::forbidden("token_not_for_conversation", "the token belongs to another conversation"));
+    }
+    let zone = match q.tz.as_deref().map(str::trim) {
+        None | Some("") => TranscriptZone::utc(),
+        Some(name) => TranscriptZone::named(name).ok_or_else(|| {
+            ApiError::from(parley_domain::ValidationErrors::single(
+                "/tz",
+                "unknown_time_zone",
+                "not a time zone of the IANA database (e.g. Europe/Zurich)",
+            ))
+        })?,
+    };
+    let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
+    let service = state.store.get_service(visitor.tenant_id, conversation.service_id).await?;
+    super::access::check_origin(&state, &service, &headers).await?;
+    let mut cursor = crate::ws::Cursor { tenant: visitor.tenant_id, conversation: conversation.id, last: 0 };
+    let entries = cursor.catch_up(state.store.as_ref()).await?;
+    let text = render(&service.name, conversation.created_at, &entries, &zone);
+    let file = format!("attachment; filename=\"chat-{}.txt\"", conversation.created_at.date());
+    let mut res = text.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(&file) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}

@@ -12,6 +12,7 @@ mod receipts;
 mod routing;
 mod shutdown;
 mod support;
+mod transcript;
 mod typing;
 mod walk;
 mod workflow;
