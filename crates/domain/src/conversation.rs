@@ -63,16 +63,21 @@ pub struct Customer {
     pub privacy_consent: bool,
 }
 
-/// One chat between a customer and a service.
+/// One chat between a customer and a service, or (a direct chat, from a user's personal
+/// snippet) between a customer and one user. Exactly one of `service_id` and `direct_user_id`
+/// is set; a service chat also names its workflow and version, a direct chat neither.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Conversation {
     pub id: ConversationId,
     pub tenant_id: TenantId,
-    pub service_id: ServiceId,
+    /// The service whose workflow and queue the chat goes through (`None` for a direct chat).
+    pub service_id: Option<ServiceId>,
     /// The workflow this conversation runs, pinned at its start (or at a transfer).
-    pub workflow_id: WorkflowId,
+    pub workflow_id: Option<WorkflowId>,
     /// The published version of that workflow it runs; later publishes do not affect it.
-    pub workflow_version: u32,
+    pub workflow_version: Option<u32>,
+    /// The user a direct chat invites (`None` for a service chat).
+    pub direct_user_id: Option<UserId>,
     pub status: ConversationStatus,
     pub customer: Customer,
     pub first_message: Option<String>,
@@ -88,6 +93,14 @@ pub struct Conversation {
     pub outcome: Option<Outcome>,
     /// Why, for an administrator (set for `failed`).
     pub outcome_reason: Option<String>,
+}
+
+impl Conversation {
+    /// A direct chat (from a user's personal snippet), not a service's.
+    #[must_use]
+    pub const fn is_direct(&self) -> bool {
+        self.direct_user_id.is_some()
+    }
 }
 
 /// How a conversation ended, for reporting (spec §4.5; Parley names the outcomes the reference
@@ -113,6 +126,10 @@ pub enum Outcome {
     Abandoned,
     /// The workflow could not go on (unconnected exit, unsupported activity, internal error).
     Failed,
+    /// Direct chat: the invited user declined.
+    Declined,
+    /// Direct chat: the invited user did not answer in time.
+    Missed,
 }
 
 impl Outcome {
@@ -129,6 +146,8 @@ impl Outcome {
             Self::Cancelled => "cancelled",
             Self::Abandoned => "abandoned",
             Self::Failed => "failed",
+            Self::Declined => "declined",
+            Self::Missed => "missed",
         }
     }
 
@@ -139,7 +158,7 @@ impl Outcome {
     }
 
     /// Every outcome.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::UserAccepted,
         Self::CustomerHangupBeforeAccept,
         Self::CustomerHangupInIvr,
@@ -149,6 +168,8 @@ impl Outcome {
         Self::Cancelled,
         Self::Abandoned,
         Self::Failed,
+        Self::Declined,
+        Self::Missed,
     ];
 }
 
@@ -210,6 +231,13 @@ pub enum ConversationEvent {
     Accepted,
     /// The chat entered its service's queue.
     Queued,
+    /// A direct chat's user was invited and has until `deadline` to answer.
+    Invited {
+        user_id: UserId,
+        user_name: String,
+        #[serde(with = "time::serde::rfc3339")]
+        deadline: OffsetDateTime,
+    },
     /// An agent accepted the chat.
     Connected { agent_id: UserId, agent_name: String },
     /// A workflow moved the chat to another service; the conversation goes on there.

@@ -157,6 +157,8 @@ pub struct User {
     /// Concurrent chats this user can hold.
     pub max_chats: u32,
     pub presence: Presence,
+    /// The user's personal widget: website chats straight to them, without a service.
+    pub direct: DirectChat,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -166,6 +168,77 @@ impl User {
     #[must_use]
     pub fn can_take_chats(&self) -> bool {
         self.im_enabled && self.licences.contains(&Licence::InstantMessaging)
+    }
+
+    /// Can be invited by their personal snippet: switched on, IM enabled, and licensed for IM and
+    /// Interact (spec V17).
+    #[must_use]
+    pub fn takes_direct_chats(&self) -> bool {
+        self.direct.settings.enabled && self.can_take_chats() && self.licences.contains(&Licence::Interact)
+    }
+}
+
+/// Seconds a user has to answer a direct-chat invitation by default (then it is missed).
+pub const DEFAULT_INVITE_SECS: u32 = 60;
+/// Bounds of a direct-chat invitation's answer time.
+pub const INVITE_SECS_RANGE: std::ops::RangeInclusive<u32> = 5..=600;
+
+/// A user's personal snippet and how it behaves. The credentials are minted by the server and
+/// change only when regenerated; the settings are what an administrator edits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DirectChat {
+    /// Public identifier the personal snippet carries; unique in the installation (services and
+    /// users alike).
+    pub contact_id: String,
+    /// Second half of the snippet's credentials.
+    pub widget_key: String,
+    #[serde(flatten)]
+    pub settings: DirectChatSettings,
+}
+
+impl DirectChat {
+    /// Freshly minted credentials with the default settings (switched off).
+    #[must_use]
+    pub fn new(contact_id: impl Into<String>, widget_key: impl Into<String>) -> Self {
+        Self { contact_id: contact_id.into(), widget_key: widget_key.into(), settings: DirectChatSettings::default() }
+    }
+}
+
+/// The editable part of a user's personal widget, `PUT /api/v1/users/{id}/direct-chat`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectChatSettings {
+    /// Visitors may start chats with the user from the personal snippet (service chats reach
+    /// the user either way).
+    pub enabled: bool,
+    /// Seconds the user has to answer an invitation before it counts as missed.
+    pub invite_secs: u32,
+    /// Which websites may use the personal snippet.
+    pub access: crate::access::WidgetAccess,
+}
+
+impl Default for DirectChatSettings {
+    fn default() -> Self {
+        Self { enabled: false, invite_secs: DEFAULT_INVITE_SECS, access: crate::access::WidgetAccess::default() }
+    }
+}
+
+impl DirectChatSettings {
+    /// Checks the settings (template references are checked by the shell).
+    ///
+    /// # Errors
+    /// Every broken rule, with its field path.
+    pub fn validate(self) -> Result<Self, ValidationErrors> {
+        let mut e = ValidationErrors::default();
+        if !INVITE_SECS_RANGE.contains(&self.invite_secs) {
+            e.push(
+                "/invite_secs",
+                "out_of_range",
+                format!("must be between {} and {}", INVITE_SECS_RANGE.start(), INVITE_SECS_RANGE.end()),
+            );
+        }
+        self.access.check(&mut e, "/access");
+        e.into_result(self)
     }
 }
 

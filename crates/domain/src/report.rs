@@ -23,6 +23,9 @@ pub enum UserOutcome {
     Cancelled,
     /// Taken back because the agent could no longer take it (went away, signed out).
     Withdrawn,
+    /// A direct-chat invitation the user did not answer in time (no RONA: nothing is
+    /// redistributed).
+    Missed,
 }
 
 impl UserOutcome {
@@ -35,13 +38,14 @@ impl UserOutcome {
             Self::Rona => "rona",
             Self::Cancelled => "cancelled",
             Self::Withdrawn => "withdrawn",
+            Self::Missed => "missed",
         }
     }
 
     /// Parses the stable text form.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Accepted, Self::Declined, Self::Rona, Self::Cancelled, Self::Withdrawn]
+        [Self::Accepted, Self::Declined, Self::Rona, Self::Cancelled, Self::Withdrawn, Self::Missed]
             .into_iter()
             .find(|v| v.as_str() == s)
     }
@@ -53,7 +57,8 @@ pub struct UserSession {
     pub id: Uuid,
     pub tenant_id: TenantId,
     pub conversation_id: ConversationId,
-    pub service_id: ServiceId,
+    /// `None` for a direct chat (task type "inbound direct").
+    pub service_id: Option<ServiceId>,
     pub user_id: UserId,
     pub outcome: UserOutcome,
     #[serde(with = "time::serde::rfc3339")]

@@ -75,7 +75,7 @@ fn event_line(event: &ConversationEvent) -> Option<String> {
         ConversationEvent::Ended { by: EndedBy::Agent } => "the agent ended the chat".into(),
         ConversationEvent::Ended { by: EndedBy::System } => "the chat was closed".into(),
         // Bookkeeping a customer does not need in their copy.
-        ConversationEvent::Accepted | ConversationEvent::Queued => return None,
+        ConversationEvent::Accepted | ConversationEvent::Queued | ConversationEvent::Invited { .. } => return None,
     })
 }
 

@@ -9,8 +9,8 @@
 use crate::tenant::{Out, Pinned, ServiceSetup, TenantCore};
 use crate::workflow::{HttpOutcome, Status, TraceStep};
 use parley_domain::{
-    Conversation, ConversationEvent, ConversationId, ConversationStatus, Customer, EndedBy, EntryBody, Licence,
-    Membership, OrgUnitId, Outcome, Presence, Sender, ServiceId, TenantId, User, UserId,
+    Conversation, ConversationEvent, ConversationId, ConversationStatus, Customer, DirectChat, EndedBy, EntryBody,
+    Licence, Membership, OrgUnitId, Outcome, Presence, Sender, ServiceId, TenantId, User, UserId,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -284,9 +284,10 @@ impl Sim {
         let conversation = Conversation {
             id: conversation_id(),
             tenant_id: world.tenant,
-            service_id: service,
-            workflow_id: world.pinned.workflow_id,
-            workflow_version: world.pinned.version,
+            service_id: Some(service),
+            workflow_id: Some(world.pinned.workflow_id),
+            workflow_version: Some(world.pinned.version),
+            direct_user_id: None,
             status: ConversationStatus::Workflow,
             customer: Customer { display_name: customer.display_name, email: customer.email, privacy_consent: true },
             first_message: customer.first_message,
@@ -317,6 +318,7 @@ impl Sim {
                     im_enabled: true,
                     max_chats: 1,
                     presence: Presence::Offline,
+                    direct: DirectChat::new(format!("sim-agent-{n}"), "simulated"),
                     created_at: self.start,
                 })
                 .collect();
@@ -499,6 +501,7 @@ pub const fn event_name(e: &ConversationEvent) -> &'static str {
     match e {
         ConversationEvent::Accepted => "accepted",
         ConversationEvent::Queued => "queued",
+        ConversationEvent::Invited { .. } => "invited",
         ConversationEvent::Connected { .. } => "connected",
         ConversationEvent::Transferred { .. } => "transferred",
         ConversationEvent::Ended { .. } => "ended",

@@ -143,7 +143,8 @@ pub enum Out {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSessionFact {
     pub conversation: ConversationId,
-    pub service: ServiceId,
+    /// `None` for a direct chat.
+    pub service: Option<ServiceId>,
     pub user: UserId,
     pub outcome: parley_domain::UserOutcome,
     pub offered_at: OffsetDateTime,
@@ -200,6 +201,9 @@ struct History {
 #[derive(Debug, Clone)]
 struct Live {
     conversation: Conversation,
+    /// The service the chat is in now (the conversation's `service_id`, kept unwrapped: a
+    /// service chat always has one).
+    service: ServiceId,
     run: Option<Run>,
     history: History,
     stay: Stay,
@@ -289,6 +293,10 @@ pub struct TenantCore {
     queue_dirty: bool,
     /// Inactivity warnings and closes, earliest first (stale entries are skipped).
     idle_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
+    /// Open direct chats (outside the router and the workflows).
+    direct: HashMap<ConversationId, direct::Direct>,
+    /// Direct-chat invitations' deadlines, earliest first (stale entries are skipped).
+    invite_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
 }
 
 /// Where a waiting customer stands.
@@ -384,16 +392,20 @@ impl TenantCore {
         queued: Option<(OffsetDateTime, Priority)>,
         now: OffsetDateTime,
     ) -> Vec<Out> {
+        if conversation.is_direct() {
+            return self.restore_direct(conversation, now);
+        }
         let mut out = Vec::new();
+        let Some(service) = conversation.service_id else { return out };
         let id = conversation.id;
         let (queued_at, priority) = queued.unwrap_or((conversation.created_at, Priority::Normal));
         let input = match (conversation.status, conversation.agent_id) {
             (ConversationStatus::Connected, Some(agent)) => {
-                router::Input::RestoreConnected { conversation: id, service: conversation.service_id, agent }
+                router::Input::RestoreConnected { conversation: id, service, agent }
             }
             _ => router::Input::Enqueue(router::Arrival {
                 entered_at: Some(queued_at),
-                ..router::Arrival::new(id, conversation.service_id).with_priority(priority)
+                ..router::Arrival::new(id, service).with_priority(priority)
             }),
         };
         let connected = matches!(input, router::Input::RestoreConnected { .. });
@@ -414,7 +426,7 @@ impl TenantCore {
             stay.waiting_since = Some(queued_at);
         }
         let idle = connected.then_some(Idle { since: now, warned_at: None });
-        self.live.insert(id, Live { conversation, run: None, history, stay, idle });
+        self.live.insert(id, Live { conversation, service, run: None, history, stay, idle });
         self.schedule_idle(id, now);
         self.route(input, now, &mut out);
         out
@@ -435,13 +447,15 @@ impl TenantCore {
         now: OffsetDateTime,
     ) -> Vec<Out> {
         let id = conversation.id;
-        if self.live.contains_key(&id) || self.router.phase(id).is_some() {
+        let Some(service) = conversation.service_id else { return Vec::new() };
+        if self.is_open(id) {
             return Vec::new();
         }
         let run = self.new_run(pinned, Vec::new());
         let mut stay = Stay::new(now);
         stay.last_user = last_user;
-        self.live.insert(id, Live { conversation, run: Some(run), history: History::default(), stay, idle: None });
+        self.live
+            .insert(id, Live { conversation, service, run: Some(run), history: History::default(), stay, idle: None });
         let mut out = Vec::new();
         self.interpret(id, WfInput::Start, now, &mut out);
         out
@@ -484,7 +498,7 @@ impl TenantCore {
     fn idle_deadline(&self, id: ConversationId) -> Option<OffsetDateTime> {
         let l = self.live.get(&id)?;
         let idle = l.idle?;
-        let r = &self.services.get(&l.conversation.service_id)?.service.routing;
+        let r = &self.services.get(&l.service)?.service.routing;
         match idle.warned_at {
             None if r.idle_warning_secs > 0 => {
                 Some(idle.since + time::Duration::seconds(i64::from(r.idle_warning_secs)))
@@ -510,11 +524,8 @@ impl TenantCore {
         let Some(idle) = l.idle.as_mut() else { return };
         if idle.warned_at.is_none() {
             idle.warned_at = Some(at);
-            let text = self
-                .services
-                .get(&l.conversation.service_id)
-                .map(|s| s.service.routing.idle_warning_text.clone())
-                .unwrap_or_default();
+            let text =
+                self.services.get(&l.service).map(|s| s.service.routing.idle_warning_text.clone()).unwrap_or_default();
             out.push(Out::Append {
                 conversation: id,
                 body: EntryBody::Message { sender: Sender::System, text, attachment: None },
@@ -548,10 +559,15 @@ impl TenantCore {
     /// The earliest timer, for the shell to sleep until.
     #[must_use]
     pub fn next_deadline(&self) -> Option<OffsetDateTime> {
-        [self.timers.first().map(|(t, _)| *t), self.router.next_deadline(), self.idle_timers.first().map(|(t, _)| *t)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.first().map(|(t, _)| *t),
+            self.router.next_deadline(),
+            self.idle_timers.first().map(|(t, _)| *t),
+            self.next_invite_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs every timer due at `now`.
@@ -569,6 +585,7 @@ impl TenantCore {
             self.idle_timers.remove(&(at, id));
             self.idle_due(at, id, &mut out);
         }
+        self.invites_due(now, &mut out);
         for _ in 0..TICK_BUDGET {
             let Some(&(at, id)) = self.timers.first() else { break };
             if at > now {
@@ -618,12 +635,18 @@ impl TenantCore {
     /// # Errors
     /// `OfferNotFound` when the chat is not offered to this agent.
     pub fn accept(&mut self, agent: UserId, id: ConversationId, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        if let Some(done) = self.accept_direct(agent, id, now) {
+            return done;
+        }
         self.answer(router::Input::Accept { conversation: id, agent }, now)
     }
 
     /// # Errors
     /// `OfferNotFound` when the chat is not offered to this agent.
     pub fn decline(&mut self, agent: UserId, id: ConversationId, now: OffsetDateTime) -> Result<Vec<Out>, Refusal> {
+        if let Some(done) = self.decline_direct(agent, id, now) {
+            return done;
+        }
         self.answer(router::Input::Decline { conversation: id, agent }, now)
     }
 
@@ -705,6 +728,9 @@ impl TenantCore {
         agent: Option<UserId>,
         now: OffsetDateTime,
     ) -> Result<Vec<Out>, Refusal> {
+        if let Some(done) = self.end_direct(id, by, agent, now) {
+            return done;
+        }
         let live = self.live.get(&id).ok_or(Refusal::ConversationEnded)?;
         let c = &live.conversation;
         if let Some(a) = agent
@@ -755,7 +781,7 @@ impl TenantCore {
     #[must_use]
     pub fn queue_status(&self, id: ConversationId) -> Option<QueueStatus> {
         let position = self.router.position(id)?;
-        let service = self.live.get(&id)?.conversation.service_id;
+        let service = self.live.get(&id)?.service;
         Some(QueueStatus {
             position: u32::try_from(position).unwrap_or(u32::MAX),
             estimated_wait_secs: self.router.estimated_wait_at(service, position).map(|d| coarse(d.whole_seconds())),
@@ -764,7 +790,19 @@ impl TenantCore {
 
     #[must_use]
     pub fn conversation(&self, id: ConversationId) -> Option<&Conversation> {
-        self.live.get(&id).map(|l| &l.conversation)
+        self.live.get(&id).map(|l| &l.conversation).or_else(|| self.direct.get(&id).map(|d| &d.conversation))
+    }
+
+    /// Whether the conversation is open here (a service chat or a direct one).
+    #[must_use]
+    pub fn is_open(&self, id: ConversationId) -> bool {
+        self.live.contains_key(&id) || self.direct.contains_key(&id) || self.router.phase(id).is_some()
+    }
+
+    /// Until when the open offer (or direct-chat invitation) of this chat may be answered.
+    #[must_use]
+    pub fn offer_deadline(&self, id: ConversationId) -> Option<OffsetDateTime> {
+        self.direct.get(&id).map_or_else(|| self.router.offer_deadline(id), |d| d.deadline)
     }
 
     #[must_use]
@@ -780,8 +818,13 @@ impl TenantCore {
     /// The agent's open conversations, oldest first.
     #[must_use]
     pub fn conversations_of(&self, agent: UserId) -> Vec<&Conversation> {
-        let mut v: Vec<&Conversation> =
-            self.live.values().map(|l| &l.conversation).filter(|c| c.agent_id == Some(agent)).collect();
+        let mut v: Vec<&Conversation> = self
+            .live
+            .values()
+            .map(|l| &l.conversation)
+            .chain(self.direct.values().map(|d| &d.conversation))
+            .filter(|c| c.agent_id == Some(agent))
+            .collect();
         v.sort_by_key(|c| (c.created_at, c.id));
         v
     }
@@ -817,7 +860,7 @@ impl TenantCore {
         let Some((_, offered_at)) = l.stay.offer.take_if(|(a, _)| *a == agent) else { return };
         out.push(Out::UserSession(UserSessionFact {
             conversation: id,
-            service: l.conversation.service_id,
+            service: Some(l.service),
             user: agent,
             outcome,
             offered_at,
@@ -831,7 +874,7 @@ impl TenantCore {
     /// recorded.
     fn end_stay(&mut self, id: ConversationId, outcome: Option<Outcome>, now: OffsetDateTime, out: &mut Vec<Out>) {
         let Some(l) = self.live.get_mut(&id) else { return };
-        let service = l.conversation.service_id;
+        let service = l.service;
         let mut next = Stay::new(now);
         // A transfer starts a new stay; the customer's last agent and the task's preferred users
         // stay with the task.
@@ -841,7 +884,7 @@ impl TenantCore {
         if let Some((agent, offered_at)) = stay.offer.take() {
             out.push(Out::UserSession(UserSessionFact {
                 conversation: id,
-                service,
+                service: Some(service),
                 user: agent,
                 outcome: parley_domain::UserOutcome::Cancelled,
                 offered_at,
@@ -855,7 +898,7 @@ impl TenantCore {
             connected_secs = secs(answered_at, now);
             out.push(Out::UserSession(UserSessionFact {
                 conversation: id,
-                service,
+                service: Some(service),
                 user: agent,
                 outcome: parley_domain::UserOutcome::Accepted,
                 offered_at,
@@ -988,6 +1031,7 @@ impl TenantCore {
                 now,
                 router: &self.router,
                 conversation: &live.conversation,
+                service: live.service,
                 services: &self.services,
                 agent: live.conversation.agent_id.and_then(|a| self.users.get(&a)),
                 limit_reached: run.limit_reached,
@@ -1027,7 +1071,7 @@ impl TenantCore {
             }),
             Wf::Enqueue { priority, max_queue_secs } => {
                 live.history.queued = true;
-                let service = live.conversation.service_id;
+                let service = live.service;
                 let limit = now + time::Duration::seconds(i64::from(max_queue_secs));
                 let mut earlier = None;
                 if let Some(run) = live.run.as_mut() {
@@ -1155,10 +1199,11 @@ impl TenantCore {
         self.end_stay(id, None, now, out);
         let Some(live) = self.live.get_mut(&id) else { return };
         let Some(old) = live.run.take() else { return };
-        let from = live.conversation.service_id;
-        live.conversation.service_id = service;
-        live.conversation.workflow_id = pinned.workflow_id;
-        live.conversation.workflow_version = pinned.version;
+        let from = live.service;
+        live.service = service;
+        live.conversation.service_id = Some(service);
+        live.conversation.workflow_id = Some(pinned.workflow_id);
+        live.conversation.workflow_version = Some(pinned.version);
         let run = Run {
             pinned: pinned.clone(),
             session: Session::new(old.session.params),
@@ -1225,6 +1270,8 @@ struct WorldFacts<'a> {
     now: OffsetDateTime,
     router: &'a Router,
     conversation: &'a Conversation,
+    /// The service the conversation is in.
+    service: ServiceId,
     services: &'a HashMap<ServiceId, ServiceSetup>,
     agent: Option<&'a User>,
     limit_reached: bool,
@@ -1234,7 +1281,7 @@ struct WorldFacts<'a> {
 impl WorldFacts<'_> {
     fn service(&self, target: ServiceTarget) -> ServiceId {
         match target {
-            ServiceTarget::Current => self.conversation.service_id,
+            ServiceTarget::Current => self.service,
             ServiceTarget::Service(s) => s,
         }
     }
@@ -1271,7 +1318,7 @@ impl Facts for WorldFacts<'_> {
     }
 
     fn opening_exit(&self) -> &'static str {
-        let Some(s) = self.services.get(&self.conversation.service_id) else {
+        let Some(s) = self.services.get(&self.service) else {
             return calendar::OpeningState::Default.exit_name();
         };
         calendar::resolve(s.primary.as_ref(), s.secondary.as_ref(), self.now).exit_name()
@@ -1300,7 +1347,7 @@ struct Values<'a> {
 impl Lookup for Values<'_> {
     fn get(&self, key: &PlaceholderKey) -> Option<String> {
         let c = self.facts.conversation;
-        let service = self.facts.services.get(&c.service_id).map(|s| &s.service);
+        let service = self.facts.services.get(&self.facts.service).map(|s| &s.service);
         match key {
             PlaceholderKey::Parameter(id) => self.params.get(id).cloned(),
             PlaceholderKey::CustomerCustomField(_) => None,
@@ -1315,7 +1362,9 @@ impl Lookup for Values<'_> {
                 }
                 SystemField::UserDisplayName => self.facts.agent.map(|u| u.display_name.clone()),
                 SystemField::QueuePosition => self.facts.queue_position().map(|p| p.to_string()),
-                SystemField::ServiceAvailableUsers => Some(self.facts.router.staffing(c.service_id).free.to_string()),
+                SystemField::ServiceAvailableUsers => {
+                    Some(self.facts.router.staffing(self.facts.service).free.to_string())
+                }
                 _ => None,
             },
         }
@@ -1326,5 +1375,6 @@ impl Lookup for Values<'_> {
     }
 }
 
+mod direct;
 #[cfg(test)]
 mod tests;

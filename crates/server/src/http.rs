@@ -3,8 +3,8 @@
 //! routes and methods.
 
 use crate::api::{
-    access, agent, agent_controls, attachments, calendars, config, health, parameters, reports, skills, tenants,
-    widget, workflows,
+    access, agent, agent_controls, attachments, calendars, config, direct, health, parameters, reports, skills,
+    tenants, widget, workflows,
 };
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
@@ -35,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/org-units/{id}", get(config::get_org_unit))
         .route("/api/v1/users", post(config::create_user).get(config::list_users))
         .route("/api/v1/users/{id}", get(config::get_user))
+        .route("/api/v1/users/{id}/snippet", get(direct::get_user_snippet))
+        .route("/api/v1/users/{id}/snippet/regenerate", post(direct::regenerate_user_snippet))
+        .route("/api/v1/users/{id}/direct-chat", put(direct::put_direct_chat))
         .route("/api/v1/users/{id}/skills", get(skills::get_user_skills).put(skills::put_user_skills))
         .route("/api/v1/skills", post(skills::create_skill).get(skills::list_skills))
         .route("/api/v1/skills/{id}", axum::routing::delete(skills::delete_skill))
@@ -70,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/services/{id}/members", get(config::list_members))
         .route("/api/v1/services/{id}/members/{user_id}", put(config::put_member).delete(config::delete_member))
         .route("/api/v1/services/{id}/snippet", get(config::get_snippet))
+        .route("/api/v1/services/{id}/snippet/regenerate", post(direct::regenerate_service_snippet))
         .route("/api/v1/conversations/{id}", get(config::get_conversation))
         .route("/api/v1/conversations/{id}/log", get(config::get_conversation_log))
         .route("/api/v1/conversations/{id}/workflow", get(config::get_conversation_workflow))

@@ -3,8 +3,8 @@
 //! every API change is reviewed; regenerate it with `UPDATE_SNAPSHOTS=1 cargo test -p parley-server openapi`.
 
 use crate::api::{
-    access, agent, agent_controls, attachments, calendars, config, health, parameters, reports, skills, tenants,
-    widget, workflows,
+    access, agent, agent_controls, attachments, calendars, config, direct, health, parameters, reports, skills,
+    tenants, widget, workflows,
 };
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -31,6 +31,8 @@ use utoipa::{Modify, OpenApi};
         reports::user_sessions, reports::service_sessions,
         config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
+        direct::get_user_snippet, direct::put_direct_chat, direct::regenerate_service_snippet,
+        direct::regenerate_user_snippet,
         config::get_conversation, config::get_conversation_log, config::get_conversation_workflow, config::put_preferred_users,
         widget::start_conversation, widget::visitor_log, widget::transcript, access::widget_access,
         attachments::visitor_upload, attachments::agent_upload, attachments::visitor_download,

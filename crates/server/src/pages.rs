@@ -2,7 +2,7 @@
 //! page, agent sign-in and workspace). Everything is compiled into the binary; nothing is
 //! fetched from elsewhere. Pages send a strict Content-Security-Policy: scripts only from here.
 
-use crate::api::widget::service_for_snippet;
+use crate::api::widget::resolve_snippet;
 use crate::auth::Agent;
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, Query, State};
@@ -93,9 +93,9 @@ pub async fn agent_css() -> Response {
 /// The chat frame. For a service with Restrict Access, browsers may only show it inside pages of
 /// the allowed origins (`frame-ancestors`), whatever page tries to embed it.
 pub async fn frame(State(state): State<AppState>, Query(q): Query<SnippetQuery>) -> Response {
-    let service = service_for_snippet(&state, &q.contact_id, &q.widget_key).await.ok();
-    let allowed = match &service {
-        Some(s) => crate::api::access::allowed_origins(&state, s).await.ok().flatten(),
+    let snippet = resolve_snippet(&state, &q.contact_id, &q.widget_key).await.ok();
+    let allowed = match &snippet {
+        Some(s) => crate::api::access::allowed_origins(&state, s.tenant_id, &s.access).await.ok().flatten(),
         None => None,
     };
     // Parley's own pages (the preview) may always show it; a restricted chat with no origin
@@ -118,7 +118,7 @@ pub struct SnippetQuery {
 
 /// A host page that embeds a snippet, for trying it out.
 pub async fn preview(State(state): State<AppState>, Query(q): Query<SnippetQuery>) -> Response {
-    if let Err(e) = service_for_snippet(&state, &q.contact_id, &q.widget_key).await {
+    if let Err(e) = resolve_snippet(&state, &q.contact_id, &q.widget_key).await {
         let body = format!("<!doctype html><meta charset=utf-8><title>Parley</title><p>{}</p>", escape_html(&e.detail));
         return (StatusCode::NOT_FOUND, page(body, "'none'")).into_response();
     }

@@ -18,6 +18,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
 
+/// What the workspace shows in place of a service name for a direct chat.
+const DIRECT_CHAT_LABEL: &str = "Direct chat";
+
 /// Why an engine command was refused; each has a stable code for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
@@ -386,7 +389,7 @@ impl TenantEngine {
                 let offers = open
                     .iter()
                     .filter(|c| c.status == ConversationStatus::Offered)
-                    .filter_map(|c| Some(self.offer_view(c, self.core.router().offer_deadline(c.id)?)))
+                    .filter_map(|c| Some(self.offer_view(c, self.core.offer_deadline(c.id)?)))
                     .collect();
                 let chats = open
                     .iter()
@@ -421,11 +424,14 @@ impl TenantEngine {
             return Ok(());
         }
         let conv = self.deps.store.get_conversation(self.tenant, id).await?;
-        let pinned =
-            workflow_host::pinned(self.deps.store.as_ref(), self.tenant, conv.workflow_id, conv.workflow_version)
-                .await?;
         let now = self.deps.clock.now();
-        let head_start = self.core.service(conv.service_id).is_some_and(|s| s.service.routing.last_user_secs > 0);
+        let (Some(service), Some(workflow), Some(version)) = (conv.service_id, conv.workflow_id, conv.workflow_version)
+        else {
+            let out = self.core.start_direct(conv, now);
+            return self.carry_out(out).await;
+        };
+        let pinned = workflow_host::pinned(self.deps.store.as_ref(), self.tenant, workflow, version).await?;
+        let head_start = self.core.service(service).is_some_and(|s| s.service.routing.last_user_secs > 0);
         let last_user = if head_start {
             let since = now - time::Duration::days(LAST_AGENT_LOOKBACK_DAYS);
             self.deps.store.last_agent_of_customer(self.tenant, &conv.customer.email, since).await?
@@ -566,12 +572,18 @@ impl TenantEngine {
         })
     }
 
+    /// How the workspace names where a chat came from.
+    fn service_label(&self, c: &Conversation) -> String {
+        c.service_id.map_or_else(|| DIRECT_CHAT_LABEL.to_owned(), |s| self.core.service_name(s))
+    }
+
     fn offer_view(&self, c: &Conversation, deadline: time::OffsetDateTime) -> OfferView {
         OfferView {
             deadline,
             conversation_id: c.id,
             service_id: c.service_id,
-            service_name: self.core.service_name(c.service_id),
+            service_name: self.service_label(c),
+            direct: c.is_direct(),
             customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
             first_message: c.first_message.clone(),
         }
@@ -580,7 +592,8 @@ impl TenantEngine {
     fn chat_view(&self, c: &Conversation) -> ChatView {
         ChatView {
             conversation_id: c.id,
-            service_name: self.core.service_name(c.service_id),
+            service_name: self.service_label(c),
+            direct: c.is_direct(),
             customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
             first_message: c.first_message.clone(),
             status: c.status,

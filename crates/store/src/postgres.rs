@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DomainTemplate,
-    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
-    Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DirectChatSettings,
+    DomainTemplate, DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
+    ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use parley_domain::{AttachmentId, Reader, Receipts, Watermark};
 use sqlx::migrate::Migrator;
@@ -313,7 +313,8 @@ impl Store for PgStore {
     async fn create_user(&self, user: &User, password_hash: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (id, tenant_id, ou_id, display_name, email, password_hash, licences, im_enabled, \
-             max_chats, presence, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             max_chats, presence, created_at, contact_id, widget_key, direct) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(user.id.0)
         .bind(user.tenant_id.0)
@@ -326,6 +327,9 @@ impl Store for PgStore {
         .bind(i64::from(user.max_chats))
         .bind(user.presence.as_str())
         .bind(user.created_at)
+        .bind(&user.direct.contact_id)
+        .bind(&user.direct.widget_key)
+        .bind(Json(&user.direct.settings))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -366,6 +370,40 @@ impl Store for PgStore {
             .bind(tenant.0)
             .bind(user.0)
             .bind(presence.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn find_user_by_contact_id(&self, contact_id: &str) -> Result<User> {
+        let row = sqlx::query(concat!(select!(users), " WHERE contact_id = $1"))
+            .bind(contact_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::user(&row)
+    }
+
+    async fn set_direct_chat(&self, tenant: TenantId, user: UserId, settings: &DirectChatSettings) -> Result<User> {
+        let row = sqlx::query(concat!(
+            "UPDATE users SET direct = $3 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            sql::columns!(users)
+        ))
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(Json(settings))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        sql::user(&row)
+    }
+
+    async fn set_user_widget_key(&self, tenant: TenantId, user: UserId, widget_key: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET widget_key = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(widget_key)
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -710,6 +748,17 @@ impl Store for PgStore {
         sql::service(&row)
     }
 
+    async fn set_service_widget_key(&self, tenant: TenantId, service: ServiceId, widget_key: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE services SET widget_key = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(service.0)
+            .bind(widget_key)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
     async fn set_membership(&self, tenant: TenantId, membership: &Membership) -> Result<()> {
         one_row(insert_membership(&self.pool, tenant, membership).await?)
     }
@@ -735,17 +784,18 @@ impl Store for PgStore {
     }
 
     async fn create_conversation(&self, c: &Conversation, credential: &VisitorCredential) -> Result<()> {
+        sql::check_conversation(c)?;
         sqlx::query(
             "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, workflow_version, status, \
              customer_name, customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
-             visitor_expires_at, created_at, ended_at, outcome, outcome_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17)",
+             visitor_expires_at, created_at, ended_at, outcome, outcome_reason, direct_user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(c.id.0)
         .bind(c.tenant_id.0)
-        .bind(c.service_id.0)
-        .bind(c.workflow_id.0)
-        .bind(i64::from(c.workflow_version))
+        .bind(c.service_id.map(|s| s.0))
+        .bind(c.workflow_id.map(|w| w.0))
+        .bind(c.workflow_version.map(i64::from))
         .bind(c.status.as_str())
         .bind(&c.customer.display_name)
         .bind(&c.customer.email)
@@ -758,6 +808,7 @@ impl Store for PgStore {
         .bind(c.ended_at)
         .bind(c.outcome.map(Outcome::as_str))
         .bind(c.outcome_reason.as_deref())
+        .bind(c.direct_user_id.map(|u| u.0))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -1111,7 +1162,7 @@ impl Store for PgStore {
         .bind(s.id)
         .bind(s.tenant_id.0)
         .bind(s.conversation_id.0)
-        .bind(s.service_id.0)
+        .bind(s.service_id.map(|v| v.0))
         .bind(s.user_id.0)
         .bind(s.outcome.as_str())
         .bind(s.offered_at)

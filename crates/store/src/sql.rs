@@ -9,9 +9,10 @@ use crate::{AgentSession, ApiKeyRecord, AttachmentRecord, QueueEntry, StoreError
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Priority, Workflow, WorkflowKind, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, DomainTemplate,
-    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
-    Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, DirectChat,
+    DirectChatSettings, DomainTemplate, DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence,
+    Service, ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession,
+    UserSkill, WorkflowId,
 };
 use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
 use serde::de::DeserializeOwned;
@@ -46,8 +47,7 @@ macro_rules! select {
         "SELECT id, tenant_id, name, parent_id FROM org_units"
     };
     (users) => {
-        "SELECT id, tenant_id, ou_id, display_name, email, licences, im_enabled, max_chats, presence, created_at, \
-         password_hash FROM users"
+        concat!("SELECT ", $crate::sql::columns!(users), " FROM users")
     };
     (agent_sessions) => {
         "SELECT token_hash, tenant_id, user_id, created_at, expires_at FROM agent_sessions"
@@ -75,9 +75,9 @@ macro_rules! select {
         "SELECT service_id, user_id, active FROM memberships"
     };
     (conversations) => {
-        "SELECT id, tenant_id, service_id, workflow_id, workflow_version, status, customer_name, customer_email, \
-         privacy_consent, first_message, agent_id, last_seq, created_at, ended_at, outcome, outcome_reason \
-         FROM conversations"
+        "SELECT id, tenant_id, service_id, workflow_id, workflow_version, direct_user_id, status, customer_name, \
+         customer_email, privacy_consent, first_message, agent_id, last_seq, created_at, ended_at, outcome, \
+         outcome_reason FROM conversations"
     };
     (log_entries) => {
         "SELECT conversation_id, seq, client_msg_id, body, created_at FROM log_entries"
@@ -101,6 +101,15 @@ macro_rules! select {
     };
 }
 pub(crate) use select;
+
+/// The column list of a table as [`select!`] reads it, for `RETURNING` clauses.
+macro_rules! columns {
+    (users) => {
+        "id, tenant_id, ou_id, display_name, email, licences, im_enabled, max_chats, presence, contact_id, \
+         widget_key, direct, created_at, password_hash"
+    };
+}
+pub(crate) use columns;
 
 /// A reporting read of a session table, for both backends: the rows of tenant `$1` that ended in
 /// the window `[$2, $3)`, newest first (ties by id), at most `$4`; given a column, only the rows
@@ -180,6 +189,12 @@ pub(crate) fn user(r: &impl Cols) -> Result<User, StoreError> {
         im_enabled: r.flag("im_enabled")?,
         max_chats: u32::try_from(max_chats).map_err(|e| decode_error("max_chats", e))?,
         presence: Presence::parse(&presence).ok_or_else(|| decode_error("presence", presence))?,
+        direct: DirectChat {
+            contact_id: r.text("contact_id")?,
+            widget_key: r.text("widget_key")?,
+            // '{}' (every user before direct chats) reads as the defaults, as would a JSON null.
+            settings: r.json::<Option<DirectChatSettings>>("direct")?.unwrap_or_default(),
+        },
         created_at: r.time("created_at")?,
     })
 }
@@ -285,9 +300,10 @@ pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
     Ok(Conversation {
         id: ConversationId(r.uuid("id")?),
         tenant_id: TenantId(r.uuid("tenant_id")?),
-        service_id: ServiceId(r.uuid("service_id")?),
-        workflow_id: WorkflowId(r.uuid("workflow_id")?),
-        workflow_version: version(r, "workflow_version")?,
+        service_id: r.opt_uuid("service_id")?.map(ServiceId),
+        workflow_id: r.opt_uuid("workflow_id")?.map(WorkflowId),
+        workflow_version: opt_version(r, "workflow_version")?,
+        direct_user_id: r.opt_uuid("direct_user_id")?.map(UserId),
         status: ConversationStatus::parse(&status).ok_or_else(|| decode_error("status", status))?,
         customer: Customer {
             display_name: r.text("customer_name")?,
@@ -334,7 +350,7 @@ pub(crate) fn user_session(r: &impl Cols) -> Result<UserSession, StoreError> {
         id: r.uuid("id")?,
         tenant_id: TenantId(r.uuid("tenant_id")?),
         conversation_id: ConversationId(r.uuid("conversation_id")?),
-        service_id: ServiceId(r.uuid("service_id")?),
+        service_id: r.opt_uuid("service_id")?.map(ServiceId),
         user_id: UserId(r.uuid("user_id")?),
         outcome: UserOutcome::parse(&outcome).ok_or_else(|| decode_error("outcome", outcome))?,
         offered_at: r.time("offered_at")?,
@@ -427,6 +443,12 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreErr
 /// Conflict name the trait promises for `client_msg_id`; the append fallback matches on it.
 pub(crate) const CLIENT_MSG_ID: &str = "client_msg_id";
 
+/// Conflict name of a Contact ID a service or user already has, when creating a service.
+pub(crate) const SERVICE_CONTACT_ID: &str = "service_contact_id";
+
+/// Conflict name of a Contact ID a service or user already has, when creating a user.
+pub(crate) const USER_CONTACT_ID: &str = "user_contact_id";
+
 /// Unique rules and the conflict name each maps to: (PostgreSQL constraint or index name, the
 /// column list SQLite reports, name). Keep in step with both migrations.
 const CONFLICTS: &[(&str, &str, &str)] = &[
@@ -438,6 +460,7 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("users_pkey", "users.id", "user_id"),
     ("users_tenant_id_id_key", "users.tenant_id, users.id", "user_id"),
     ("users_tenant_id_email_key", "users.tenant_id, users.email", "user_email"),
+    ("users_contact_id_key", "users.contact_id", USER_CONTACT_ID),
     ("agent_sessions_pkey", "agent_sessions.token_hash", "session_token"),
     ("workflows_pkey", "workflows.id", "workflow_id"),
     ("workflows_tenant_id_id_key", "workflows.tenant_id, workflows.id", "workflow_id"),
@@ -454,7 +477,7 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("domain_templates_tenant_id_id_key", "domain_templates.tenant_id, domain_templates.id", "domain_template_id"),
     ("services_pkey", "services.id", "service_id"),
     ("services_tenant_id_id_key", "services.tenant_id, services.id", "service_id"),
-    ("services_contact_id_key", "services.contact_id", "service_contact_id"),
+    ("services_contact_id_key", "services.contact_id", SERVICE_CONTACT_ID),
     ("memberships_pkey", "memberships.service_id, memberships.user_id", "membership"),
     ("conversations_pkey", "conversations.id", "conversation_id"),
     ("conversations_tenant_id_id_key", "conversations.tenant_id, conversations.id", "conversation_id"),
@@ -501,6 +524,14 @@ const FOREIGN_KEY_MESSAGE: &str = "FOREIGN KEY constraint failed";
 
 fn is_trigger_foreign_key_violation(db: &dyn DatabaseError) -> bool {
     db.code().is_some_and(|c| c == SQLITE_CONSTRAINT_TRIGGER) && db.message() == FOREIGN_KEY_MESSAGE
+}
+
+/// The start of the message SQLite gives a unique violation, which the triggers keeping Contact
+/// IDs unique across services and users raise too (with the columns, as SQLite would).
+const UNIQUE_MESSAGE: &str = "UNIQUE constraint failed: ";
+
+fn is_trigger_unique_violation(db: &dyn DatabaseError) -> bool {
+    db.code().is_some_and(|c| c == SQLITE_CONSTRAINT_TRIGGER) && db.message().starts_with(UNIQUE_MESSAGE)
 }
 
 /// The statement that raises one side's receipt marks, returning both sides'. `max` and `min`
@@ -558,6 +589,8 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
             // The SQLite triggers that stand in for the composite foreign keys ALTER TABLE could
             // not add (migrations/sqlite/0003_…) fail with the same message under their own code.
             _ if is_trigger_foreign_key_violation(db.as_ref()) => StoreError::NotFound,
+            // And the ones that keep a Contact ID unique across services and users (0012_…).
+            _ if is_trigger_unique_violation(db.as_ref()) => StoreError::Conflict(conflict_name(db.as_ref())),
             _ if db.code().is_some_and(|c| unavailable_code(&c)) => StoreError::Unavailable(db.to_string()),
             _ => StoreError::Other(db.to_string()),
         },
@@ -586,6 +619,24 @@ pub(crate) fn check_members(service: &Service, members: &[Membership]) -> Result
             "membership of service {} given when creating service {}",
             m.service_id, service.id
         ))),
+    }
+}
+
+/// A conversation is a service's (with the workflow version it runs) or a direct chat with one
+/// user (with no workflow), never both nor neither; the store will not guess which was meant.
+/// The schema has the same rule as CHECK constraints, behind this clearer message.
+pub(crate) fn check_conversation(c: &Conversation) -> Result<(), StoreError> {
+    let service_chat = c.service_id.is_some() && c.workflow_id.is_some() && c.workflow_version.is_some();
+    let direct_chat = c.service_id.is_none() && c.workflow_id.is_none() && c.workflow_version.is_none();
+    let consistent = if c.direct_user_id.is_some() { direct_chat } else { service_chat };
+    if consistent {
+        Ok(())
+    } else {
+        Err(StoreError::Other(format!(
+            "conversation {} with service {:?}, workflow {:?} version {:?} and direct user {:?}: it must name either \
+             a service with its workflow version or a direct user alone",
+            c.id, c.service_id, c.workflow_id, c.workflow_version, c.direct_user_id
+        )))
     }
 }
 

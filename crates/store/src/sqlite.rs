@@ -18,9 +18,9 @@ use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DomainTemplate,
-    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId, ServiceSession,
-    Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DirectChatSettings,
+    DomainTemplate, DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
+    ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use parley_domain::{AttachmentId, Reader, Receipts, Watermark};
 use sqlx::migrate::Migrator;
@@ -266,7 +266,21 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.write).await.map_err(|e| db_error(e.into()))
+        // Migrations that rebuild a table other rows reference (0012_…) need foreign keys off,
+        // which SQLite ignores inside the transaction sqlx runs each migration in; so they are
+        // off around the migrator, on the one write connection, and each such migration checks
+        // every reference itself before it commits.
+        let mut conn = self.write.acquire().await.map_err(db_error)?;
+        sqlx::query("PRAGMA foreign_keys = OFF").execute(&mut *conn).await.map_err(db_error)?;
+        // run_direct is what run calls once it holds a connection; run itself trips the
+        // "Acquire is not general enough" limitation inside an async-trait method.
+        let migrated = MIGRATOR.run_direct(&mut *conn).await.map_err(|e| db_error(e.into()));
+        let restored = sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await.map_err(db_error);
+        if restored.is_err() {
+            // Never hand a connection without foreign keys back to the pool.
+            drop(conn.detach());
+        }
+        migrated.and(restored.map(drop))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -361,7 +375,8 @@ impl Store for SqliteStore {
     async fn create_user(&self, user: &User, password_hash: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (id, tenant_id, ou_id, display_name, email, password_hash, licences, im_enabled, \
-             max_chats, presence, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             max_chats, presence, created_at, contact_id, widget_key, direct) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(id(user.id.0))
         .bind(id(user.tenant_id.0))
@@ -374,6 +389,9 @@ impl Store for SqliteStore {
         .bind(i64::from(user.max_chats))
         .bind(user.presence.as_str())
         .bind(micros(user.created_at))
+        .bind(&user.direct.contact_id)
+        .bind(&user.direct.widget_key)
+        .bind(to_json(&user.direct.settings)?)
         .execute(&self.write)
         .await
         .map_err(db_error)?;
@@ -414,6 +432,40 @@ impl Store for SqliteStore {
             .bind(id(tenant.0))
             .bind(id(user.0))
             .bind(presence.as_str())
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn find_user_by_contact_id(&self, contact_id: &str) -> Result<User> {
+        let row = sqlx::query(concat!(select!(users), " WHERE contact_id = $1"))
+            .bind(contact_id)
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::user(&row)
+    }
+
+    async fn set_direct_chat(&self, tenant: TenantId, user: UserId, settings: &DirectChatSettings) -> Result<User> {
+        let row = sqlx::query(concat!(
+            "UPDATE users SET direct = $3 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            sql::columns!(users)
+        ))
+        .bind(id(tenant.0))
+        .bind(id(user.0))
+        .bind(to_json(settings)?)
+        .fetch_one(&self.write)
+        .await
+        .map_err(db_error)?;
+        sql::user(&row)
+    }
+
+    async fn set_user_widget_key(&self, tenant: TenantId, user: UserId, widget_key: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET widget_key = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(user.0))
+            .bind(widget_key)
             .execute(&self.write)
             .await
             .map_err(db_error)?;
@@ -758,6 +810,17 @@ impl Store for SqliteStore {
         sql::service(&row)
     }
 
+    async fn set_service_widget_key(&self, tenant: TenantId, service: ServiceId, widget_key: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE services SET widget_key = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(service.0))
+            .bind(widget_key)
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
     async fn set_membership(&self, tenant: TenantId, membership: &Membership) -> Result<()> {
         one_row(insert_membership(&self.write, tenant, membership).await?)
     }
@@ -783,17 +846,18 @@ impl Store for SqliteStore {
     }
 
     async fn create_conversation(&self, c: &Conversation, credential: &VisitorCredential) -> Result<()> {
+        sql::check_conversation(c)?;
         sqlx::query(
             "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, workflow_version, status, \
              customer_name, customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
-             visitor_expires_at, created_at, ended_at, outcome, outcome_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17)",
+             visitor_expires_at, created_at, ended_at, outcome, outcome_reason, direct_user_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(id(c.id.0))
         .bind(id(c.tenant_id.0))
-        .bind(id(c.service_id.0))
-        .bind(id(c.workflow_id.0))
-        .bind(i64::from(c.workflow_version))
+        .bind(c.service_id.map(|s| id(s.0)))
+        .bind(c.workflow_id.map(|w| id(w.0)))
+        .bind(c.workflow_version.map(i64::from))
         .bind(c.status.as_str())
         .bind(&c.customer.display_name)
         .bind(&c.customer.email)
@@ -806,6 +870,7 @@ impl Store for SqliteStore {
         .bind(c.ended_at.map(micros))
         .bind(c.outcome.map(Outcome::as_str))
         .bind(c.outcome_reason.as_deref())
+        .bind(c.direct_user_id.map(|u| id(u.0)))
         .execute(&self.write)
         .await
         .map_err(db_error)?;
@@ -1162,7 +1227,7 @@ impl Store for SqliteStore {
         .bind(id(s.id))
         .bind(id(s.tenant_id.0))
         .bind(id(s.conversation_id.0))
-        .bind(id(s.service_id.0))
+        .bind(s.service_id.map(|v| id(v.0)))
         .bind(id(s.user_id.0))
         .bind(s.outcome.as_str())
         .bind(micros(s.offered_at))

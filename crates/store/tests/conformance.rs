@@ -6,10 +6,10 @@
 use parley_domain::calendar::{Calendar, Category, OpeningCalendar, Period, Rule, Weekday};
 use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, Customer, DomainTemplate,
-    DomainTemplateId, EntryBody, Licence, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service,
-    ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill,
-    WidgetAccess, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationEvent, ConversationId, ConversationStatus, CustomParameter,
+    Customer, DirectChat, DirectChatSettings, DomainTemplate, DomainTemplateId, EntryBody, Licence, LogEntry,
+    Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service, ServiceId, ServiceSession, Skill, SkillId,
+    Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WidgetAccess, WorkflowId,
 };
 use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
 use parley_store::testing::{
@@ -131,6 +131,13 @@ conformance! {
     a_tenant_never_sees_or_moves_another_tenants_receipts => story_receipt_isolation;
     attachments_round_trip_and_a_repeated_id_conflicts => story_attachments;
     attachments_are_found_only_in_their_own_tenant_and_conversation => story_attachment_isolation;
+    a_direct_conversation_names_its_user_and_neither_service_nor_workflow => story_direct_conversation;
+    a_conversation_names_a_service_with_its_workflow_or_a_user_of_its_tenant_alone => story_direct_conversation_shapes;
+    user_sessions_of_direct_chats_have_no_service_and_round_trip => story_direct_user_sessions;
+    a_users_personal_snippet_round_trips_and_its_settings_change_in_place => story_personal_snippet;
+    a_user_is_found_by_their_snippets_contact_id_from_any_tenant => story_find_user_by_contact_id;
+    regenerating_a_widget_key_changes_only_that_key_and_only_in_its_own_tenant => story_regenerated_widget_keys;
+    a_contact_id_is_unique_across_the_services_and_users_of_every_tenant => story_contact_id_conflicts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -168,8 +175,9 @@ fn tenant(slug: &str, created: i64) -> (Tenant, OrgUnit, ApiKeyRecord) {
 }
 
 fn user(tenant: TenantId, ou: OrgUnitId, email: &str, created: i64) -> User {
+    let id = UserId(new_id());
     User {
-        id: UserId(new_id()),
+        id,
         tenant_id: tenant,
         ou_id: ou,
         display_name: format!("Agent {email}"),
@@ -178,6 +186,7 @@ fn user(tenant: TenantId, ou: OrgUnitId, email: &str, created: i64) -> User {
         im_enabled: true,
         max_chats: 3,
         presence: Presence::Offline,
+        direct: DirectChat::new(format!("user-{}", id.0.simple()), format!("key-of-{email}")),
         created_at: at(created),
     }
 }
@@ -299,9 +308,10 @@ fn conversation(s: &Service, created: i64) -> Conversation {
     Conversation {
         id: ConversationId(new_id()),
         tenant_id: s.tenant_id,
-        service_id: s.id,
-        workflow_id: s.workflow_id,
-        workflow_version: 1,
+        service_id: Some(s.id),
+        workflow_id: Some(s.workflow_id),
+        workflow_version: Some(1),
+        direct_user_id: None,
         status: ConversationStatus::Workflow,
         customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
         first_message: Some("Hello?".into()),
@@ -484,10 +494,11 @@ async fn story_users(store: Arc<dyn Store>) {
 
     let twin = user(t.id, root.id, "ann@acme.example", 30);
     assert_conflict(store.create_user(&twin, None).await, "user_email");
-    assert_conflict(
-        store.create_user(&User { email: "ann2@acme.example".into(), ..ann.clone() }, None).await,
-        "user_id",
-    );
+    // A fresh e-mail and Contact ID, so the id is the only rule broken (which of several broken
+    // rules a backend reports first is not part of the contract).
+    let ann_again =
+        User { email: "ann2@acme.example".into(), direct: DirectChat::new("fresh-contact", "k"), ..ann.clone() };
+    assert_conflict(store.create_user(&ann_again, None).await, "user_id");
 
     // E-mails are unique per tenant, not across the installation.
     let (other, other_root, other_key) = tenant("globex", 0);
@@ -873,14 +884,19 @@ async fn story_transfer_and_outcome(store: Arc<dyn Store>) {
     store.create_service(&billing, &[]).await.unwrap();
 
     // A conversation keeps the version it was started with.
-    let on_v2 = Conversation { workflow_version: 2, ..conversation(&billing, 13) };
+    let on_v2 = Conversation { workflow_version: Some(2), ..conversation(&billing, 13) };
     store.create_conversation(&on_v2, &credential("v2")).await.unwrap();
     assert_eq!(store.get_conversation(t, on_v2.id).await.unwrap(), on_v2);
-    let unpublished = Conversation { workflow_version: 3, ..conversation(&billing, 14) };
+    let unpublished = Conversation { workflow_version: Some(3), ..conversation(&billing, 14) };
     assert_not_found(store.create_conversation(&unpublished, &credential("v3")).await, "an unpublished version");
 
     store.transfer_conversation(t, c.id, billing.id, billing_flow.id, 2).await.unwrap();
-    let moved = Conversation { service_id: billing.id, workflow_id: billing_flow.id, workflow_version: 2, ..c.clone() };
+    let moved = Conversation {
+        service_id: Some(billing.id),
+        workflow_id: Some(billing_flow.id),
+        workflow_version: Some(2),
+        ..c.clone()
+    };
     assert_eq!(store.get_conversation(t, c.id).await.unwrap(), moved);
     assert_eq!(store.list_open_conversations(t).await.unwrap(), [moved.clone(), on_v2.clone()]);
 
@@ -1579,17 +1595,17 @@ async fn story_migrated_legacy(store: Arc<dyn Store>, legacy: &Legacy) {
     let c = store.get_conversation(t, legacy.conversation).await.unwrap();
     assert_eq!(
         (c.workflow_id, c.workflow_version, c.outcome, c.outcome_reason),
-        (legacy.workflows[0].0, 1, None, None)
+        (Some(legacy.workflows[0].0), Some(1), None, None)
     );
 
     let wf = store.get_workflow(t, legacy.workflows[0].0).await.unwrap();
     let v2 = WorkflowVersion { definition: definition("New"), ..version(&wf, 2, 20) };
     store.publish_workflow_version(&v2).await.unwrap();
-    store.transfer_conversation(t, c.id, c.service_id, wf.id, 2).await.unwrap();
+    store.transfer_conversation(t, c.id, legacy.service, wf.id, 2).await.unwrap();
     store.set_outcome(t, c.id, Outcome::UserAccepted, None).await.unwrap();
     let c = store.get_conversation(t, c.id).await.unwrap();
-    assert_eq!((c.workflow_version, c.outcome), (2, Some(Outcome::UserAccepted)));
-    let fresh = Conversation { workflow_version: 2, ..conversation(&service, 30) };
+    assert_eq!((c.workflow_version, c.outcome), (Some(2), Some(Outcome::UserAccepted)));
+    let fresh = Conversation { workflow_version: Some(2), ..conversation(&service, 30) };
     store.create_conversation(&fresh, &credential("fresh")).await.unwrap();
     assert_eq!(store.get_conversation(t, fresh.id).await.unwrap(), fresh);
 }
@@ -1634,6 +1650,415 @@ mod an_existing_workflow_becomes_its_own_version_1_on_upgrade {
 
         let store = open_migrated(&url).await;
         story_migrated_legacy(Arc::clone(&store), &legacy).await;
+        store.close().await;
+        drop_postgres_db(&base, &url).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrating rows written before direct chats
+
+/// The first migration of each backend that knows direct chats.
+const SQLITE_DIRECT_CHATS_MIGRATION: u32 = 12;
+const POSTGRES_DIRECT_CHATS_MIGRATION: u32 = 11;
+
+/// Rows of every table the direct-chat migration changes or rebuilds (and of the tables that
+/// reference those), as the schema before it held them: two users, a service, an ended
+/// conversation with its log, sessions and attachment, and an open one in the queue.
+struct BeforeDirectChats {
+    tenant: TenantId,
+    root: OrgUnitId,
+    agent: UserId,
+    bob: UserId,
+    workflow: WorkflowId,
+    service: ServiceId,
+    ended: ConversationId,
+    queued: ConversationId,
+    user_session: Uuid,
+    service_session: Uuid,
+    attachment: AttachmentId,
+}
+
+impl BeforeDirectChats {
+    fn new() -> Self {
+        Self {
+            tenant: TenantId(new_id()),
+            root: OrgUnitId(new_id()),
+            agent: UserId(new_id()),
+            bob: UserId(new_id()),
+            workflow: WorkflowId(new_id()),
+            service: ServiceId(new_id()),
+            ended: ConversationId(new_id()),
+            queued: ConversationId(new_id()),
+            user_session: new_id(),
+            service_session: new_id(),
+            attachment: AttachmentId(new_id()),
+        }
+    }
+
+    fn log_body(n: i64) -> EntryBody {
+        text(&format!("message {n} ✓"))
+    }
+
+    fn statements(&self, backend: Backend) -> Vec<String> {
+        let time = |secs: i64| match backend {
+            Backend::Sqlite => ((T0 + secs) * 1_000_000).to_string(),
+            Backend::Postgres => format!("to_timestamp({})", T0 + secs),
+        };
+        let (yes, no) = match backend {
+            Backend::Sqlite => ("1", "0"),
+            Backend::Postgres => ("true", "false"),
+        };
+        let (t, root, agent, bob) = (self.tenant.0, self.root.0, self.agent.0, self.bob.0);
+        let (wf, service, ended, queued) = (self.workflow.0, self.service.0, self.ended.0, self.queued.0);
+        let definition = json_literal(&definition("Before direct chats"));
+        let licences = json_literal(&vec![Licence::InstantMessaging]);
+        let mut out = vec![
+            format!(
+                "INSERT INTO tenants (id, slug, name, root_ou_id, created_at) VALUES ('{t}', 'old', 'Old', '{root}', {})",
+                time(0)
+            ),
+            format!("INSERT INTO org_units (id, tenant_id, name, parent_id) VALUES ('{root}', '{t}', 'Root', NULL)"),
+        ];
+        for (id, email, password, created) in
+            [(agent, "agent@old.example", "'hash'", 1), (bob, "bob@old.example", "NULL", 2)]
+        {
+            out.push(format!(
+                "INSERT INTO users (id, tenant_id, ou_id, display_name, email, password_hash, licences, im_enabled, \
+                 max_chats, presence, created_at) \
+                 VALUES ('{id}', '{t}', '{root}', 'Old {email}', '{email}', {password}, '{licences}', {yes}, 2, \
+                 'away', {})",
+                time(created)
+            ));
+        }
+        out.extend([
+            format!(
+                "INSERT INTO workflows (id, tenant_id, ou_id, name, kind, draft, current_version, created_at, \
+                 updated_at) VALUES ('{wf}', '{t}', '{root}', 'Old', 'instant_messaging', '{definition}', 1, {}, {})",
+                time(3),
+                time(3)
+            ),
+            format!(
+                "INSERT INTO workflow_versions (tenant_id, workflow_id, version, definition, published_at, \
+                 restored_from) VALUES ('{t}', '{wf}', 1, '{definition}', {}, NULL)",
+                time(3)
+            ),
+            format!(
+                "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, created_at) \
+                 VALUES ('{service}', '{t}', '{root}', 'Support', '{wf}', 'old-{service}', 'old-key', {})",
+                time(4)
+            ),
+            format!(
+                "INSERT INTO memberships (service_id, user_id, tenant_id, active) \
+                 VALUES ('{service}', '{agent}', '{t}', {yes})"
+            ),
+            format!(
+                "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, workflow_version, status, \
+                 customer_name, customer_email, privacy_consent, first_message, agent_id, last_seq, \
+                 visitor_token_hash, visitor_expires_at, created_at, ended_at, outcome, outcome_reason, \
+                 workflow_run, queued_at, priority, customer_delivered_seq, customer_read_seq, agent_delivered_seq, \
+                 agent_read_seq) \
+                 VALUES ('{ended}', '{t}', '{service}', '{wf}', 1, 'ended', 'Ann', 'ann@example.com', {yes}, \
+                 'Hello?', '{agent}', 0, 'v-ended', {}, {}, {}, 'user_accepted', 'it''s done', '{{\"nodes\":3}}', \
+                 {}, 'high', 2, 1, 2, 2)",
+                time(86_400),
+                time(10),
+                time(20),
+                time(11)
+            ),
+            format!(
+                "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, workflow_version, status, \
+                 customer_name, customer_email, privacy_consent, first_message, agent_id, last_seq, \
+                 visitor_token_hash, visitor_expires_at, created_at, ended_at, queued_at, priority) \
+                 VALUES ('{queued}', '{t}', '{service}', '{wf}', 1, 'queued', 'Bea', 'bea@example.com', {no}, \
+                 NULL, NULL, 0, 'v-queued', {}, {}, NULL, {}, 'strict')",
+                time(86_400),
+                time(30),
+                time(31)
+            ),
+        ]);
+        for n in 1..=2 {
+            let key = if n == 1 { "'k1'" } else { "NULL" };
+            let body = json_literal(&Self::log_body(n));
+            out.push(format!(
+                "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
+                 VALUES ('{ended}', {n}, '{t}', {key}, '{body}', {})",
+                time(11 + n)
+            ));
+        }
+        // PostgreSQL advances last_seq in the store's append statement, not by trigger.
+        out.push(format!("UPDATE conversations SET last_seq = 2 WHERE id = '{ended}'"));
+        out.extend([
+            format!(
+                "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, offered_at, \
+                 answered_at, ended_at, ring_secs, connected_secs) \
+                 VALUES ('{}', '{t}', '{ended}', '{service}', '{agent}', 'accepted', {}, {}, {}, 1, 8)",
+                self.user_session,
+                time(11),
+                time(12),
+                time(20)
+            ),
+            format!(
+                "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, \
+                 started_at, ended_at, ivr_secs, queue_secs, connected_secs, offers) \
+                 VALUES ('{}', '{t}', '{ended}', '{service}', 'user_accepted', '{agent}', {}, {}, 0, 1, 8, 1)",
+                self.service_session,
+                time(10),
+                time(20)
+            ),
+            format!(
+                "INSERT INTO attachments (id, tenant_id, conversation_id, name, content_type, size, sha256, \
+                 created_at) VALUES ('{}', '{t}', '{ended}', 'old.pdf', 'application/pdf', 42, '{}', {})",
+                self.attachment.0,
+                "ef".repeat(32),
+                time(13)
+            ),
+        ]);
+        out
+    }
+}
+
+/// JSON text of a fixture value, quoted for an SQL string literal.
+fn json_literal<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("fixture JSON").replace('\'', "''")
+}
+
+/// After the upgrade every old row reads as before (as a service chat), users have freshly
+/// minted snippet credentials with the default settings, every reference is still enforced,
+/// and direct chats can be stored.
+async fn story_upgraded_to_direct_chats(store: Arc<dyn Store>, old: &BeforeDirectChats) {
+    let t = old.tenant;
+    let ended = Conversation {
+        id: old.ended,
+        tenant_id: t,
+        service_id: Some(old.service),
+        workflow_id: Some(old.workflow),
+        workflow_version: Some(1),
+        direct_user_id: None,
+        status: ConversationStatus::Ended,
+        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
+        first_message: Some("Hello?".into()),
+        agent_id: Some(old.agent),
+        last_seq: 2,
+        created_at: at(10),
+        ended_at: Some(at(20)),
+        outcome: Some(Outcome::UserAccepted),
+        outcome_reason: Some("it's done".into()),
+    };
+    assert_eq!(store.get_conversation(t, old.ended).await.unwrap(), ended);
+    assert_eq!(
+        store.visitor_credential(t, old.ended).await.unwrap(),
+        VisitorCredential { token_hash: "v-ended".into(), expires_at: at(86_400) }
+    );
+    assert_eq!(store.get_workflow_run(t, old.ended).await.unwrap(), Some(serde_json::json!({ "nodes": 3 })));
+    assert_eq!(store.get_receipts(t, old.ended).await.unwrap(), Receipts { customer: mark(2, 1), agent: mark(2, 2) });
+    let queued = store.get_conversation(t, old.queued).await.unwrap();
+    assert_eq!(
+        (queued.service_id, queued.direct_user_id, queued.status),
+        (Some(old.service), None, ConversationStatus::Queued)
+    );
+    assert_eq!(store.list_open_conversations(t).await.unwrap(), slice::from_ref(&queued));
+    assert_eq!(
+        store.list_queue_entries(t).await.unwrap(),
+        [QueueEntry { conversation_id: old.queued, queued_at: at(31), priority: Priority::Strict }]
+    );
+    assert_eq!(store.list_agent_conversations(t, old.agent, 10).await.unwrap(), slice::from_ref(&ended));
+    assert_eq!(store.last_agent_of_customer(t, "ann@example.com", at(0)).await.unwrap(), Some(old.agent));
+
+    // The log, its idempotency keys and its last_seq bookkeeping survive the rebuild.
+    let log = store.read_log(t, old.ended, 0, 10).await.unwrap();
+    let bodies: Vec<_> = log.iter().map(|e| (e.seq, e.client_msg_id.clone(), e.body.clone())).collect();
+    assert_eq!(
+        bodies,
+        [(1, Some("k1".into()), BeforeDirectChats::log_body(1)), (2, None, BeforeDirectChats::log_body(2))]
+    );
+    let again = store.append_batch(&[entry(&ended, Some("k1"), "retried", 40)]).await;
+    assert_eq!((appended(&again[0]).entry.seq, appended(&again[0]).duplicate), (1, true));
+    let next =
+        store.append_batch(&[entry(&queued, None, "to the queued one", 41), entry(&ended, None, "closing", 42)]).await;
+    assert_eq!((appended(&next[0]).entry.seq, appended(&next[1]).entry.seq), (1, 3));
+    assert_eq!(store.get_conversation(t, old.ended).await.unwrap().last_seq, 3);
+
+    // Reporting rows, memberships and attachments.
+    let sessions = store.list_user_sessions(t, all_time(), None).await.unwrap();
+    assert_eq!(
+        sessions.iter().map(|s| (s.id, s.service_id, s.outcome)).collect::<Vec<_>>(),
+        [(old.user_session, Some(old.service), UserOutcome::Accepted)]
+    );
+    let sessions = store.list_service_sessions(t, all_time(), Some(old.service)).await.unwrap();
+    assert_eq!(
+        sessions.iter().map(|s| (s.id, s.outcome)).collect::<Vec<_>>(),
+        [(old.service_session, Some(Outcome::UserAccepted))]
+    );
+    assert_eq!(
+        store.list_memberships(t).await.unwrap(),
+        [Membership { service_id: old.service, user_id: old.agent, active: true }]
+    );
+    let file = store.get_attachment(t, old.ended, old.attachment).await.unwrap();
+    assert_eq!((file.attachment.name.as_str(), file.attachment.size), ("old.pdf", 42));
+
+    // Every user has snippet credentials of their own, in the server's format, switched off.
+    let users = store.list_users(t).await.unwrap();
+    assert_eq!(users.iter().map(|u| u.id).collect::<Vec<_>>(), [old.agent, old.bob]);
+    let hex32 = |s: &str| s.len() == 32 && s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let mut credentials = Vec::new();
+    for u in &users {
+        assert!(hex32(&u.direct.contact_id) && hex32(&u.direct.widget_key), "{:?}", u.direct);
+        assert_eq!(u.direct.settings, DirectChatSettings::default());
+        assert_eq!((u.presence, u.max_chats), (Presence::Away, 2));
+        assert_eq!(&store.find_user_by_contact_id(&u.direct.contact_id).await.unwrap(), u);
+        credentials.extend([u.direct.contact_id.clone(), u.direct.widget_key.clone()]);
+    }
+    credentials.sort_unstable();
+    credentials.dedup();
+    assert_eq!(credentials.len(), 4, "every minted value differs");
+    let (agent, hash) = store.find_user_login(t, "agent@old.example").await.unwrap();
+    assert_eq!((agent.id, hash.as_deref()), (old.agent, Some("hash")));
+
+    // References are enforced as before (SQLite's foreign keys are back on after migrating).
+    let service = store.get_service(t, old.service).await.unwrap();
+    let unknown_service = Conversation { service_id: Some(ServiceId(new_id())), ..conversation(&service, 50) };
+    assert_not_found(store.create_conversation(&unknown_service, &credential("x")).await, "an unknown service");
+    let unpublished = Conversation { workflow_version: Some(2), ..conversation(&service, 50) };
+    assert_not_found(store.create_conversation(&unpublished, &credential("x")).await, "an unpublished version");
+    let stranger = UserSession { user_id: UserId(new_id()), ..sessions_fixture(old, None) };
+    assert_not_found(store.record_user_session(&stranger).await, "a session of an unknown user");
+    assert_conflict(
+        store
+            .create_user(
+                &User {
+                    direct: DirectChat::new(service.contact_id.clone(), "k"),
+                    ..user(t, old.root, "new@old.example", 60)
+                },
+                None,
+            )
+            .await,
+        "user_contact_id",
+    );
+
+    // And the new rows go in next to the old ones.
+    let fresh = conversation(&service, 60);
+    store.create_conversation(&fresh, &credential("fresh")).await.unwrap();
+    assert_eq!(store.get_conversation(t, fresh.id).await.unwrap(), fresh);
+    let direct = Conversation {
+        service_id: None,
+        workflow_id: None,
+        workflow_version: None,
+        direct_user_id: Some(old.bob),
+        ..conversation(&service, 61)
+    };
+    store.create_conversation(&direct, &credential("direct")).await.unwrap();
+    assert_eq!(store.get_conversation(t, direct.id).await.unwrap(), direct);
+    let missed = UserSession { conversation_id: direct.id, ..sessions_fixture(old, None) };
+    store.record_user_session(&missed).await.unwrap();
+    store.set_direct_chat(t, old.bob, &DirectChatSettings { enabled: true, ..Default::default() }).await.unwrap();
+    assert!(store.get_user(t, old.bob).await.unwrap().direct.settings.enabled);
+}
+
+/// A missed invitation of Bob's, in `service` (none for a direct chat).
+fn sessions_fixture(old: &BeforeDirectChats, service: Option<ServiceId>) -> UserSession {
+    UserSession {
+        id: new_id(),
+        tenant_id: old.tenant,
+        conversation_id: old.ended,
+        service_id: service,
+        user_id: old.bob,
+        outcome: UserOutcome::Missed,
+        offered_at: at(70),
+        answered_at: None,
+        ended_at: at(80),
+        ring_secs: 10,
+        connected_secs: 0,
+    }
+}
+
+/// Writes the rows before the direct-chat migration with a migrator holding the migrations
+/// before it, then opens (and fully migrates) the store.
+async fn upgraded_to_direct_chats<DB>(
+    pool: &sqlx::Pool<DB>,
+    backend: Backend,
+    url: &str,
+) -> (Arc<dyn Store>, BeforeDirectChats)
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let (name, first_new) = match backend {
+        Backend::Sqlite => ("sqlite", SQLITE_DIRECT_CHATS_MIGRATION),
+        Backend::Postgres => ("postgres", POSTGRES_DIRECT_CHATS_MIGRATION),
+    };
+    let (before, _files) = migrator_before(name, first_new).await;
+    before.run(pool).await.unwrap();
+    let old = BeforeDirectChats::new();
+    for statement in old.statements(backend) {
+        sqlx::query(&statement).execute(pool).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    pool.close().await;
+    (open_migrated(url).await, old)
+}
+
+mod existing_rows_survive_the_direct_chat_upgrade_and_users_get_snippet_credentials {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = sqlite_url_in(dir.path());
+        let options = SqliteConnectOptions::from_str(&url).unwrap().create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options.clone()).await.unwrap();
+        let (store, old) = upgraded_to_direct_chats(&pool, Backend::Sqlite, &url).await;
+        story_upgraded_to_direct_chats(Arc::clone(&store), &old).await;
+        store.close().await;
+
+        // The rebuilt tables have every index and trigger the earlier migrations made, and
+        // every reference holds.
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let names: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM sqlite_schema WHERE type IN ('index', 'trigger') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let names: Vec<_> = names.into_iter().map(|(n,)| n).collect();
+        for expected in [
+            "conversations_by_agent",
+            "conversations_by_customer",
+            "conversations_open",
+            "log_entries_advance_last_seq",
+            "log_entries_client_msg_id",
+            "user_sessions_by_end",
+            "user_sessions_by_user",
+            "users_contact_id_key",
+            "services_calendars_exist_on_insert",
+            "services_calendars_exist_on_update",
+            "calendars_named_by_services_stay",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} is missing from {names:?}");
+        }
+        let violations: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check").fetch_all(&pool).await.unwrap();
+        assert!(violations.is_empty(), "{violations:?}");
+        let leftovers: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_schema WHERE name LIKE '%\\_new' ESCAPE '\\'")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        pool.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres() {
+        let Some(base) = postgres_test_url() else {
+            eprintln!("note: {POSTGRES_URL_ENV} is not set; the PostgreSQL run of this story is skipped");
+            return;
+        };
+        let url = fresh_postgres_url(&base).await;
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let (store, old) = upgraded_to_direct_chats(&pool, Backend::Postgres, &url).await;
+        story_upgraded_to_direct_chats(Arc::clone(&store), &old).await;
         store.close().await;
         drop_postgres_db(&base, &url).await;
     }
@@ -1803,8 +2228,14 @@ async fn story_queue_entry_isolation(store: Arc<dyn Store>) {
 // ---------------------------------------------------------------------------------------------
 // Reporting sessions
 
-const USER_OUTCOMES: [UserOutcome; 5] =
-    [UserOutcome::Accepted, UserOutcome::Declined, UserOutcome::Rona, UserOutcome::Cancelled, UserOutcome::Withdrawn];
+const USER_OUTCOMES: [UserOutcome; 6] = [
+    UserOutcome::Accepted,
+    UserOutcome::Declined,
+    UserOutcome::Rona,
+    UserOutcome::Cancelled,
+    UserOutcome::Withdrawn,
+    UserOutcome::Missed,
+];
 
 /// One offer of the world's conversation in its service to `user`, ended `ended` seconds after
 /// `T0`.
@@ -1814,7 +2245,7 @@ fn user_session(w: &World, user: UserId, outcome: UserOutcome, ended: i64) -> Us
         id: new_id(),
         tenant_id: w.tenant.id,
         conversation_id: w.conversation.id,
-        service_id: w.service.id,
+        service_id: Some(w.service.id),
         user_id: user,
         outcome,
         offered_at: at(ended - 30),
@@ -1911,7 +2342,7 @@ async fn story_session_windows(store: Arc<dyn Store>) {
     let mut users = Vec::new();
     let mut services = Vec::new();
     for (n, ended_at) in ends.into_iter().enumerate() {
-        let u = UserSession { ended_at, ..user_session(&w, w.agent.id, USER_OUTCOMES[n % 5], 0) };
+        let u = UserSession { ended_at, ..user_session(&w, w.agent.id, USER_OUTCOMES[n % USER_OUTCOMES.len()], 0) };
         let s = ServiceSession { ended_at, ..service_session(&w, agent, Some(Outcome::UserAccepted), 0) };
         store.record_user_session(&u).await.unwrap();
         store.record_service_session(&s).await.unwrap();
@@ -1969,7 +2400,8 @@ async fn story_session_filters(store: Arc<dyn Store>) {
     store.create_service(&billing, &[]).await.unwrap();
 
     let agent_early = user_session(&w, w.agent.id, UserOutcome::Rona, 100);
-    let bob_offer = UserSession { service_id: billing.id, ..user_session(&w, bob.id, UserOutcome::Accepted, 110) };
+    let bob_offer =
+        UserSession { service_id: Some(billing.id), ..user_session(&w, bob.id, UserOutcome::Accepted, 110) };
     let agent_late = user_session(&w, w.agent.id, UserOutcome::Declined, 120);
     for s in [&agent_early, &bob_offer, &agent_late] {
         store.record_user_session(s).await.unwrap();
@@ -2014,10 +2446,10 @@ async fn story_session_references(store: Arc<dyn Store>) {
     let good = user_session(&a, a.agent.id, UserOutcome::Accepted, 100);
     let refused = [
         (UserSession { conversation_id: b.conversation.id, ..good.clone() }, "B's conversation"),
-        (UserSession { service_id: b.service.id, ..good.clone() }, "B's service"),
+        (UserSession { service_id: Some(b.service.id), ..good.clone() }, "B's service"),
         (UserSession { user_id: b.agent.id, ..good.clone() }, "B's user"),
         (UserSession { conversation_id: ConversationId(new_id()), ..good.clone() }, "an unknown conversation"),
-        (UserSession { service_id: ServiceId(new_id()), ..good.clone() }, "an unknown service"),
+        (UserSession { service_id: Some(ServiceId(new_id())), ..good.clone() }, "an unknown service"),
         (UserSession { user_id: UserId(new_id()), ..good.clone() }, "an unknown user"),
         (UserSession { tenant_id: tb, ..good.clone() }, "A's rows recorded as B"),
         (UserSession { tenant_id: TenantId(new_id()), ..good.clone() }, "an unknown tenant"),
@@ -2497,4 +2929,253 @@ async fn story_attachment_isolation(store: Arc<dyn Store>) {
     assert_not_found(store.get_attachment(a.tenant.id, other.id, id).await, "another conversation");
     let cross = AttachmentRecord { tenant_id: b.tenant.id, ..attachment_record(&a.conversation, "b.pdf", 13) };
     assert_not_found(store.create_attachment(&cross).await, "into another tenant's conversation");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct chats: a user's personal snippet, and chats straight to that user
+
+/// A direct chat of the world's tenant with `user`: no service, no workflow.
+fn direct_conversation(w: &World, user: UserId, created: i64) -> Conversation {
+    Conversation {
+        service_id: None,
+        workflow_id: None,
+        workflow_version: None,
+        direct_user_id: Some(user),
+        status: ConversationStatus::Offered,
+        agent_id: Some(user),
+        first_message: None,
+        ..conversation(&w.service, created)
+    }
+}
+
+/// Settings unlike the defaults in every field.
+fn direct_settings(template: DomainTemplateId) -> DirectChatSettings {
+    DirectChatSettings {
+        enabled: true,
+        invite_secs: 45,
+        access: WidgetAccess { restrict_access: true, domain_template_ids: vec![template] },
+    }
+}
+
+async fn story_direct_conversation(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let direct = direct_conversation(&w, w.agent.id, 10);
+    store.create_conversation(&direct, &credential("direct")).await.unwrap();
+    assert_eq!(store.get_conversation(t, direct.id).await.unwrap(), direct);
+    assert!(store.get_conversation(t, direct.id).await.unwrap().is_direct());
+    assert_eq!(store.visitor_credential(t, direct.id).await.unwrap(), credential("direct"));
+    assert_eq!(store.list_open_conversations(t).await.unwrap(), [w.conversation.clone(), direct.clone()]);
+
+    // The invitation is an event of its log like any other.
+    let invited = EntryBody::Event {
+        event: ConversationEvent::Invited {
+            user_id: w.agent.id,
+            user_name: w.agent.display_name.clone(),
+            deadline: at_micros(70, 250_000),
+        },
+    };
+    let new = NewEntry { body: invited.clone(), ..entry(&direct, None, "", 10) };
+    let written = appended(&store.append_batch(&[new, entry(&direct, Some("c-1"), "Hi Ann!", 11)]).await[0]).clone();
+    assert_eq!((written.entry.seq, &written.entry.body), (1, &invited));
+    assert_eq!(store.read_log(t, direct.id, 0, 10).await.unwrap()[0], written.entry);
+
+    // Accepted, then ended with each outcome a direct chat can have.
+    store.update_conversation(t, direct.id, ConversationStatus::Connected, Some(w.agent.id), None).await.unwrap();
+    for outcome in [Outcome::Declined, Outcome::Missed, Outcome::UserAccepted] {
+        store.set_outcome(t, direct.id, outcome, Some("why ✓")).await.unwrap();
+        let got = store.get_conversation(t, direct.id).await.unwrap();
+        assert_eq!((got.outcome, got.outcome_reason.as_deref()), (Some(outcome), Some("why ✓")));
+    }
+    store.update_conversation(t, direct.id, ConversationStatus::Ended, Some(w.agent.id), Some(at(20))).await.unwrap();
+    let ended = Conversation {
+        status: ConversationStatus::Ended,
+        ended_at: Some(at(20)),
+        last_seq: 2,
+        outcome: Some(Outcome::UserAccepted),
+        outcome_reason: Some("why ✓".into()),
+        ..direct.clone()
+    };
+    assert_eq!(store.get_conversation(t, direct.id).await.unwrap(), ended);
+    assert_eq!(store.list_agent_conversations(t, w.agent.id, 10).await.unwrap(), slice::from_ref(&ended));
+    assert_eq!(store.list_open_conversations(t).await.unwrap(), slice::from_ref(&w.conversation));
+    assert_eq!(store.last_agent_of_customer(t, "ann@example.com", at(0)).await.unwrap(), Some(w.agent.id));
+
+    // A direct chat never moves to a service: it would name both.
+    let moved = store.transfer_conversation(t, direct.id, w.service.id, w.workflow.id, 1).await;
+    assert!(matches!(moved, Err(StoreError::Other(_))), "transfer of a direct chat: {moved:?}");
+    assert_eq!(store.get_conversation(t, direct.id).await.unwrap(), ended, "the refused transfer changed nothing");
+}
+
+async fn story_direct_conversation_shapes(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let direct = direct_conversation(&a, a.agent.id, 10);
+    let service_chat = conversation(&a.service, 10);
+    let refused = [
+        (Conversation { direct_user_id: Some(a.agent.id), ..service_chat.clone() }, "a service chat with a user too"),
+        (Conversation { direct_user_id: None, ..direct.clone() }, "neither a service nor a user"),
+        (Conversation { workflow_id: Some(a.workflow.id), workflow_version: Some(1), ..direct.clone() }, "a workflow"),
+        (Conversation { workflow_version: Some(1), ..direct.clone() }, "a direct chat with a version"),
+        (Conversation { service_id: Some(a.service.id), ..direct.clone() }, "a service and a user, no workflow"),
+        (Conversation { workflow_version: None, ..service_chat.clone() }, "a service chat without its version"),
+        (Conversation { workflow_id: None, ..service_chat.clone() }, "a service chat without its workflow"),
+    ];
+    for (c, what) in refused {
+        let r = store.create_conversation(&c, &credential("x")).await;
+        assert!(matches!(r, Err(StoreError::Other(_))), "{what}: {r:?}");
+        assert_not_found(store.get_conversation(a.tenant.id, c.id).await, what);
+    }
+    let strangers = [(UserId(new_id()), "an unknown user"), (b.agent.id, "B's user")];
+    for (user, what) in strangers {
+        let c = Conversation { agent_id: None, ..direct_conversation(&a, user, 10) };
+        assert_not_found(store.create_conversation(&c, &credential("x")).await, what);
+        assert_not_found(store.get_conversation(a.tenant.id, c.id).await, what);
+    }
+    // A direct chat in B of A's user, written as B.
+    let smuggled = Conversation { tenant_id: b.tenant.id, agent_id: None, ..direct.clone() };
+    assert_not_found(store.create_conversation(&smuggled, &credential("x")).await, "a chat of A's user as B");
+    assert_eq!(store.list_open_conversations(b.tenant.id).await.unwrap(), [b.conversation]);
+}
+
+async fn story_direct_user_sessions(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let t = w.tenant.id;
+    let direct = direct_conversation(&w, w.agent.id, 10);
+    store.create_conversation(&direct, &credential("direct")).await.unwrap();
+    let session = |outcome, ended| UserSession {
+        conversation_id: direct.id,
+        service_id: None,
+        ..user_session(&w, w.agent.id, outcome, ended)
+    };
+    let (missed, accepted) = (session(UserOutcome::Missed, 100), session(UserOutcome::Accepted, 200));
+    let declined = session(UserOutcome::Declined, 300);
+    for s in [&missed, &accepted, &declined] {
+        store.record_user_session(s).await.unwrap();
+    }
+    let newest_first = [declined.clone(), accepted.clone(), missed.clone()];
+    assert_eq!(store.list_user_sessions(t, all_time(), None).await.unwrap(), newest_first);
+    assert_eq!(store.list_user_sessions(t, all_time(), Some(w.agent.id)).await.unwrap(), newest_first);
+    assert!(store.list_user_sessions(w.tenant.id, window(at(0), at(50), 10), None).await.unwrap().is_empty());
+    let foreign = UserSession { tenant_id: TenantId(new_id()), ..session(UserOutcome::Missed, 400) };
+    assert_not_found(store.record_user_session(&foreign).await, "a session without a service, of no tenant");
+}
+
+async fn story_personal_snippet(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+    let template = domain_template(t, a.root.id, "Sites", 5);
+    store.create_domain_template(&template).await.unwrap();
+
+    // Created switched on, so every setting differs from the defaults the world's agent has.
+    let mut ann = User {
+        licences: vec![Licence::InstantMessaging, Licence::Interact],
+        ..user(t, a.root.id, "ann@acme.example", 10)
+    };
+    ann.direct.settings = direct_settings(template.id);
+    store.create_user(&ann, Some("hash")).await.unwrap();
+    assert_eq!(store.get_user(t, ann.id).await.unwrap(), ann);
+    assert!(store.get_user(t, ann.id).await.unwrap().takes_direct_chats());
+    assert_eq!(store.find_user_login(t, "ann@acme.example").await.unwrap(), (ann.clone(), Some("hash".into())));
+    assert_eq!(store.list_users(t).await.unwrap(), [a.agent.clone(), ann.clone()]);
+    let agent = store.get_user(t, a.agent.id).await.unwrap();
+    assert_eq!(agent.direct.settings, DirectChatSettings::default(), "a user created with the defaults keeps them");
+
+    // Switching off changes only the settings, and answers with the user as now stored.
+    let off = DirectChatSettings { enabled: false, invite_secs: 600, access: WidgetAccess::default() };
+    let changed = store.set_direct_chat(t, ann.id, &off).await.unwrap();
+    let expected = User { direct: DirectChat { settings: off.clone(), ..ann.direct.clone() }, ..ann.clone() };
+    assert_eq!(changed, expected);
+    assert_eq!(store.get_user(t, ann.id).await.unwrap(), expected);
+    assert_eq!(store.get_user(t, a.agent.id).await.unwrap(), agent, "only Ann changed");
+
+    assert_not_found(store.set_direct_chat(t, UserId(new_id()), &off).await, "settings of an unknown user");
+    assert_not_found(store.set_direct_chat(t, b.agent.id, &off).await, "settings of B's user as A");
+    let b_agent = store.get_user(b.tenant.id, b.agent.id).await.unwrap();
+    assert_eq!(b_agent, b.agent, "B's user is untouched");
+}
+
+async fn story_find_user_by_contact_id(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    // Global, as the widget does not know the tenant: the user found names theirs.
+    let found = store.find_user_by_contact_id(&a.agent.direct.contact_id).await.unwrap();
+    assert_eq!((found.tenant_id, &found), (a.tenant.id, &a.agent));
+    assert_eq!(store.find_user_by_contact_id(&b.agent.direct.contact_id).await.unwrap(), b.agent);
+
+    assert_not_found(store.find_user_by_contact_id("no-such-contact").await, "an unknown Contact ID");
+    assert_not_found(store.find_user_by_contact_id(&a.agent.direct.widget_key).await, "the widget key");
+    let upper = a.agent.direct.contact_id.to_uppercase();
+    assert_not_found(store.find_user_by_contact_id(&upper).await, "Contact IDs are case-sensitive");
+    assert_not_found(store.find_user_by_contact_id(&a.service.contact_id).await, "a service's Contact ID");
+    assert_not_found(store.find_service_by_contact_id(&a.agent.direct.contact_id).await, "a user's Contact ID");
+}
+
+async fn story_regenerated_widget_keys(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+
+    store.set_service_widget_key(t, a.service.id, "regenerated-service-key").await.unwrap();
+    let service = Service { widget_key: "regenerated-service-key".into(), ..a.service.clone() };
+    assert_eq!(store.get_service(t, a.service.id).await.unwrap(), service, "only the key changed");
+    assert_eq!(store.find_service_by_contact_id(&a.service.contact_id).await.unwrap(), service);
+
+    store.set_user_widget_key(t, a.agent.id, "regenerated-user-key").await.unwrap();
+    let mut agent = a.agent.clone();
+    agent.direct.widget_key = "regenerated-user-key".into();
+    assert_eq!(store.get_user(t, a.agent.id).await.unwrap(), agent, "only the key changed");
+    assert_eq!(store.find_user_by_contact_id(&a.agent.direct.contact_id).await.unwrap(), agent);
+
+    // Another tenant's ids (and unknown ones) are not found, and nothing of B changes.
+    assert_not_found(store.set_service_widget_key(t, b.service.id, "x").await, "B's service as A");
+    assert_not_found(store.set_user_widget_key(t, b.agent.id, "x").await, "B's user as A");
+    assert_not_found(store.set_service_widget_key(b.tenant.id, a.service.id, "x").await, "A's service as B");
+    assert_not_found(store.set_user_widget_key(b.tenant.id, a.agent.id, "x").await, "A's user as B");
+    assert_not_found(store.set_service_widget_key(t, ServiceId(new_id()), "x").await, "an unknown service");
+    assert_not_found(store.set_user_widget_key(t, UserId(new_id()), "x").await, "an unknown user");
+    assert_eq!(store.get_service(b.tenant.id, b.service.id).await.unwrap(), b.service);
+    assert_eq!(store.get_user(b.tenant.id, b.agent.id).await.unwrap(), b.agent);
+    assert_eq!(store.get_service(t, a.service.id).await.unwrap(), service);
+    assert_eq!(store.get_user(t, a.agent.id).await.unwrap(), agent);
+}
+
+async fn story_contact_id_conflicts(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+    let with_contact = |email: &str, contact: &str| {
+        let mut u = user(t, a.root.id, email, 20);
+        u.direct.contact_id = contact.into();
+        u
+    };
+
+    // Taken by a user, of this tenant or another; taken by a service.
+    let refused = [
+        (with_contact("c1@acme.example", &a.agent.direct.contact_id), "A's user's"),
+        (with_contact("c2@acme.example", &b.agent.direct.contact_id), "B's user's"),
+        (with_contact("c3@acme.example", &a.service.contact_id), "A's service's"),
+        (with_contact("c4@acme.example", &b.service.contact_id), "B's service's"),
+    ];
+    for (u, whose) in refused {
+        assert_conflict(store.create_user(&u, None).await, "user_contact_id");
+        assert_not_found(store.get_user(t, u.id).await, whose);
+    }
+    let clash = |contact: &str| Service { contact_id: contact.into(), ..service(t, a.root.id, a.workflow.id, 20) };
+    for contact in [&a.agent.direct.contact_id, &b.agent.direct.contact_id] {
+        let s = clash(contact);
+        let member = Membership { service_id: s.id, user_id: a.agent.id, active: true };
+        assert_conflict(store.create_service(&s, &[member]).await, "service_contact_id");
+        assert_not_found(store.get_service(t, s.id).await, "the refused service");
+    }
+    assert_eq!(store.list_users(t).await.unwrap(), slice::from_ref(&a.agent));
+    assert_eq!(store.list_services(t).await.unwrap(), slice::from_ref(&a.service));
+    assert_eq!(store.list_memberships(t).await.unwrap().len(), 1, "no membership of a refused service");
+
+    // A free one goes through, and then is taken too.
+    let free = with_contact("c5@acme.example", "a-free-contact-id");
+    store.create_user(&free, None).await.unwrap();
+    assert_eq!(store.find_user_by_contact_id("a-free-contact-id").await.unwrap(), free);
+    assert_conflict(store.create_service(&clash("a-free-contact-id"), &[]).await, "service_contact_id");
 }

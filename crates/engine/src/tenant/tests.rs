@@ -55,9 +55,10 @@ fn conversation(n: u128, service: u128, p: &Pinned) -> Conversation {
     Conversation {
         id: cid(n),
         tenant_id: tenant(),
-        service_id: sid(service),
-        workflow_id: p.workflow_id,
-        workflow_version: p.version,
+        service_id: Some(sid(service)),
+        workflow_id: Some(p.workflow_id),
+        workflow_version: Some(p.version),
+        direct_user_id: None,
         status: ConversationStatus::Workflow,
         customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
         first_message: None,
@@ -81,6 +82,7 @@ fn agent(n: u128) -> User {
         im_enabled: true,
         max_chats: 1,
         presence: Presence::Available,
+        direct: parley_domain::DirectChat::new(format!("u{n}"), "k"),
         created_at: T0,
     }
 }
@@ -146,7 +148,7 @@ fn transfer_moves_the_conversation_and_the_target_workflow_starts_with_the_param
     assert!(out.iter().any(
         |o| matches!(o, Out::Append { body: EntryBody::Message { text, .. }, .. } if text == "Sales here, billing")
     ));
-    assert_eq!(core.conversation(cid(1)).unwrap().service_id, sid(2));
+    assert_eq!(core.conversation(cid(1)).unwrap().service_id, Some(sid(2)));
     assert_eq!(core.router().position(cid(1)), Some(1), "queued in the target service");
     let trace: Vec<&str> = core.run(cid(1)).unwrap().trace.iter().map(|t| t.node.as_str()).collect();
     assert_eq!(trace, ["set", "move", "hello", "accept", "queue", "wait"], "one trace across both workflows");
@@ -339,7 +341,7 @@ fn cancel_task_and_transfer_never_take_a_connected_chat_from_its_agent() {
     let trace = &core.run(cid(1)).unwrap().trace;
     assert_eq!(trace.last().map(|t| (t.node.as_str(), t.exit.as_deref())), Some(("after", None)));
     assert!(trace.iter().any(|t| t.node == "then" && t.exit.as_deref() == Some(exits::FAILED)));
-    assert_eq!(core.conversation(cid(1)).unwrap().service_id, sid(1));
+    assert_eq!(core.conversation(cid(1)).unwrap().service_id, Some(sid(1)));
 }
 
 #[test]
@@ -524,4 +526,179 @@ fn a_silent_customer_is_warned_then_the_chat_is_closed_unless_they_answer() {
     let out = core.tick(at(270));
     let (outcome, reason) = outcome_of(&out).unwrap();
     assert_eq!((outcome, reason.as_deref()), (Outcome::UserAccepted, Some("the customer did not answer")));
+}
+
+// ---- direct chats ------------------------------------------------------------------------------
+
+/// A user who takes direct chats, with their workspace open.
+fn direct_core(invite_secs: u32) -> TenantCore {
+    let mut core = TenantCore::new();
+    let mut u = agent(1);
+    u.licences.push(Licence::Interact);
+    u.direct.settings.enabled = true;
+    u.direct.settings.invite_secs = invite_secs;
+    let _ = core.set_people(vec![u], &[], T0);
+    let _ = core.connection(uid(1), true, T0);
+    core
+}
+
+fn direct_conversation(n: u128, user: u128) -> Conversation {
+    Conversation {
+        id: cid(n),
+        tenant_id: tenant(),
+        service_id: None,
+        workflow_id: None,
+        workflow_version: None,
+        direct_user_id: Some(uid(user)),
+        status: ConversationStatus::Workflow,
+        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
+        first_message: Some("Hello".into()),
+        agent_id: None,
+        last_seq: 0,
+        created_at: T0,
+        ended_at: None,
+        outcome: None,
+        outcome_reason: None,
+    }
+}
+
+fn system_texts(out: &[Out]) -> Vec<String> {
+    out.iter()
+        .filter_map(|o| match o {
+            Out::Append { body: EntryBody::Message { sender: Sender::System, text, .. }, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_direct_chat_invites_its_user_with_a_deadline() {
+    let mut core = direct_core(30);
+    let out = core.start_direct(direct_conversation(1, 1), T0);
+    let deadline = T0 + time::Duration::seconds(30);
+    assert!(
+        out.iter().any(|o| matches!(o, Out::Offer { agent, deadline: d, .. } if *agent == uid(1) && *d == deadline))
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Out::Append { body: EntryBody::Event { event: ConversationEvent::Invited { user_id, deadline: d, .. } }, .. }
+            if *user_id == uid(1) && *d == deadline
+    )));
+    assert_eq!(core.offer_deadline(cid(1)), Some(deadline));
+    assert_eq!(core.next_deadline(), Some(deadline));
+    assert_eq!(core.conversations_of(uid(1)).len(), 1);
+    // Nothing of it goes through the router.
+    assert!(core.router().phase(cid(1)).is_none());
+}
+
+#[test]
+fn accepting_a_direct_invitation_connects_the_chat() {
+    let mut core = direct_core(30);
+    let _ = core.start_direct(direct_conversation(1, 1), T0);
+    let out = core.accept(uid(1), cid(1), T0 + time::Duration::seconds(5)).unwrap();
+    assert!(out.iter().any(|o| matches!(o, Out::Chat { agent, .. } if *agent == uid(1))));
+    assert_eq!(core.conversation(cid(1)).unwrap().status, ConversationStatus::Connected);
+    assert_eq!(core.offer_deadline(cid(1)), None);
+    // The deadline passing after the answer changes nothing.
+    assert!(core.tick(T0 + time::Duration::seconds(31)).is_empty());
+    let out = core.end(cid(1), EndedBy::Agent, Some(uid(1)), T0 + time::Duration::seconds(60)).unwrap();
+    assert_eq!(outcome_of(&out).map(|o| o.0), Some(Outcome::UserAccepted));
+    let (users, services) = facts(&out);
+    assert!(services.is_empty());
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].outcome, parley_domain::UserOutcome::Accepted);
+    assert_eq!(users[0].service, None);
+    assert_eq!(users[0].answered_at, Some(T0 + time::Duration::seconds(5)));
+    assert!(core.conversation(cid(1)).is_none());
+}
+
+#[test]
+fn declining_a_direct_invitation_ends_the_chat_as_declined() {
+    let mut core = direct_core(30);
+    let _ = core.start_direct(direct_conversation(1, 1), T0);
+    let out = core.decline(uid(1), cid(1), T0 + time::Duration::seconds(3)).unwrap();
+    assert_eq!(outcome_of(&out).map(|o| o.0), Some(Outcome::Declined));
+    assert!(out.iter().any(|o| matches!(o, Out::OfferWithdrawn { agent, .. } if *agent == uid(1))));
+    assert!(system_texts(&out).iter().any(|t| t.contains("Agent 1 cannot take your chat")));
+    let (users, _) = facts(&out);
+    assert_eq!(users[0].outcome, parley_domain::UserOutcome::Declined);
+    assert!(core.conversation(cid(1)).is_none());
+    assert_eq!(core.accept(uid(1), cid(1), T0 + time::Duration::seconds(4)), Err(Refusal::OfferNotFound));
+}
+
+#[test]
+fn an_unanswered_direct_invitation_is_missed_at_its_deadline() {
+    let mut core = direct_core(30);
+    let _ = core.start_direct(direct_conversation(1, 1), T0);
+    assert!(core.tick(T0 + time::Duration::seconds(29)).is_empty());
+    let out = core.tick(T0 + time::Duration::seconds(30));
+    assert_eq!(outcome_of(&out).map(|o| o.0), Some(Outcome::Missed));
+    assert!(system_texts(&out).iter().any(|t| t.contains("did not answer in time")));
+    let (users, _) = facts(&out);
+    assert_eq!(users[0].outcome, parley_domain::UserOutcome::Missed);
+    assert_eq!(core.next_deadline(), None);
+}
+
+#[test]
+fn only_the_invited_user_answers_a_direct_invitation() {
+    let mut core = direct_core(30);
+    let _ = core.start_direct(direct_conversation(1, 1), T0);
+    assert_eq!(core.accept(uid(2), cid(1), T0), Err(Refusal::OfferNotFound));
+    assert_eq!(core.decline(uid(2), cid(1), T0), Err(Refusal::OfferNotFound));
+    assert_eq!(core.end(cid(1), EndedBy::Agent, Some(uid(1)), T0), Err(Refusal::NotYourChat));
+}
+
+#[test]
+fn a_customer_leaving_a_direct_invitation_withdraws_it() {
+    let mut core = direct_core(30);
+    let _ = core.start_direct(direct_conversation(1, 1), T0);
+    let out = core.end(cid(1), EndedBy::Customer, None, T0 + time::Duration::seconds(2)).unwrap();
+    assert_eq!(outcome_of(&out).map(|o| o.0), Some(Outcome::CustomerHangupInQueue));
+    assert!(out.iter().any(|o| matches!(o, Out::OfferWithdrawn { .. })));
+    let (users, _) = facts(&out);
+    assert_eq!(users[0].outcome, parley_domain::UserOutcome::Cancelled);
+}
+
+#[test]
+fn a_direct_chat_to_an_unreachable_user_is_missed_at_once() {
+    // Offline, switched off, or without a workspace open: nobody would see the invitation.
+    let cases: [fn(&mut TenantCore); 3] = [
+        |c| drop(c.presence(uid(1), Presence::Offline, T0)),
+        |c| drop(c.connection(uid(1), false, T0)),
+        |c| {
+            let mut u = agent(1);
+            u.licences.push(Licence::Interact);
+            drop(c.set_people(vec![u], &[], T0));
+        },
+    ];
+    for make_unreachable in cases {
+        let mut core = direct_core(30);
+        make_unreachable(&mut core);
+        let out = core.start_direct(direct_conversation(1, 1), T0);
+        assert_eq!(outcome_of(&out).map(|o| o.0), Some(Outcome::Missed));
+        assert!(!out.iter().any(|o| matches!(o, Out::Offer { .. })));
+        assert!(system_texts(&out).iter().any(|t| t.contains("not available")));
+        assert!(facts(&out).0.is_empty());
+        assert!(core.conversation(cid(1)).is_none());
+    }
+}
+
+#[test]
+fn a_restart_keeps_a_connected_direct_chat_and_invites_again_with_a_fresh_deadline() {
+    let mut core = direct_core(30);
+    let mut connected = direct_conversation(1, 1);
+    connected.status = ConversationStatus::Connected;
+    connected.agent_id = Some(uid(1));
+    assert!(core.restore(connected, None, T0).is_empty());
+    assert_eq!(core.conversation(cid(1)).unwrap().status, ConversationStatus::Connected);
+    let mut offered = direct_conversation(2, 1);
+    offered.status = ConversationStatus::Offered;
+    offered.agent_id = Some(uid(1));
+    let later = T0 + time::Duration::seconds(100);
+    let out = core.restore(offered, None, later);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Out::Offer { deadline, .. } if *deadline == later + time::Duration::seconds(30)))
+    );
+    assert!(core.end(cid(1), EndedBy::Agent, Some(uid(1)), later).is_ok());
 }

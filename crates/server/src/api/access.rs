@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use parley_domain::access::origin_allowed;
-use parley_domain::{DomainTemplate, DomainTemplateId, NewDomainTemplate, Service, TenantId, WidgetAccess};
+use parley_domain::{Conversation, DomainTemplate, DomainTemplateId, NewDomainTemplate, TenantId, WidgetAccess};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -78,7 +78,7 @@ pub async fn put_template(
     Ok(Json(t))
 }
 
-/// Deletes a template no service links (409 `template_in_use` otherwise).
+/// Deletes a template no service or personal snippet links (409 `template_in_use` otherwise).
 #[utoipa::path(delete, path = "/api/v1/domain-templates/{id}", tag = "tenant", security(("api_key" = [])),
     params(("id" = Uuid, Path)), responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn delete_template(
@@ -88,9 +88,14 @@ pub async fn delete_template(
 ) -> ApiResult<StatusCode> {
     let id = DomainTemplateId::from_uuid(id);
     found(state.store.get_domain_template(admin.tenant_id, id).await, "domain template")?;
-    let users = state.store.list_services(admin.tenant_id).await?;
-    if let Some(s) = users.iter().find(|s| s.access.domain_template_ids.contains(&id)) {
+    let services = state.store.list_services(admin.tenant_id).await?;
+    if let Some(s) = services.iter().find(|s| s.access.domain_template_ids.contains(&id)) {
         return Err(ApiError::conflict("template_in_use", format!("service '{}' links this template", s.name)));
+    }
+    let users = state.store.list_users(admin.tenant_id).await?;
+    if let Some(u) = users.iter().find(|u| u.direct.settings.access.domain_template_ids.contains(&id)) {
+        let detail = format!("the personal snippet of '{}' links this template", u.display_name);
+        return Err(ApiError::conflict("template_in_use", detail));
     }
     found(state.store.delete_domain_template(admin.tenant_id, id).await, "domain template")?;
     Ok(StatusCode::NO_CONTENT)
@@ -111,17 +116,22 @@ pub async fn check_access_refs(state: &AppState, tenant: TenantId, access: &Widg
     Ok(())
 }
 
-/// The origins allowed to use the service's widget; `None` when it is not restricted.
+/// The origins allowed to use a widget (a service's or a user's personal one); `None` when it
+/// is not restricted.
 ///
 /// # Errors
 /// Store failures.
-pub async fn allowed_origins(state: &AppState, service: &Service) -> ApiResult<Option<Vec<String>>> {
-    if !service.access.restrict_access {
+pub async fn allowed_origins(
+    state: &AppState,
+    tenant: TenantId,
+    access: &WidgetAccess,
+) -> ApiResult<Option<Vec<String>>> {
+    if !access.restrict_access {
         return Ok(None);
     }
     let mut origins = Vec::new();
-    for id in &service.access.domain_template_ids {
-        match state.store.get_domain_template(service.tenant_id, *id).await {
+    for id in &access.domain_template_ids {
+        match state.store.get_domain_template(tenant, *id).await {
             Ok(t) => origins.extend(t.origins),
             Err(parley_store::StoreError::NotFound) => {}
             Err(e) => return Err(e.into()),
@@ -140,20 +150,43 @@ fn refused(origin: Option<&str>) -> ApiError {
     )
 }
 
-/// Refuses a widget request from a website the service does not allow. Parley's own origin
+/// Refuses a widget request from a website the widget does not allow. Parley's own origin
 /// (the chat frame, which browsers only show on allowed pages) is always allowed; a request
-/// without `Origin` is refused when the service is restricted.
+/// without `Origin` is refused when the widget is restricted.
 ///
 /// # Errors
 /// `403 origin_not_allowed`.
-pub async fn check_origin(state: &AppState, service: &Service, headers: &HeaderMap) -> ApiResult<()> {
-    let Some(allowed) = allowed_origins(state, service).await? else { return Ok(()) };
+pub async fn check_origin(
+    state: &AppState,
+    tenant: TenantId,
+    access: &WidgetAccess,
+    headers: &HeaderMap,
+) -> ApiResult<()> {
+    let Some(allowed) = allowed_origins(state, tenant, access).await? else { return Ok(()) };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     match origin {
         Some(o) if o.eq_ignore_ascii_case(&own_origin(&state.config.public_url)) => Ok(()),
         Some(o) if origin_allowed(&allowed, o) => Ok(()),
         other => Err(refused(other)),
     }
+}
+
+/// The website check for a visitor's request about their conversation: the rules of the
+/// widget it started from (its service's, or the personal snippet's user's).
+///
+/// # Errors
+/// `403 origin_not_allowed`, store failures.
+pub async fn check_conversation_origin(state: &AppState, c: &Conversation, headers: &HeaderMap) -> ApiResult<()> {
+    let access = widget_access_of(state, c).await?;
+    check_origin(state, c.tenant_id, &access, headers).await
+}
+
+async fn widget_access_of(state: &AppState, c: &Conversation) -> ApiResult<WidgetAccess> {
+    Ok(match (c.service_id, c.direct_user_id) {
+        (Some(service), _) => state.store.get_service(c.tenant_id, service).await?.access,
+        (None, Some(user)) => state.store.get_user(c.tenant_id, user).await?.direct.settings.access,
+        (None, None) => WidgetAccess::default(),
+    })
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -183,8 +216,8 @@ pub async fn widget_access(
 ) -> Response {
     let origin = headers.get(header::ORIGIN).cloned();
     let result = async {
-        let service = super::widget::service_for_snippet(&state, &q.contact_id, &q.widget_key).await?;
-        check_origin(&state, &service, &headers).await
+        let snippet = super::widget::resolve_snippet(&state, &q.contact_id, &q.widget_key).await?;
+        check_origin(&state, snippet.tenant_id, &snippet.access, &headers).await
     }
     .await;
     let mut res = match result {

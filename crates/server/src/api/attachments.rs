@@ -156,8 +156,7 @@ async fn visitor_conversation(
         return Err(ApiError::forbidden("token_not_for_conversation", "the token belongs to another conversation"));
     }
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
-    let service = state.store.get_service(visitor.tenant_id, conversation.service_id).await?;
-    super::access::check_origin(state, &service, headers).await?;
+    super::access::check_conversation_origin(state, &conversation, headers).await?;
     Ok(conversation)
 }
 

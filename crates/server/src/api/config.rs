@@ -132,11 +132,12 @@ pub async fn create_user_in(state: &AppState, tenant: parley_domain::TenantId, i
         im_enabled: input.im_enabled,
         max_chats: input.max_chats,
         presence: Presence::Offline,
+        direct: parley_domain::DirectChat::new(Uuid::new_v4().simple().to_string(), random_hex(16)),
         created_at: state.clock.now(),
     };
     match state.store.create_user(&user, password_hash.as_deref()).await {
         Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
+        Err(StoreError::Conflict("user_email")) => {
             return Err(ApiError::conflict("email_taken", "a user with this e-mail exists in the tenant"));
         }
         Err(e) => return Err(e.into()),
@@ -361,7 +362,7 @@ pub async fn delete_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The copy-paste snippet of a service.
+/// The copy-paste snippet of a service or of a user's personal widget.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Snippet {
     pub contact_id: String,
@@ -375,14 +376,19 @@ pub struct Snippet {
 /// Builds the snippet for a service (shared with the preview page and `parley demo`).
 #[must_use]
 pub fn snippet_for(base: &str, s: &Service) -> Snippet {
+    snippet_of(base, &s.contact_id, &s.widget_key)
+}
+
+/// Builds the snippet for a pair of widget credentials.
+#[must_use]
+pub fn snippet_of(base: &str, contact_id: &str, widget_key: &str) -> Snippet {
     Snippet {
-        contact_id: s.contact_id.clone(),
-        widget_key: s.widget_key.clone(),
+        contact_id: contact_id.to_owned(),
+        widget_key: widget_key.to_owned(),
         html: format!(
-            "<script src=\"{base}/widget.js\" data-contact-id=\"{}\" data-widget-key=\"{}\" async></script>",
-            s.contact_id, s.widget_key
+            "<script src=\"{base}/widget.js\" data-contact-id=\"{contact_id}\" data-widget-key=\"{widget_key}\" async></script>"
         ),
-        preview_url: format!("{base}/widget/preview?contact_id={}&widget_key={}", s.contact_id, s.widget_key),
+        preview_url: format!("{base}/widget/preview?contact_id={contact_id}&widget_key={widget_key}"),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod agent_controls;
 pub mod attachments;
 pub mod calendars;
 pub mod config;
+pub mod direct;
 pub mod health;
 pub mod parameters;
 pub mod reports;

@@ -11,7 +11,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use parley_domain::{
-    Conversation, ConversationId, ConversationStatus, Customer, EntryBody, PreChatForm, Sender, Service,
+    Conversation, ConversationId, ConversationStatus, Customer, EntryBody, PreChatForm, Sender, Service, ServiceId,
+    TenantId, User, UserId, WidgetAccess, WorkflowId,
 };
 use parley_store::{NewEntry, StoreError, VisitorCredential};
 use serde::Serialize;
@@ -25,21 +26,91 @@ pub struct StartedConversation {
     pub visitor_token: String,
     /// Where to open the visitor WebSocket (append `?token=…&since_seq=…`).
     pub ws_url: String,
+    /// Who the visitor chats with: the service's name, or the user's for a personal snippet.
     pub service_name: String,
+    /// Started from a personal snippet: the chat goes to that one user, without a queue.
+    pub direct: bool,
 }
 
-/// The service a snippet names, if its key matches.
+/// What a snippet reaches.
+#[derive(Debug, Clone)]
+pub enum SnippetTarget {
+    /// A service: its workflow, then its queue.
+    Service(Service),
+    /// One user, directly (a personal snippet).
+    User(User),
+}
+
+/// A snippet whose credentials matched.
+#[derive(Debug, Clone)]
+pub struct ResolvedSnippet {
+    pub tenant_id: TenantId,
+    /// The service's name or the user's display name.
+    pub name: String,
+    /// Which websites may use it.
+    pub access: WidgetAccess,
+    pub target: SnippetTarget,
+}
+
+/// The service or user a snippet names, if its key matches. A personal snippet whose user has
+/// direct chats switched off is unknown, like a wrong key.
 ///
 /// # Errors
 /// `404 unknown_widget` for an unknown contact id or a wrong key (indistinguishable on purpose).
-pub async fn service_for_snippet(state: &AppState, contact_id: &str, widget_key: &str) -> ApiResult<Service> {
+pub async fn resolve_snippet(state: &AppState, contact_id: &str, widget_key: &str) -> ApiResult<ResolvedSnippet> {
     let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown_widget", "no chat is configured for this snippet");
-    let service = match state.store.find_service_by_contact_id(contact_id).await {
-        Ok(s) => s,
-        Err(StoreError::NotFound) => return Err(unknown()),
+    match state.store.find_service_by_contact_id(contact_id).await {
+        Ok(s) if ct_eq(&s.widget_key, widget_key) => {
+            return Ok(ResolvedSnippet {
+                tenant_id: s.tenant_id,
+                name: s.name.clone(),
+                access: s.access.clone(),
+                target: SnippetTarget::Service(s),
+            });
+        }
+        Ok(_) => return Err(unknown()),
+        Err(StoreError::NotFound) => {}
         Err(e) => return Err(e.into()),
-    };
-    if ct_eq(&service.widget_key, widget_key) { Ok(service) } else { Err(unknown()) }
+    }
+    match state.store.find_user_by_contact_id(contact_id).await {
+        Ok(u) if ct_eq(&u.direct.widget_key, widget_key) && u.direct.settings.enabled => Ok(ResolvedSnippet {
+            tenant_id: u.tenant_id,
+            name: u.display_name.clone(),
+            access: u.direct.settings.access.clone(),
+            target: SnippetTarget::User(u),
+        }),
+        Ok(_) | Err(StoreError::NotFound) => Err(unknown()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where a new conversation goes: a service's workflow (pinned at the version current now;
+/// later publishes do not change it), or one user.
+struct Route {
+    service_id: Option<ServiceId>,
+    workflow: Option<(WorkflowId, u32)>,
+    direct_user_id: Option<UserId>,
+}
+
+async fn route_of(state: &AppState, target: &SnippetTarget) -> ApiResult<Route> {
+    match target {
+        SnippetTarget::User(u) => Ok(Route { service_id: None, workflow: None, direct_user_id: Some(u.id) }),
+        SnippetTarget::Service(service) => {
+            let workflow = state.store.get_workflow(service.tenant_id, service.workflow_id).await?;
+            let Some(version) = workflow.current_version else {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_not_ready",
+                    "the service's workflow has no published version",
+                ));
+            };
+            Ok(Route {
+                service_id: Some(service.id),
+                workflow: Some((service.workflow_id, version)),
+                direct_user_id: None,
+            })
+        }
+    }
 }
 
 /// Starts a chat from the pre-chat form.
@@ -51,25 +122,19 @@ pub async fn start_conversation(
     ApiJson(form): ApiJson<PreChatForm>,
 ) -> ApiResult<(StatusCode, Json<StartedConversation>)> {
     let form = form.validate()?;
-    let service = service_for_snippet(&state, &form.contact_id, &form.widget_key).await?;
-    super::access::check_origin(&state, &service, &headers).await?;
-    // The conversation pins the version current now; later publishes do not change it.
-    let workflow = state.store.get_workflow(service.tenant_id, service.workflow_id).await?;
-    let Some(workflow_version) = workflow.current_version else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "service_not_ready",
-            "the service's workflow has no published version",
-        ));
-    };
+    let snippet = resolve_snippet(&state, &form.contact_id, &form.widget_key).await?;
+    let tenant = snippet.tenant_id;
+    super::access::check_origin(&state, tenant, &snippet.access, &headers).await?;
+    let route = route_of(&state, &snippet.target).await?;
     let now = state.clock.now();
     let id = ConversationId::from_uuid(Uuid::now_v7());
     let conversation = Conversation {
         id,
-        tenant_id: service.tenant_id,
-        service_id: service.id,
-        workflow_id: service.workflow_id,
-        workflow_version,
+        tenant_id: tenant,
+        service_id: route.service_id,
+        workflow_id: route.workflow.map(|w| w.0),
+        workflow_version: route.workflow.map(|w| w.1),
+        direct_user_id: route.direct_user_id,
         status: ConversationStatus::Workflow,
         customer: Customer { display_name: form.display_name.clone(), email: form.email, privacy_consent: true },
         first_message: form.first_message.clone(),
@@ -80,14 +145,14 @@ pub async fn start_conversation(
         outcome: None,
         outcome_reason: None,
     };
-    let (token, token_hash) = mint_visitor_token(service.tenant_id, id);
+    let (token, token_hash) = mint_visitor_token(tenant, id);
     let ttl = time::Duration::seconds(i64::try_from(state.config.visitor_token_ttl_secs).unwrap_or(i64::MAX / 2));
     let credential = VisitorCredential { token_hash, expires_at: now + ttl };
     state.store.create_conversation(&conversation, &credential).await?;
     if let Some(text) = form.first_message {
         let sender = Sender::Customer { name: form.display_name };
         let entry = NewEntry {
-            tenant_id: service.tenant_id,
+            tenant_id: tenant,
             conversation_id: id,
             client_msg_id: None,
             body: EntryBody::Message { sender, text, attachment: None },
@@ -97,14 +162,15 @@ pub async fn start_conversation(
     }
     state
         .engines
-        .send(service.tenant_id, Command::Start { conversation: id })
+        .send(tenant, Command::Start { conversation: id })
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()))?;
     let started = StartedConversation {
         conversation_id: id,
         visitor_token: token,
         ws_url: format!("{}/ws/v1/visitor", state.config.public_ws_url()),
-        service_name: service.name,
+        service_name: snippet.name,
+        direct: route.direct_user_id.is_some(),
     };
     Ok((StatusCode::CREATED, Json(started)))
 }
@@ -124,8 +190,7 @@ pub async fn visitor_log(
         return Err(ApiError::forbidden("token_not_for_conversation", "the token belongs to another conversation"));
     }
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
-    let service = state.store.get_service(visitor.tenant_id, conversation.service_id).await?;
-    super::access::check_origin(&state, &service, &headers).await?;
+    super::access::check_conversation_origin(&state, &conversation, &headers).await?;
     let entries =
         state.store.read_log(visitor.tenant_id, visitor.conversation_id, q.since_seq.max(0), LOG_PAGE).await?;
     Ok(Json(LogPage { entries }))
@@ -170,11 +235,11 @@ pub async fn transcript(
         })?,
     };
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
-    let service = state.store.get_service(visitor.tenant_id, conversation.service_id).await?;
-    super::access::check_origin(&state, &service, &headers).await?;
+    super::access::check_conversation_origin(&state, &conversation, &headers).await?;
+    let name = counterpart_name(&state, &conversation).await?;
     let mut cursor = crate::ws::Cursor { tenant: visitor.tenant_id, conversation: conversation.id, last: 0 };
     let entries = cursor.catch_up(state.store.as_ref()).await?;
-    let text = render(&service.name, conversation.created_at, &entries, &zone);
+    let text = render(&name, conversation.created_at, &entries, &zone);
     let file = format!("attachment; filename=\"chat-{}.txt\"", conversation.created_at.date());
     let mut res = text.into_response();
     let h = res.headers_mut();
@@ -185,4 +250,14 @@ pub async fn transcript(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(res)
+}
+
+/// Who the customer chatted with, as their transcript names it: the service, or the user of a
+/// personal snippet.
+async fn counterpart_name(state: &AppState, c: &Conversation) -> ApiResult<String> {
+    Ok(match (c.service_id, c.direct_user_id) {
+        (Some(service), _) => state.store.get_service(c.tenant_id, service).await?.name,
+        (None, Some(user)) => state.store.get_user(c.tenant_id, user).await?.display_name,
+        (None, None) => String::new(),
+    })
 }

@@ -107,8 +107,12 @@ pub struct CustomerView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfferView {
     pub conversation_id: ConversationId,
-    pub service_id: ServiceId,
+    /// `None` for a direct chat.
+    pub service_id: Option<ServiceId>,
+    /// The service's name, or "Direct chat".
     pub service_name: String,
+    /// From the user's personal snippet: only they are invited, and the deadline makes it missed.
+    pub direct: bool,
     pub customer: CustomerView,
     pub first_message: Option<String>,
     /// Answer by then, or the chat goes to the next agent.
@@ -132,6 +136,7 @@ pub struct RoutingView {
 pub struct ChatView {
     pub conversation_id: ConversationId,
     pub service_name: String,
+    pub direct: bool,
     pub customer: CustomerView,
     pub first_message: Option<String>,
     pub status: ConversationStatus,

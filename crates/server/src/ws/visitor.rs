@@ -40,8 +40,7 @@ pub async fn upgrade(
 ) -> ApiResult<Response> {
     let visitor = Visitor::authenticate(&state, &q.token).await?;
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
-    let service = state.store.get_service(visitor.tenant_id, conversation.service_id).await?;
-    crate::api::access::check_origin(&state, &service, &headers).await?;
+    crate::api::access::check_conversation_origin(&state, &conversation, &headers).await?;
     let ws = ws.map_err(|e| upgrade_error(&e))?;
     // A cursor past the end would silently hide new entries; nothing beyond `last_seq` exists.
     let since = q.since_seq.clamp(0, conversation.last_seq);

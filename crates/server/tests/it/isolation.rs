@@ -104,6 +104,7 @@ impl World {
             ("PUT", "/api/v1/calendars/{id}") => calendar_body(None),
             ("PUT", "/api/v1/conversations/{id}/preferred-users") => json!({"users": []}),
             ("PUT", "/api/v1/users/{id}/skills") => json!({"skills": []}),
+            ("PUT", "/api/v1/users/{id}/direct-chat") => json!({"enabled": false}),
             ("PUT", "/api/v1/domain-templates/{id}") => template_body(None),
             ("PATCH", _) => json!({"name": "renamed by B"}),
             ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
