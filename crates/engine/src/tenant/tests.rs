@@ -544,21 +544,12 @@ fn direct_core(invite_secs: u32) -> TenantCore {
 
 fn direct_conversation(n: u128, user: u128) -> Conversation {
     Conversation {
-        id: cid(n),
-        tenant_id: tenant(),
         service_id: None,
         workflow_id: None,
         workflow_version: None,
         direct_user_id: Some(uid(user)),
-        status: ConversationStatus::Workflow,
-        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
         first_message: Some("Hello".into()),
-        agent_id: None,
-        last_seq: 0,
-        created_at: T0,
-        ended_at: None,
-        outcome: None,
-        outcome_reason: None,
+        ..conversation(n, 0, &pinned(0, queue_only(None)))
     }
 }
 
