@@ -275,11 +275,13 @@
   function addOffer(o, live) {
     if (!o || !o.conversation_id || offers[o.conversation_id]) return;
     var name = customerName(o.customer);
-    var li = el('li', 'offer');
+    var li = el('li', o.direct ? 'offer offer-direct' : 'offer');
     li.dataset.conversationId = o.conversation_id;
-    li.setAttribute('aria-label', 'Chat from ' + name);
+    li.setAttribute('aria-label', (o.direct ? 'Personal chat from ' : 'Chat from ') + name);
     var head = el('div', 'offer-head');
-    head.appendChild(el('span', 'offer-service', o.service_name || 'Chat'));
+    var service = head.appendChild(el('span', 'offer-service', o.service_name || 'Chat'));
+    // A personal-snippet chat asks for this agent alone: declining or missing it ends it.
+    if (o.direct) service.appendChild(el('span', 'offer-badge', 'For you'));
     var countdown = el('span', 'offer-countdown');
     countdown.setAttribute('role', 'timer');
     head.appendChild(countdown);
@@ -321,7 +323,7 @@
     if (live) {
       alertOffer(o);
       announce(
-        'New chat from ' +
+        (o.direct ? 'New personal chat from ' : 'New chat from ') +
           name +
           (o.service_name ? ' in ' + o.service_name : '') +
           (rec.trusted ? '. Answer within ' + spokenLeft(rec.deadline - serverNow()) + '.' : '.')

@@ -381,6 +381,8 @@
         return 'Chat started';
       case 'queued':
         return 'You are in the queue';
+      case 'invited':
+        return (ev.user_name || 'The person you asked for') + ' has been asked to join';
       case 'connected':
         return (ev.agent_name || 'An agent') + ' joined';
       case 'transferred':
@@ -570,6 +572,11 @@
     if (ev.type === 'queued') {
       waiting = true;
       if (!state.agent_name) setStatus('Waiting for an agent…');
+    } else if (ev.type === 'invited') {
+      // A personal chat: one person is asked, there is no queue to wait in.
+      waiting = false;
+      hideQueue();
+      if (!state.agent_name) setStatus('Waiting for ' + (ev.user_name || 'an answer') + '…');
     } else if (ev.type === 'transferred') {
       // Back in a queue (of another service): its positions follow as queue frames.
       waiting = true;

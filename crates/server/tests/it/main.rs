@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod crash;
 mod demo;
+mod direct;
 mod isolation;
 mod message_text;
 mod receipts;
