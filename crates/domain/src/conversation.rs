@@ -61,6 +61,9 @@ pub struct Customer {
     pub email: String,
     /// The customer accepted the privacy policy (always true for a stored conversation).
     pub privacy_consent: bool,
+    /// The browser's language tag (normalised), which picks the system messages' variant.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// One chat between a customer and a service, or (a direct chat, from a user's personal
@@ -93,6 +96,10 @@ pub struct Conversation {
     pub outcome: Option<Outcome>,
     /// Why, for an administrator (set for `failed`).
     pub outcome_reason: Option<String>,
+    /// The name the customer reads for the connected agent, as the system messages settings
+    /// made it at the connection (empty when the agent is hidden); `None` before.
+    #[serde(default)]
+    pub agent_alias: Option<String>,
 }
 
 impl Conversation {
@@ -186,6 +193,9 @@ pub struct PreChatForm {
     pub privacy_consent: bool,
     #[serde(default)]
     pub first_message: Option<String>,
+    /// The browser's language (e.g. `de-CH`), which picks the system messages' variant.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl PreChatForm {
@@ -201,6 +211,12 @@ impl PreChatForm {
             e.push("/privacy_consent", "consent_required", "the privacy policy must be accepted");
         }
         self.first_message = optional_text(&mut e, "/first_message", self.first_message.as_deref(), MAX_MESSAGE_CHARS);
+        if let Some(raw) = self.language.take().filter(|l| !l.trim().is_empty()) {
+            match crate::system_messages::normalize_language(&raw) {
+                Some(l) => self.language = Some(l),
+                None => e.push("/language", "invalid_language", "a language tag such as en, de or pt-BR"),
+            }
+        }
         e.into_result(self)
     }
 }
@@ -371,6 +387,7 @@ mod tests {
             email: "ann@example.com".into(),
             privacy_consent: consent,
             first_message: msg.map(str::to_owned),
+            language: None,
         }
     }
 

@@ -215,11 +215,18 @@ pub struct DirectChatSettings {
     pub invite_secs: u32,
     /// Which websites may use the personal snippet.
     pub access: crate::access::WidgetAccess,
+    /// The system messages item (scope `direct`) for the user's direct chats.
+    pub system_messages_id: Option<crate::SystemMessagesId>,
 }
 
 impl Default for DirectChatSettings {
     fn default() -> Self {
-        Self { enabled: false, invite_secs: DEFAULT_INVITE_SECS, access: crate::access::WidgetAccess::default() }
+        Self {
+            enabled: false,
+            invite_secs: DEFAULT_INVITE_SECS,
+            access: crate::access::WidgetAccess::default(),
+            system_messages_id: None,
+        }
     }
 }
 
@@ -330,6 +337,9 @@ pub struct Service {
     pub routing: RoutingSettings,
     /// Which websites may use the service's widget snippet.
     pub access: crate::access::WidgetAccess,
+    /// The system messages item (scope `service`) its chats use; Parley's built-in texts when
+    /// absent.
+    pub system_messages_id: Option<crate::SystemMessagesId>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -457,6 +467,9 @@ pub struct NewService {
     pub routing: RoutingSettings,
     #[serde(default)]
     pub access: crate::access::WidgetAccess,
+    /// A system messages item of scope `service`.
+    #[serde(default)]
+    pub system_messages_id: Option<crate::SystemMessagesId>,
     #[serde(default)]
     pub members: Vec<NewMember>,
 }
@@ -503,6 +516,10 @@ pub struct ServicePatch {
     /// Replaces the widget access settings.
     #[serde(default)]
     pub access: Option<crate::access::WidgetAccess>,
+    /// Links a system messages item (scope `service`); `null` unlinks it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub system_messages_id: Option<Option<crate::SystemMessagesId>>,
 }
 
 impl ServicePatch {
@@ -531,6 +548,9 @@ impl ServicePatch {
         if let Some(a) = self.access {
             a.check(&mut e, "/access");
             s.access = a;
+        }
+        if let Some(m) = self.system_messages_id {
+            s.system_messages_id = m;
         }
         e.into_result(s)
     }

@@ -60,4 +60,6 @@ id_type! {
     DomainTemplateId,
     /// A file sent in a chat.
     AttachmentId,
+    /// A system messages item (texts and display names), linked from services and users.
+    SystemMessagesId,
 }

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod parameter;
 pub mod report;
 pub mod skill;
+pub mod system_messages;
 pub mod template;
 pub mod transcript;
 pub mod validate;
@@ -28,6 +29,7 @@ pub use ids::*;
 pub use parameter::{CustomParameter, NewParameter, ParameterPatch};
 pub use report::{ServiceSession, UserOutcome, UserSession};
 pub use skill::{NewSkill, PolicyLevel, Skill, SkillRequirement, UserSkill};
+pub use system_messages::{MessageScope, NewSystemMessages, SystemEvent, SystemMessages, SystemMessagesContent};
 pub use workflow::{
     Activity, DraftUpdate, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion,
 };

@@ -45,7 +45,10 @@ pub fn render(service_name: &str, started: OffsetDateTime, entries: &[LogEntry],
         match &e.body {
             EntryBody::Message { sender, text, attachment } => {
                 let who = match sender {
-                    Sender::Customer { name } | Sender::Agent { name, .. } => name.as_str(),
+                    Sender::Customer { name } => name.as_str(),
+                    // An agent whose service hides names writes under an empty alias.
+                    Sender::Agent { name, .. } if name.is_empty() => "Agent",
+                    Sender::Agent { name, .. } => name.as_str(),
                     Sender::System => service_name,
                 };
                 let mut body = text.replace('\n', "\n        ");
@@ -69,6 +72,7 @@ pub fn render(service_name: &str, started: OffsetDateTime, entries: &[LogEntry],
 
 fn event_line(event: &ConversationEvent) -> Option<String> {
     Some(match event {
+        ConversationEvent::Connected { agent_name, .. } if agent_name.is_empty() => "an agent joined".into(),
         ConversationEvent::Connected { agent_name, .. } => format!("{agent_name} joined"),
         ConversationEvent::Transferred { .. } => "transferred".into(),
         ConversationEvent::Ended { by: EndedBy::Customer } => "you ended the chat".into(),

@@ -289,7 +289,12 @@ impl Sim {
             workflow_version: Some(world.pinned.version),
             direct_user_id: None,
             status: ConversationStatus::Workflow,
-            customer: Customer { display_name: customer.display_name, email: customer.email, privacy_consent: true },
+            customer: Customer {
+                display_name: customer.display_name,
+                email: customer.email,
+                privacy_consent: true,
+                language: None,
+            },
             first_message: customer.first_message,
             agent_id: None,
             last_seq: 0,
@@ -297,6 +302,7 @@ impl Sim {
             ended_at: None,
             outcome: None,
             outcome_reason: None,
+            agent_alias: None,
         };
         let out = sim.core.start(conversation, world.pinned, world.start);
         sim.process(out);
@@ -445,7 +451,9 @@ impl Sim {
                 | Out::UserSession(_)
                 | Out::ServiceSession(_)
                 | Out::OfferWithdrawn { .. }
-                | Out::Chat { .. } => {}
+                | Out::Chat { .. }
+                | Out::AgentAlias { .. }
+                | Out::Notice { .. } => {}
             }
             if let Some(run) = self.core.run(conversation_id()) {
                 self.parameters.clone_from(&run.session.params);

@@ -11,8 +11,9 @@ use crate::workflow::{
     self, Availability, Facts, HttpCall, HttpOutcome, Input as WfInput, Session, TaskState, TraceStep,
 };
 use parley_domain::calendar::{self, Calendar};
+use parley_domain::system_messages::SystemEvent;
 use parley_domain::template::{Channel, Lookup, PlaceholderKey, SystemField, Template};
-use parley_domain::workflow::{Priority, ServiceTarget, WorkflowDefinition};
+use parley_domain::workflow::{Priority, ServiceTarget, WorkflowDefinition, exits};
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Membership, Outcome,
     Presence, Sender, Service, ServiceId, User, UserId, WorkflowId,
@@ -131,6 +132,19 @@ pub enum Out {
         agent: UserId,
         conversation: Conversation,
     },
+    /// Persist the name the customer reads for the chat's agent (set at the connection).
+    AgentAlias {
+        conversation: ConversationId,
+        alias: String,
+    },
+    /// A system message for the user only (spec §5 "messages to user"), shown in the
+    /// workspace beside the offer or the chat; never in the customer's log.
+    Notice {
+        agent: UserId,
+        conversation: ConversationId,
+        event: SystemEvent,
+        text: String,
+    },
     /// Make this call and answer with [`TenantCore::http_done`], quoting `call_id`.
     Http {
         conversation: ConversationId,
@@ -204,6 +218,9 @@ struct Live {
     /// The service the chat is in now (the conversation's `service_id`, kept unwrapped: a
     /// service chat always has one).
     service: ServiceId,
+    /// The service it started in (named to the customer by `initial_service_name` items); after
+    /// a restart, the one it is in.
+    initial_service: ServiceId,
     run: Option<Run>,
     history: History,
     stay: Stay,
@@ -297,6 +314,8 @@ pub struct TenantCore {
     direct: HashMap<ConversationId, direct::Direct>,
     /// Direct-chat invitations' deadlines, earliest first (stale entries are skipped).
     invite_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
+    /// The system messages items services and users link.
+    texts: messages::Items,
 }
 
 /// Where a waiting customer stands.
@@ -426,7 +445,8 @@ impl TenantCore {
             stay.waiting_since = Some(queued_at);
         }
         let idle = connected.then_some(Idle { since: now, warned_at: None });
-        self.live.insert(id, Live { conversation, service, run: None, history, stay, idle });
+        let initial_service = service;
+        self.live.insert(id, Live { conversation, service, initial_service, run: None, history, stay, idle });
         self.schedule_idle(id, now);
         self.route(input, now, &mut out);
         out
@@ -454,8 +474,16 @@ impl TenantCore {
         let run = self.new_run(pinned, Vec::new());
         let mut stay = Stay::new(now);
         stay.last_user = last_user;
-        self.live
-            .insert(id, Live { conversation, service, run: Some(run), history: History::default(), stay, idle: None });
+        let live = Live {
+            conversation,
+            service,
+            initial_service: service,
+            run: Some(run),
+            history: History::default(),
+            stay,
+            idle: None,
+        };
+        self.live.insert(id, live);
         let mut out = Vec::new();
         self.interpret(id, WfInput::Start, now, &mut out);
         out
@@ -524,14 +552,13 @@ impl TenantCore {
         let Some(idle) = l.idle.as_mut() else { return };
         if idle.warned_at.is_none() {
             idle.warned_at = Some(at);
-            let text =
-                self.services.get(&l.service).map(|s| s.service.routing.idle_warning_text.clone()).unwrap_or_default();
-            out.push(Out::Append {
-                conversation: id,
-                body: EntryBody::Message { sender: Sender::System, text, attachment: None },
-            });
+            // The service's routing settings hold the built-in warning; an item may say it
+            // in the customer's language.
+            let fallback = self.services.get(&l.service).map(|s| s.service.routing.idle_warning_text.clone());
+            self.say(id, SystemEvent::CustomerIdleWarning, None, fallback, out);
             self.schedule_idle(id, at);
         } else {
+            self.say(id, SystemEvent::CustomerIdleClosed, None, None, out);
             let reason = Some("the customer did not answer".to_owned());
             self.close(id, EndedBy::System, Outcome::UserAccepted, reason, at, out);
         }
@@ -594,11 +621,18 @@ impl TenantCore {
             self.timers.remove(&(at, id));
             let in_router = self.router.phase(id).is_some();
             let Some(run) = self.live.get_mut(&id).and_then(|l| l.run.as_mut()) else { continue };
-            if run.limit_at == Some(at) && in_router {
+            let reached = run.limit_at == Some(at) && in_router && !run.limit_reached;
+            if reached {
                 run.limit_reached = true;
             }
-            if run.wake_at == Some(at) {
+            let wake = run.wake_at == Some(at);
+            if wake {
                 run.wake_at = None;
+            }
+            if reached {
+                self.say(id, SystemEvent::CustomerLimitReached, None, None, &mut out);
+            }
+            if wake {
                 self.interpret(id, WfInput::Timer, at, &mut out);
             }
         }
@@ -765,8 +799,12 @@ impl TenantCore {
                     position: u32::try_from(position).unwrap_or(u32::MAX),
                     estimated_wait_secs: estimate.map(|e| coarse(e.at(position).whole_seconds())),
                 };
-                if self.told.get(&conversation) != Some(&status) {
+                let before = self.told.get(&conversation);
+                if before != Some(&status) {
                     out.push(Out::Queue { conversation, status });
+                }
+                if before.is_some_and(|b| b.position != status.position) {
+                    self.say(conversation, SystemEvent::CustomerPositionChanged, None, None, &mut out);
                 }
                 now_waiting.insert(conversation, status);
             }
@@ -932,6 +970,8 @@ impl TenantCore {
                         l.stay.offer = Some((agent, now));
                         out.push(Out::Offer { agent, deadline, conversation: l.conversation.clone() });
                     }
+                    self.say(conversation, SystemEvent::UserIncoming, Some(agent), None, out);
+                    self.say(conversation, SystemEvent::CustomerIncoming, Some(agent), None, out);
                 }
                 router::Effect::OfferWithdrawn { conversation, agent } => {
                     out.push(Out::OfferWithdrawn { agent, conversation });
@@ -944,6 +984,9 @@ impl TenantCore {
                     };
                     self.end_offer(conversation, agent, outcome, now, out);
                     self.set_status(conversation, ConversationStatus::Queued, None, None, out);
+                    if reason == router::Requeue::NoAnswer {
+                        self.say(conversation, SystemEvent::UserRona, Some(agent), None, out);
+                    }
                 }
                 router::Effect::Connected { conversation, agent } => {
                     if let Some(l) = self.live.get_mut(&conversation) {
@@ -955,15 +998,22 @@ impl TenantCore {
                     }
                     self.schedule_idle(conversation, now);
                     self.set_status(conversation, ConversationStatus::Connected, Some(agent), None, out);
-                    let agent_name = self.users.get(&agent).map_or_else(String::new, |u| u.display_name.clone());
+                    // The customer reads the agent under the name the service's texts give.
+                    let alias = self.alias(conversation, agent);
+                    out.push(Out::AgentAlias { conversation, alias: alias.clone() });
                     out.push(Out::Append {
                         conversation,
-                        body: EntryBody::Event { event: ConversationEvent::Connected { agent_id: agent, agent_name } },
+                        body: EntryBody::Event {
+                            event: ConversationEvent::Connected { agent_id: agent, agent_name: alias.clone() },
+                        },
                     });
                     if let Some(l) = self.live.get_mut(&conversation) {
                         l.history.connected = true;
+                        l.conversation.agent_alias = Some(alias);
                         out.push(Out::Chat { agent, conversation: l.conversation.clone() });
                     }
+                    self.say(conversation, SystemEvent::CustomerConnected, Some(agent), None, out);
+                    self.say(conversation, SystemEvent::UserAccepted, Some(agent), None, out);
                 }
                 router::Effect::AcwStarted { agent, .. }
                 | router::Effect::AcwEnded { agent }
@@ -1008,6 +1058,16 @@ impl TenantCore {
         // A chat that was only offered keeps no agent; a connected one keeps its agent for history.
         let c = &live.conversation;
         let keep_agent = if c.status == ConversationStatus::Connected { c.agent_id } else { None };
+        // Texts before the end (the log takes nothing after it); the user's note after it.
+        let mut note = Vec::new();
+        if let Some(agent) = keep_agent {
+            let by_user = by == EndedBy::Agent;
+            if by_user {
+                self.say(id, SystemEvent::CustomerEnded, None, None, out);
+            }
+            let event = if by_user { SystemEvent::UserTerminated } else { SystemEvent::UserEnded };
+            self.say(id, event, Some(agent), None, &mut note);
+        }
         // Reporting rows go last: if writing one fails, the end itself is already recorded.
         let mut facts = Vec::new();
         self.end_stay(id, Some(outcome), now, &mut facts);
@@ -1018,6 +1078,7 @@ impl TenantCore {
         let run = self.live.remove(&id).and_then(|l| l.run).map(Box::new);
         out.push(Out::Outcome { conversation: id, outcome, reason, run });
         out.push(Out::Append { conversation: id, body: EntryBody::Event { event: ConversationEvent::Ended { by } } });
+        out.extend(note);
         out.extend(facts);
     }
 
@@ -1038,11 +1099,22 @@ impl TenantCore {
                 parameter_defaults: &self.parameter_defaults,
             };
             let outcome = workflow::handle(&run.pinned.definition, &mut run.session, input, now, &facts);
+            let closed = outcome.trace.iter().any(left_closed);
             run.trace.extend(outcome.trace);
             // A finished run stays (for its trace) until the conversation ends.
             live.run = Some(run);
+            // The closed-hours text follows what the workflow said so far, but comes before
+            // a goodbye that ends the chat.
+            let mut closed_told = !closed;
             for effect in outcome.effects {
+                if !closed_told && matches!(effect, workflow::Effect::Disconnect { .. }) {
+                    self.say(id, SystemEvent::CustomerClosedHours, None, None, out);
+                    closed_told = true;
+                }
                 self.workflow_effect(id, effect, now, out, &mut pending);
+            }
+            if !closed_told {
+                self.say(id, SystemEvent::CustomerClosedHours, None, None, out);
             }
         }
     }
@@ -1098,6 +1170,10 @@ impl TenantCore {
                     ..router::Arrival::new(id, service).with_priority(priority)
                 };
                 self.route(router::Input::Enqueue(arrival), now, out);
+                // Only a chat that waits hears it is queued (one offered at once does not).
+                if self.router.phase(id) == Some(Phase::Queued) {
+                    self.say(id, SystemEvent::CustomerQueued, None, None, out);
+                }
             }
             Wf::SetPriority(priority) => {
                 if let Some(run) = live.run.as_mut() {
@@ -1231,10 +1307,17 @@ impl TenantCore {
                 event: ConversationEvent::Transferred { from_service: from, to_service: service },
             },
         });
+        self.say(id, SystemEvent::CustomerTransferred, None, None, out);
         // Whatever the old workflow still had pending is dropped with it; the new one starts.
         pending.clear();
         pending.push_back(WfInput::Start);
     }
+}
+
+/// Whether a step is a Check Opening Hours that found the service closed (or on a holiday).
+fn left_closed(step: &TraceStep) -> bool {
+    step.kind == "check_opening_hours"
+        && matches!(step.exit.as_deref(), Some(e) if e == exits::OPENING[1] || e == exits::OPENING[2])
 }
 
 /// The router's view of a service's settings.
@@ -1376,5 +1459,6 @@ impl Lookup for Values<'_> {
 }
 
 mod direct;
+mod messages;
 #[cfg(test)]
 mod tests;

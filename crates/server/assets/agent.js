@@ -585,6 +585,12 @@
     if (c && !c.ended) pane.composer.focus();
   }
 
+  // How the customer reads this agent, when the service's system messages name them otherwise.
+  function shownAs(alias) {
+    if (alias == null || (me && alias === me.display_name)) return '';
+    return alias === '' ? ' · your name is hidden from the customer' : ' · the customer sees you as ' + alias;
+  }
+
   function renderPane() {
     var c = selectedId && chats[selectedId];
     paneEmpty.hidden = !!c;
@@ -598,7 +604,7 @@
     var cust = c.info.customer || {};
     pane.name.textContent = customerName(cust);
     pane.email.textContent = cust.email || '';
-    pane.service.textContent = c.info.service_name || '';
+    pane.service.textContent = (c.info.service_name || '') + shownAs(c.info.agent_alias);
     pane.first.textContent = c.info.first_message || '';
     pane.firstBox.hidden = !c.info.first_message;
     pane.status.textContent = c.ended ? 'Chat ended' : 'Connected';
@@ -1342,6 +1348,31 @@
     });
   }
 
+  // An item's "messages to user": a line only this agent sees, on the offer or in the chat.
+  function onNotice(f) {
+    var text = String(f.text || '');
+    var id = f.conversation_id;
+    if (!text || !id) return;
+    var offer = offers[id];
+    if (offer) {
+      offer.li.insertBefore(el('p', 'offer-note', text), offer.li.querySelector('.offer-actions'));
+      return;
+    }
+    var c = chats[id];
+    if (c && !closedIds[id]) {
+      // Placed after the entries seen so far; later entries go below it.
+      var at = c.lastSeq + 0.5;
+      var li = el('li', 'entry note', text);
+      li.setAttribute('role', 'note');
+      li.dataset.seq = String(at);
+      place(c.logEl, li, at);
+      c.logEl.scrollTop = c.logEl.scrollHeight;
+      return;
+    }
+    notice(text);
+    announce(text);
+  }
+
   function handleFrame(f) {
     switch (f && f.type) {
       case 'hello':
@@ -1384,6 +1415,9 @@
         break;
       case 'routing':
         setRouting(f.routing, true);
+        break;
+      case 'notice':
+        onNotice(f);
         break;
       case 'error':
         onError(f);

@@ -260,6 +260,10 @@
     };
     var firstMessage = $('first_message').value.trim();
     if (firstMessage) body.first_message = firstMessage;
+    // Picks the language of the service's system messages; a tag the server cannot read is
+    // left out rather than refused.
+    var lang = String(navigator.language || '');
+    if (/^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$/.test(lang)) body.language = lang;
 
     submitting = true;
     startBtn.disabled = true;

@@ -70,6 +70,35 @@ pub async fn seed(state: &AppState) -> ApiResult<DemoInfo> {
     }
 }
 
+/// The demo service's system messages: a greeting on the connection in English and German, a
+/// goodbye, and the customer's question on the agent's offer.
+async fn demo_texts(
+    state: &AppState,
+    tenant: parley_domain::TenantId,
+    ou: OrgUnitId,
+) -> ApiResult<parley_domain::SystemMessagesId> {
+    let content: parley_domain::SystemMessagesContent = serde_json::from_value(serde_json::json!({
+        "name": "Support texts", "scope": "service", "default_language": "en",
+        "texts": [
+            {"event": "user.incoming", "text": "$(Customer.DisplayName) is waiting for you."},
+            {"event": "customer.connected", "text": "You are now chatting with $(User.FirstName)."},
+            {"event": "customer.connected", "language": "de", "text": "Sie chatten jetzt mit $(User.FirstName)."},
+            {"event": "customer.ended", "text": "Thank you for chatting with Demo Company!"},
+            {"event": "customer.ended", "language": "de", "text": "Danke für Ihren Besuch bei Demo Company!"}
+        ]
+    }))
+    .map_err(|e| crate::error::ApiError::internal(&e))?;
+    let item = parley_domain::SystemMessages {
+        id: parley_domain::SystemMessagesId::from_uuid(Uuid::now_v7()),
+        tenant_id: tenant,
+        ou_id: ou,
+        content: content.validate(&|_| false)?,
+        created_at: state.clock.now(),
+    };
+    state.store.create_system_messages(&item).await?;
+    Ok(item.id)
+}
+
 async fn create(state: &AppState) -> ApiResult<DemoInfo> {
     let created =
         tenants::create(state, NewTenant { slug: SLUG.into(), name: "Demo Company".into() }, "demo key").await?;
@@ -128,6 +157,7 @@ async fn create(state: &AppState) -> ApiResult<DemoInfo> {
         // No after-chat work yet: the workspace does not show its timer until issue 5's pages.
         routing: parley_domain::RoutingSettings::default(),
         access: parley_domain::WidgetAccess::default(),
+        system_messages_id: Some(demo_texts(state, tenant, ou.id).await?),
         members,
     }
     .validate()?;

@@ -4,7 +4,7 @@
 
 use crate::api::{
     access, agent, agent_controls, attachments, calendars, config, direct, health, parameters, reports, skills,
-    tenants, widget, workflows,
+    system_messages, tenants, widget, workflows,
 };
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
@@ -62,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/reports/user-sessions", get(reports::user_sessions))
         .route("/api/v1/reports/service-sessions", get(reports::service_sessions))
+        .route("/api/v1/system-messages", post(system_messages::create).get(system_messages::list))
+        .route(
+            "/api/v1/system-messages/{id}",
+            get(system_messages::get).put(system_messages::put).delete(system_messages::delete),
+        )
         .route("/api/v1/domain-templates", post(access::create_template).get(access::list_templates))
         .route(
             "/api/v1/domain-templates/{id}",

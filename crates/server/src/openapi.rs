@@ -4,7 +4,7 @@
 
 use crate::api::{
     access, agent, agent_controls, attachments, calendars, config, direct, health, parameters, reports, skills,
-    tenants, widget, workflows,
+    system_messages, tenants, widget, workflows,
 };
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -38,7 +38,8 @@ use utoipa::{Modify, OpenApi};
         attachments::visitor_upload, attachments::agent_upload, attachments::visitor_download,
         attachments::agent_download, attachments::admin_download,
         access::create_template, access::list_templates, access::get_template, access::put_template,
-        access::delete_template,
+        access::delete_template, system_messages::create, system_messages::list, system_messages::get,
+        system_messages::put, system_messages::delete,
         agent::login, agent::logout, agent::me, agent::history,
         agent_controls::state, agent_controls::set_presence, agent_controls::accept, agent_controls::decline,
         agent_controls::end_chat, agent_controls::end_acw, agent_controls::extend_acw, agent_controls::reset_rona,

@@ -313,6 +313,7 @@ impl TenantEngine {
             self.carry_out(out).await?;
         }
         self.core.set_parameter_defaults(config.parameter_defaults);
+        self.core.set_system_messages(config.system_messages);
         let out = self.core.set_people(config.users, &config.memberships, now);
         self.carry_out(out).await?;
         let out = self.core.set_skills(&config.skills, now);
@@ -542,6 +543,13 @@ impl TenantEngine {
                     let chat = self.chat_view(&conversation);
                     self.publish_agent(agent, AgentFrame::Chat { chat });
                 }
+                Out::AgentAlias { conversation, alias } => {
+                    store.set_agent_alias(tenant, conversation, &alias).await?;
+                }
+                Out::Notice { agent, conversation, event, text } => {
+                    let frame = AgentFrame::Notice { conversation_id: conversation, event, text };
+                    self.publish_agent(agent, frame);
+                }
                 Out::Http { conversation, call_id, call } => self.call_out(conversation, call_id, call),
             }
         }
@@ -597,6 +605,7 @@ impl TenantEngine {
             customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
             first_message: c.first_message.clone(),
             status: c.status,
+            agent_alias: c.agent_alias.clone(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! What the tenant engine loads from the store for the tenant core (services with their
-//! calendars and current workflow versions, parameter defaults, people), and how a workflow run
+//! calendars and current workflow versions, parameter defaults, people, system messages), and how a workflow run
 //! is shown to an administrator.
 
 use parley_domain::calendar::Calendar;
@@ -18,6 +18,7 @@ pub struct TenantConfig {
     pub users: Vec<User>,
     pub memberships: Vec<Membership>,
     pub skills: Vec<(parley_domain::UserId, parley_domain::UserSkill)>,
+    pub system_messages: Vec<parley_domain::SystemMessages>,
 }
 
 /// Reads everything the core needs about the tenant's configuration.
@@ -54,6 +55,7 @@ pub async fn load_config(store: &dyn Store, tenant: TenantId) -> Result<TenantCo
         users: store.list_users(tenant).await?,
         memberships: store.list_memberships(tenant).await?,
         skills: store.list_user_skills(tenant).await?,
+        system_messages: store.list_system_messages(tenant).await?,
     })
 }
 

@@ -26,7 +26,7 @@ use parley_domain::{
     DomainTemplate, DomainTemplateId, EntryBody, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service,
     ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
-use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
+use parley_domain::{Attachment, AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -330,6 +330,9 @@ pub trait Store: Send + Sync + 'static {
         agent: Option<UserId>,
         ended_at: Option<OffsetDateTime>,
     ) -> Result<()>;
+    /// Sets the name the customer reads for the connected agent. `NotFound` for another
+    /// tenant's conversation.
+    async fn set_agent_alias(&self, tenant: TenantId, id: ConversationId, alias: &str) -> Result<()>;
     /// Moves the conversation to another service and the version of its workflow it now runs.
     /// A direct chat is not transferred (`Other`: it would name a service and a user).
     async fn transfer_conversation(
@@ -375,6 +378,14 @@ pub trait Store: Send + Sync + 'static {
         conversation: ConversationId,
         id: AttachmentId,
     ) -> Result<AttachmentRecord>;
+    async fn create_system_messages(&self, item: &SystemMessages) -> Result<()>;
+    async fn get_system_messages(&self, tenant: TenantId, id: SystemMessagesId) -> Result<SystemMessages>;
+    /// Ordered by `created_at`, then id.
+    async fn list_system_messages(&self, tenant: TenantId) -> Result<Vec<SystemMessages>>;
+    /// Replaces the content (id, unit and creation time never change).
+    async fn update_system_messages(&self, item: &SystemMessages) -> Result<()>;
+    /// `NotFound` for an unknown item (the API refuses items services or users still use).
+    async fn delete_system_messages(&self, tenant: TenantId, id: SystemMessagesId) -> Result<()>;
     async fn create_domain_template(&self, template: &DomainTemplate) -> Result<()>;
     async fn get_domain_template(&self, tenant: TenantId, id: DomainTemplateId) -> Result<DomainTemplate>;
     /// Ordered by `created_at`, then id.

@@ -20,7 +20,7 @@ use parley_domain::{
     DomainTemplate, DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
     ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
-use parley_domain::{AttachmentId, Reader, Receipts, Watermark};
+use parley_domain::{AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -677,8 +677,8 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at, routing, access) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing, access, system_messages_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(service.id.0)
         .bind(service.tenant_id.0)
@@ -692,6 +692,7 @@ impl Store for PgStore {
         .bind(service.created_at)
         .bind(Json(&service.routing))
         .bind(Json(&service.access))
+        .bind(service.system_messages_id.map(|m| m.0))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -723,7 +724,7 @@ impl Store for PgStore {
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
             "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
-             routing = $7, access = $8 WHERE tenant_id = $1 AND id = $2",
+             routing = $7, access = $8, system_messages_id = $9 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(service.tenant_id.0)
         .bind(service.id.0)
@@ -733,6 +734,7 @@ impl Store for PgStore {
         .bind(service.secondary_calendar_id.map(|c| c.0))
         .bind(Json(&service.routing))
         .bind(Json(&service.access))
+        .bind(service.system_messages_id.map(|m| m.0))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -788,8 +790,8 @@ impl Store for PgStore {
         sqlx::query(
             "INSERT INTO conversations (id, tenant_id, service_id, workflow_id, workflow_version, status, \
              customer_name, customer_email, privacy_consent, first_message, agent_id, last_seq, visitor_token_hash, \
-             visitor_expires_at, created_at, ended_at, outcome, outcome_reason, direct_user_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18)",
+             visitor_expires_at, created_at, ended_at, outcome, outcome_reason, direct_user_id, customer_language) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(c.id.0)
         .bind(c.tenant_id.0)
@@ -809,6 +811,7 @@ impl Store for PgStore {
         .bind(c.outcome.map(Outcome::as_str))
         .bind(c.outcome_reason.as_deref())
         .bind(c.direct_user_id.map(|u| u.0))
+        .bind(c.customer.language.as_deref())
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -856,6 +859,17 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn set_agent_alias(&self, tenant: TenantId, conversation: ConversationId, alias: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE conversations SET agent_alias = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .bind(alias)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         one_row(done.rows_affected())
     }
 
@@ -994,6 +1008,63 @@ impl Store for PgStore {
             .await
             .map_err(db_error)?;
         sql::attachment(&row)
+    }
+
+    async fn create_system_messages(&self, m: &SystemMessages) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO system_messages (id, tenant_id, ou_id, name, content, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(m.id.0)
+        .bind(m.tenant_id.0)
+        .bind(m.ou_id.0)
+        .bind(&m.content.name)
+        .bind(Json(&m.content))
+        .bind(m.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_system_messages(&self, tenant: TenantId, item: SystemMessagesId) -> Result<SystemMessages> {
+        let row = sqlx::query(concat!(select!(system_messages), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(item.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::system_messages(&row)
+    }
+
+    async fn list_system_messages(&self, tenant: TenantId) -> Result<Vec<SystemMessages>> {
+        let rows = sqlx::query(concat!(select!(system_messages), " WHERE tenant_id = $1 ORDER BY created_at, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::system_messages).collect()
+    }
+
+    async fn update_system_messages(&self, m: &SystemMessages) -> Result<()> {
+        let done = sqlx::query("UPDATE system_messages SET name = $3, content = $4 WHERE tenant_id = $1 AND id = $2")
+            .bind(m.tenant_id.0)
+            .bind(m.id.0)
+            .bind(&m.content.name)
+            .bind(Json(&m.content))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_system_messages(&self, tenant: TenantId, item: SystemMessagesId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM system_messages WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(item.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
     }
 
     async fn create_domain_template(&self, t: &DomainTemplate) -> Result<()> {

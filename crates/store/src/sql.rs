@@ -14,7 +14,7 @@ use parley_domain::{
     Service, ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserOutcome, UserSession,
     UserSkill, WorkflowId,
 };
-use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
+use parley_domain::{Attachment, AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
 use time::OffsetDateTime;
@@ -66,7 +66,10 @@ macro_rules! select {
     };
     (services) => {
         "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, primary_calendar_id, \
-         secondary_calendar_id, routing, access, created_at FROM services"
+         secondary_calendar_id, routing, access, system_messages_id, created_at FROM services"
+    };
+    (system_messages) => {
+        "SELECT id, tenant_id, ou_id, content, created_at FROM system_messages"
     };
     (domain_templates) => {
         "SELECT id, tenant_id, ou_id, name, origins, created_at FROM domain_templates"
@@ -77,7 +80,7 @@ macro_rules! select {
     (conversations) => {
         "SELECT id, tenant_id, service_id, workflow_id, workflow_version, direct_user_id, status, customer_name, \
          customer_email, privacy_consent, first_message, agent_id, last_seq, created_at, ended_at, outcome, \
-         outcome_reason FROM conversations"
+         outcome_reason, customer_language, agent_alias FROM conversations"
     };
     (log_entries) => {
         "SELECT conversation_id, seq, client_msg_id, body, created_at FROM log_entries"
@@ -257,6 +260,16 @@ pub(crate) fn calendar(r: &impl Cols) -> Result<OpeningCalendar, StoreError> {
     })
 }
 
+pub(crate) fn system_messages(r: &impl Cols) -> Result<SystemMessages, StoreError> {
+    Ok(SystemMessages {
+        id: SystemMessagesId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        content: r.json("content")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
 pub(crate) fn domain_template(r: &impl Cols) -> Result<DomainTemplate, StoreError> {
     Ok(DomainTemplate {
         id: DomainTemplateId(r.uuid("id")?),
@@ -281,6 +294,7 @@ pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
         secondary_calendar_id: r.opt_uuid("secondary_calendar_id")?.map(CalendarId),
         routing: r.json("routing")?,
         access: r.json("access")?,
+        system_messages_id: r.opt_uuid("system_messages_id")?.map(SystemMessagesId),
         created_at: r.time("created_at")?,
     })
 }
@@ -309,6 +323,7 @@ pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
             display_name: r.text("customer_name")?,
             email: r.text("customer_email")?,
             privacy_consent: r.flag("privacy_consent")?,
+            language: r.opt_text("customer_language")?,
         },
         first_message: r.opt_text("first_message")?,
         agent_id: r.opt_uuid("agent_id")?.map(UserId),
@@ -317,6 +332,7 @@ pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
         ended_at: r.opt_time("ended_at")?,
         outcome,
         outcome_reason: r.opt_text("outcome_reason")?,
+        agent_alias: r.opt_text("agent_alias")?,
     })
 }
 

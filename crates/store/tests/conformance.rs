@@ -11,7 +11,7 @@ use parley_domain::{
     Membership, OrgUnit, OrgUnitId, Outcome, Presence, Sender, Service, ServiceId, ServiceSession, Skill, SkillId,
     Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WidgetAccess, WorkflowId,
 };
-use parley_domain::{Attachment, AttachmentId, Reader, Receipts, Watermark};
+use parley_domain::{Attachment, AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
     temp_sqlite,
@@ -137,6 +137,8 @@ conformance! {
     a_users_personal_snippet_round_trips_and_its_settings_change_in_place => story_personal_snippet;
     a_user_is_found_by_their_snippets_contact_id_from_any_tenant => story_find_user_by_contact_id;
     regenerating_a_widget_key_changes_only_that_key_and_only_in_its_own_tenant => story_regenerated_widget_keys;
+    system_messages_round_trip_link_to_services_and_stay_in_their_tenant => story_system_messages;
+    a_conversation_keeps_its_customers_language_and_the_agents_alias => story_customer_language;
     a_contact_id_is_unique_across_the_services_and_users_of_every_tenant => story_contact_id_conflicts;
 }
 
@@ -300,6 +302,7 @@ fn service(tenant: TenantId, ou: OrgUnitId, wf: WorkflowId, created: i64) -> Ser
         secondary_calendar_id: None,
         routing: Default::default(),
         access: Default::default(),
+        system_messages_id: None,
         created_at: at(created),
     }
 }
@@ -313,7 +316,12 @@ fn conversation(s: &Service, created: i64) -> Conversation {
         workflow_version: Some(1),
         direct_user_id: None,
         status: ConversationStatus::Workflow,
-        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
+        customer: Customer {
+            display_name: "Ann".into(),
+            email: "ann@example.com".into(),
+            privacy_consent: true,
+            language: None,
+        },
         first_message: Some("Hello?".into()),
         agent_id: None,
         last_seq: 0,
@@ -321,6 +329,7 @@ fn conversation(s: &Service, created: i64) -> Conversation {
         ended_at: None,
         outcome: None,
         outcome_reason: None,
+        agent_alias: None,
     }
 }
 
@@ -947,6 +956,7 @@ async fn story_transfer_and_outcome(store: Arc<dyn Store>) {
         ended_at: Some(at(40)),
         outcome: Some(Outcome::HandledBySystem),
         outcome_reason: Some("closed".into()),
+        agent_alias: None,
         ..conversation(&a.service, 40)
     };
     store.create_conversation(&created_ended, &credential("ended")).await.unwrap();
@@ -1836,7 +1846,12 @@ async fn story_upgraded_to_direct_chats(store: Arc<dyn Store>, old: &BeforeDirec
         workflow_version: Some(1),
         direct_user_id: None,
         status: ConversationStatus::Ended,
-        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
+        customer: Customer {
+            display_name: "Ann".into(),
+            email: "ann@example.com".into(),
+            privacy_consent: true,
+            language: None,
+        },
         first_message: Some("Hello?".into()),
         agent_id: Some(old.agent),
         last_seq: 2,
@@ -1844,6 +1859,7 @@ async fn story_upgraded_to_direct_chats(store: Arc<dyn Store>, old: &BeforeDirec
         ended_at: Some(at(20)),
         outcome: Some(Outcome::UserAccepted),
         outcome_reason: Some("it's done".into()),
+        agent_alias: None,
     };
     assert_eq!(store.get_conversation(t, old.ended).await.unwrap(), ended);
     assert_eq!(
@@ -2954,7 +2970,83 @@ fn direct_settings(template: DomainTemplateId) -> DirectChatSettings {
         enabled: true,
         invite_secs: 45,
         access: WidgetAccess { restrict_access: true, domain_template_ids: vec![template] },
+        system_messages_id: None,
     }
+}
+
+fn system_messages(tenant: TenantId, ou: OrgUnitId, name: &str, created: i64) -> SystemMessages {
+    let content = serde_json::json!({"name": name, "scope": "service", "default_language": "en",
+        "agent_name": {"mode": "custom", "template": "$(User.FirstName) ✓"}, "texts": [
+        {"event": "customer.connected", "language": "en", "text": "Hi, $(Customer.DisplayName)"},
+        {"event": "customer.connected", "language": "de", "text": "Grüezi"}]});
+    SystemMessages {
+        id: SystemMessagesId(new_id()),
+        tenant_id: tenant,
+        ou_id: ou,
+        content: serde_json::from_value(content).unwrap(),
+        created_at: at(created),
+    }
+}
+
+async fn story_system_messages(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+    let first = system_messages(t, a.root.id, "Support texts", 10);
+    let second = system_messages(t, a.root.id, "Sales texts", 5);
+    store.create_system_messages(&first).await.unwrap();
+    store.create_system_messages(&second).await.unwrap();
+    assert_eq!(store.get_system_messages(t, first.id).await.unwrap(), first, "content round-trips");
+    assert_eq!(store.list_system_messages(t).await.unwrap(), [second.clone(), first.clone()], "by creation");
+
+    let mut changed = first.clone();
+    changed.content.name = "Renamed".into();
+    changed.content.texts.pop();
+    store.update_system_messages(&changed).await.unwrap();
+    assert_eq!(store.get_system_messages(t, first.id).await.unwrap(), changed);
+
+    // A service links one; the link round-trips and can be removed.
+    let linked = Service { system_messages_id: Some(first.id), ..a.service.clone() };
+    store.update_service(&linked).await.unwrap();
+    assert_eq!(store.get_service(t, a.service.id).await.unwrap().system_messages_id, Some(first.id));
+    store.update_service(&a.service).await.unwrap();
+    assert_eq!(store.get_service(t, a.service.id).await.unwrap().system_messages_id, None);
+
+    // Another tenant neither sees nor changes nor deletes them.
+    let other = b.tenant.id;
+    assert_not_found(store.get_system_messages(other, first.id).await, "another tenant's item");
+    assert_eq!(store.list_system_messages(other).await.unwrap(), []);
+    let stolen = SystemMessages { tenant_id: other, ..changed.clone() };
+    assert_not_found(store.update_system_messages(&stolen).await, "update across tenants");
+    assert_not_found(store.delete_system_messages(other, first.id).await, "delete across tenants");
+    assert_eq!(store.get_system_messages(t, first.id).await.unwrap(), changed, "untouched");
+
+    store.delete_system_messages(t, first.id).await.unwrap();
+    assert_not_found(store.get_system_messages(t, first.id).await, "deleted");
+    assert_eq!(store.list_system_messages(t).await.unwrap(), [second]);
+}
+
+async fn story_customer_language(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "acme").await;
+    let mut c = conversation(&w.service, 10);
+    c.customer.language = Some("pt-BR".into());
+    store.create_conversation(&c, &credential("lang")).await.unwrap();
+    assert_eq!(store.get_conversation(w.tenant.id, c.id).await.unwrap().customer.language.as_deref(), Some("pt-BR"));
+    assert_eq!(store.get_conversation(w.tenant.id, w.conversation.id).await.unwrap().customer.language, None);
+
+    // The agent's name as the customer reads it is set at the connection, per tenant.
+    assert_eq!(store.get_conversation(w.tenant.id, c.id).await.unwrap().agent_alias, None);
+    store.set_agent_alias(w.tenant.id, c.id, "Ada from Billing").await.unwrap();
+    assert_eq!(
+        store.get_conversation(w.tenant.id, c.id).await.unwrap().agent_alias.as_deref(),
+        Some("Ada from Billing")
+    );
+    let b = world(store.as_ref(), "globex").await;
+    assert_not_found(store.set_agent_alias(b.tenant.id, c.id, "Mallory").await, "alias across tenants");
+    assert_eq!(
+        store.get_conversation(w.tenant.id, c.id).await.unwrap().agent_alias.as_deref(),
+        Some("Ada from Billing")
+    );
 }
 
 async fn story_direct_conversation(store: Arc<dyn Store>) {
@@ -2994,6 +3086,7 @@ async fn story_direct_conversation(store: Arc<dyn Store>) {
         last_seq: 2,
         outcome: Some(Outcome::UserAccepted),
         outcome_reason: Some("why ✓".into()),
+        agent_alias: None,
         ..direct.clone()
     };
     assert_eq!(store.get_conversation(t, direct.id).await.unwrap(), ended);
@@ -3083,7 +3176,7 @@ async fn story_personal_snippet(store: Arc<dyn Store>) {
     assert_eq!(agent.direct.settings, DirectChatSettings::default(), "a user created with the defaults keeps them");
 
     // Switching off changes only the settings, and answers with the user as now stored.
-    let off = DirectChatSettings { enabled: false, invite_secs: 600, access: WidgetAccess::default() };
+    let off = DirectChatSettings { enabled: false, invite_secs: 600, ..DirectChatSettings::default() };
     let changed = store.set_direct_chat(t, ann.id, &off).await.unwrap();
     let expected = User { direct: DirectChat { settings: off.clone(), ..ann.direct.clone() }, ..ann.clone() };
     assert_eq!(changed, expected);

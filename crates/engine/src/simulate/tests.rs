@@ -21,6 +21,7 @@ fn service(id: u128) -> Service {
         secondary_calendar_id: None,
         routing: Default::default(),
         access: Default::default(),
+        system_messages_id: None,
         created_at: datetime!(2026-01-01 00:00 UTC),
     }
 }

@@ -7,6 +7,7 @@
 //! after-chat work. Their time still shows in reporting as user sessions.
 
 use super::{Out, Refusal, TenantCore, UserSessionFact};
+use parley_domain::system_messages::SystemEvent;
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Outcome, Presence, Sender,
     User, UserId, UserOutcome,
@@ -54,7 +55,8 @@ impl TenantCore {
             let name = self.users.get(&user_id).map_or_else(|| "The person you asked for".to_owned(), display);
             // It never reached the user: missed, with no user session.
             let reason = Some("the user was not available".to_owned());
-            finish(conversation, Outcome::Missed, reason, Some(unavailable_text(&name)), now, &mut out);
+            let text = self.direct_text(&conversation, SystemEvent::CustomerUnavailable, unavailable_text(&name));
+            finish(conversation, Outcome::Missed, reason, text, now, &mut out);
             return out;
         };
         let deadline = now + Duration::seconds(i64::from(user.direct.settings.invite_secs));
@@ -79,6 +81,8 @@ impl TenantCore {
             id,
             Direct { conversation, user: user.id, invited_at: now, deadline: Some(deadline), answered_at: None },
         );
+        self.say(id, SystemEvent::UserIncoming, None, None, &mut out);
+        self.say(id, SystemEvent::CustomerIncoming, None, None, &mut out);
         out
     }
 
@@ -121,23 +125,30 @@ impl TenantCore {
         id: ConversationId,
         now: OffsetDateTime,
     ) -> Option<Result<Vec<Out>, Refusal>> {
-        let d = self.direct.get_mut(&id)?;
+        let d = self.direct.get(&id)?;
         if d.user != agent || d.deadline.is_none() {
             return Some(Err(Refusal::OfferNotFound));
         }
+        // The customer reads the user under the name their personal widget's texts give.
+        let alias = self.alias(id, agent);
+        let d = self.direct.get_mut(&id)?;
         d.deadline = None;
         d.answered_at = Some(now);
         d.conversation.status = ConversationStatus::Connected;
-        let agent_name = self.users.get(&agent).map_or_else(String::new, display);
+        d.conversation.agent_alias = Some(alias.clone());
         let conversation = d.conversation.clone();
-        Some(Ok(vec![
+        let mut out = vec![
             Out::Status { conversation: id, status: ConversationStatus::Connected, agent: Some(agent), ended_at: None },
+            Out::AgentAlias { conversation: id, alias: alias.clone() },
             Out::Append {
                 conversation: id,
-                body: EntryBody::Event { event: ConversationEvent::Connected { agent_id: agent, agent_name } },
+                body: EntryBody::Event { event: ConversationEvent::Connected { agent_id: agent, agent_name: alias } },
             },
             Out::Chat { agent, conversation },
-        ]))
+        ];
+        self.say(id, SystemEvent::CustomerConnected, None, None, &mut out);
+        self.say(id, SystemEvent::UserAccepted, None, None, &mut out);
+        Some(Ok(out))
     }
 
     /// `Some` when `id` is a direct chat: the user declines their invitation and the chat ends.
@@ -155,8 +166,8 @@ impl TenantCore {
         let name = self.users.get(&agent).map_or_else(String::new, display);
         let mut out = vec![Out::OfferWithdrawn { agent, conversation: id }];
         let session = self.session_fact(&d, UserOutcome::Declined, now);
-        let text = declined_text(&name);
-        finish(d.conversation, Outcome::Declined, Some("the user declined".to_owned()), Some(text), now, &mut out);
+        let text = self.direct_text(&d.conversation, SystemEvent::CustomerDeclined, declined_text(&name));
+        finish(d.conversation, Outcome::Declined, Some("the user declined".to_owned()), text, now, &mut out);
         out.push(Out::UserSession(session));
         Some(Ok(out))
     }
@@ -175,6 +186,17 @@ impl TenantCore {
         if agent.is_some_and(|a| a != d.user || !connected) {
             return Some(Err(Refusal::NotYourChat));
         }
+        // Texts while the chat is still open: the customer's before the end, the user's after.
+        let mut text = None;
+        let mut note = Vec::new();
+        if connected {
+            let by_user = by == EndedBy::Agent;
+            if by_user {
+                text = self.text(id, SystemEvent::CustomerEnded);
+            }
+            let event = if by_user { SystemEvent::UserTerminated } else { SystemEvent::UserEnded };
+            self.say(id, event, None, None, &mut note);
+        }
         let d = self.direct.remove(&id)?;
         let mut out = Vec::new();
         let (outcome, user_outcome) = if connected {
@@ -186,7 +208,8 @@ impl TenantCore {
         let session = self.session_fact(&d, user_outcome, now);
         let mut conversation = d.conversation;
         conversation.agent_id = connected.then_some(d.user);
-        finish_by(conversation, by, outcome, None, None, now, &mut out);
+        finish_by(conversation, by, outcome, None, text, now, &mut out);
+        out.extend(note);
         out.push(Out::UserSession(session));
         Some(Ok(out))
     }
@@ -207,7 +230,8 @@ impl TenantCore {
             out.push(Out::OfferWithdrawn { agent: d.user, conversation: id });
             let session = self.session_fact(&d, UserOutcome::Missed, at);
             let reason = Some("the user did not answer in time".to_owned());
-            finish(d.conversation, Outcome::Missed, reason, Some(missed_text(&name)), at, out);
+            let text = self.direct_text(&d.conversation, SystemEvent::CustomerMissed, missed_text(&name));
+            finish(d.conversation, Outcome::Missed, reason, text, at, out);
             out.push(Out::UserSession(session));
         }
     }

@@ -43,6 +43,7 @@ fn setup(n: u128, workflow: Option<Pinned>) -> ServiceSetup {
             secondary_calendar_id: None,
             routing: Default::default(),
             access: Default::default(),
+            system_messages_id: None,
             created_at: T0,
         },
         primary: None,
@@ -60,7 +61,12 @@ fn conversation(n: u128, service: u128, p: &Pinned) -> Conversation {
         workflow_version: Some(p.version),
         direct_user_id: None,
         status: ConversationStatus::Workflow,
-        customer: Customer { display_name: "Ann".into(), email: "ann@example.com".into(), privacy_consent: true },
+        customer: Customer {
+            display_name: "Ann".into(),
+            email: "ann@example.com".into(),
+            privacy_consent: true,
+            language: None,
+        },
         first_message: None,
         agent_id: None,
         last_seq: 0,
@@ -68,6 +74,7 @@ fn conversation(n: u128, service: u128, p: &Pinned) -> Conversation {
         ended_at: None,
         outcome: None,
         outcome_reason: None,
+        agent_alias: None,
     }
 }
 
@@ -693,3 +700,5 @@ fn a_restart_keeps_a_connected_direct_chat_and_invites_again_with_a_fresh_deadli
     );
     assert!(core.end(cid(1), EndedBy::Agent, Some(uid(1)), later).is_ok());
 }
+
+mod messages;

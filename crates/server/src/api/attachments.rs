@@ -92,8 +92,12 @@ pub async fn agent_upload(
     if conversation.status != ConversationStatus::Connected {
         return Err(ApiError::conflict("not_your_chat", "this chat is not connected to you"));
     }
-    let user = state.store.get_user(agent.tenant_id, agent.user_id).await?;
-    let sender = Sender::Agent { id: user.id, name: user.display_name };
+    // The customer reads the agent under the chat's alias (system messages' agent name).
+    let name = match conversation.agent_alias.clone() {
+        Some(alias) => alias,
+        None => state.store.get_user(agent.tenant_id, agent.user_id).await?.display_name,
+    };
+    let sender = Sender::Agent { id: agent.user_id, name };
     let sent = send_file(&state, &conversation, sender, &q, body).await?;
     Ok((status_of(&sent), Json(sent)))
 }

@@ -191,6 +191,8 @@ pub async fn create_service_in(
         .await?;
     check_policy_skills(state, tenant, &input.routing).await?;
     super::access::check_access_refs(state, tenant, &input.access).await?;
+    let scope = parley_domain::MessageScope::Service;
+    super::system_messages::check_link(state, tenant, input.system_messages_id, scope, "/system_messages_id").await?;
     let service_id = ServiceId::from_uuid(Uuid::now_v7());
     let mut members = Vec::with_capacity(input.members.len());
     for (i, m) in input.members.iter().enumerate() {
@@ -209,6 +211,7 @@ pub async fn create_service_in(
         secondary_calendar_id: input.secondary_calendar_id,
         routing: input.routing,
         access: input.access,
+        system_messages_id: input.system_messages_id,
         created_at: state.clock.now(),
     };
     state.store.create_service(&service, &members).await?;
@@ -280,6 +283,9 @@ pub async fn patch_service(
         .await?;
     check_policy_skills(&state, tenant, &service.routing).await?;
     super::access::check_access_refs(&state, tenant, &service.access).await?;
+    let scope = parley_domain::MessageScope::Service;
+    super::system_messages::check_link(&state, tenant, service.system_messages_id, scope, "/system_messages_id")
+        .await?;
     state.store.update_service(&service).await?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(Json(service))

@@ -48,6 +48,9 @@ pub async fn put_direct_chat(
     let settings = input.validate()?;
     check_licences(&user, &settings)?;
     super::access::check_access_refs(&state, tenant, &settings.access).await?;
+    let scope = parley_domain::MessageScope::Direct;
+    super::system_messages::check_link(&state, tenant, settings.system_messages_id, scope, "/system_messages_id")
+        .await?;
     let user = found(state.store.set_direct_chat(tenant, id, &settings).await, "user")?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(Json(user.direct))

@@ -12,6 +12,7 @@ pub mod health;
 pub mod parameters;
 pub mod reports;
 pub mod skills;
+pub mod system_messages;
 pub mod tenants;
 pub mod widget;
 pub mod workflows;

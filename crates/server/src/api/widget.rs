@@ -45,7 +45,8 @@ pub enum SnippetTarget {
 #[derive(Debug, Clone)]
 pub struct ResolvedSnippet {
     pub tenant_id: TenantId,
-    /// The service's name or the user's display name.
+    /// The service's name as its system messages name it to customers, or the user's display
+    /// name.
     pub name: String,
     /// Which websites may use it.
     pub access: WidgetAccess,
@@ -63,7 +64,7 @@ pub async fn resolve_snippet(state: &AppState, contact_id: &str, widget_key: &st
         Ok(s) if ct_eq(&s.widget_key, widget_key) => {
             return Ok(ResolvedSnippet {
                 tenant_id: s.tenant_id,
-                name: s.name.clone(),
+                name: shown_service_name(state, &s).await?,
                 access: s.access.clone(),
                 target: SnippetTarget::Service(s),
             });
@@ -136,7 +137,12 @@ pub async fn start_conversation(
         workflow_version: route.workflow.map(|w| w.1),
         direct_user_id: route.direct_user_id,
         status: ConversationStatus::Workflow,
-        customer: Customer { display_name: form.display_name.clone(), email: form.email, privacy_consent: true },
+        customer: Customer {
+            display_name: form.display_name.clone(),
+            email: form.email,
+            privacy_consent: true,
+            language: form.language.clone(),
+        },
         first_message: form.first_message.clone(),
         agent_id: None,
         last_seq: 0,
@@ -144,6 +150,7 @@ pub async fn start_conversation(
         ended_at: None,
         outcome: None,
         outcome_reason: None,
+        agent_alias: None,
     };
     let (token, token_hash) = mint_visitor_token(tenant, id);
     let ttl = time::Duration::seconds(i64::try_from(state.config.visitor_token_ttl_secs).unwrap_or(i64::MAX / 2));
@@ -252,11 +259,25 @@ pub async fn transcript(
     Ok(res)
 }
 
+/// The service's name as customers read it: its system messages item may give another (a
+/// front desk's name for every service behind it, say).
+async fn shown_service_name(state: &AppState, s: &parley_domain::Service) -> ApiResult<String> {
+    let item = match s.system_messages_id {
+        Some(id) => match state.store.get_system_messages(s.tenant_id, id).await {
+            Ok(item) => Some(item.content),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    Ok(parley_domain::system_messages::service_name_for_customer(item.as_ref(), &s.name, &s.name))
+}
+
 /// Who the customer chatted with, as their transcript names it: the service, or the user of a
 /// personal snippet.
 async fn counterpart_name(state: &AppState, c: &Conversation) -> ApiResult<String> {
     Ok(match (c.service_id, c.direct_user_id) {
-        (Some(service), _) => state.store.get_service(c.tenant_id, service).await?.name,
+        (Some(service), _) => shown_service_name(state, &state.store.get_service(c.tenant_id, service).await?).await?,
         (None, Some(user)) => state.store.get_user(c.tenant_id, user).await?.display_name,
         (None, None) => String::new(),
     })

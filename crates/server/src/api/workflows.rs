@@ -414,6 +414,7 @@ fn placeholder_service(tenant: TenantId, ou: OrgUnitId, workflow: WorkflowId, no
             secondary_calendar_id: None,
             routing: Default::default(),
             access: Default::default(),
+            system_messages_id: None,
             created_at: now,
         },
         primary: None,

@@ -64,6 +64,9 @@ struct Followed {
     forwarder: tokio::task::AbortHandle,
     /// The agent side's receipt marks as this socket last knew them.
     own_mark: Watermark,
+    /// The name the customer reads for this agent in this chat: messages and typing go out
+    /// under it (system messages' agent name).
+    alias: String,
 }
 
 type LiveEntry = (ConversationId, Result<Arc<BusEvent>, RecvError>);
@@ -154,7 +157,8 @@ impl Session {
             return false;
         }
         let Ok(snapshot) = rx.await else { return false };
-        let ids: Vec<ConversationId> = snapshot.chats.iter().map(|c| c.conversation_id).collect();
+        let ids: Vec<(ConversationId, Option<String>)> =
+            snapshot.chats.iter().map(|c| (c.conversation_id, c.agent_alias.clone())).collect();
         let user = AgentIdentity { id: self.user.id, display_name: self.user.display_name.clone() };
         let hello = AgentFrame::Hello {
             user,
@@ -166,8 +170,8 @@ impl Session {
         if !send(sink, &hello).await {
             return false;
         }
-        for id in ids {
-            if !self.follow(sink, id).await {
+        for (id, alias) in ids {
+            if !self.follow(sink, id, alias).await {
                 return false;
             }
         }
@@ -175,7 +179,7 @@ impl Session {
     }
 
     /// Starts following a chat: subscribe first, then replay its whole log.
-    async fn follow(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
+    async fn follow(&mut self, sink: &mut Sink, conversation: ConversationId, alias: Option<String>) -> bool {
         if self.chats.contains_key(&conversation) {
             return true;
         }
@@ -197,6 +201,7 @@ impl Session {
                 ended: false,
                 forwarder,
                 own_mark: Watermark::default(),
+                alias: alias.unwrap_or_else(|| self.user.display_name.clone()),
             },
         );
         self.catch_up(sink, conversation).await && self.receipts(sink, conversation).await
@@ -297,7 +302,7 @@ impl Session {
             return false;
         }
         if let AgentFrame::Chat { chat } = frame {
-            return self.follow(sink, chat.conversation_id).await;
+            return self.follow(sink, chat.conversation_id, chat.agent_alias.clone()).await;
         }
         true
     }
@@ -363,11 +368,12 @@ impl Session {
 
     /// Whether this socket may write to a chat: one it follows (it was connected to this agent)
     /// and that has not ended.
-    fn writable(&self, conversation: ConversationId) -> Result<(), EngineError> {
+    /// Answers with the name the agent goes by in that chat.
+    fn writable(&self, conversation: ConversationId) -> Result<String, EngineError> {
         match self.chats.get(&conversation) {
             None => Err(EngineError::NotYourChat),
             Some(f) if f.ended => Err(EngineError::ConversationEnded),
-            Some(_) => Ok(()),
+            Some(f) => Ok(f.alias.clone()),
         }
     }
 
@@ -375,16 +381,17 @@ impl Session {
     /// [`TYPING_MIN_INTERVAL`] and chat (more often is dropped without a word); refused like a
     /// message for a chat that is not the agent's or has ended.
     async fn on_typing(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
-        if let Err(e) = self.writable(conversation) {
-            return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await;
-        }
+        let name = match self.writable(conversation) {
+            Ok(name) => name,
+            Err(e) => return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await,
+        };
         let now = self.state.clock.now();
         if self.last_typing.get(&conversation).is_some_and(|&t| (t..t + TYPING_MIN_INTERVAL).contains(&now)) {
             return true;
         }
         self.last_typing.insert(conversation, now);
         let topic = Topic::Conversation(self.user.tenant_id, conversation);
-        self.state.bus.publish(topic, BusEvent::Typing { who: Typist::Agent, name: self.user.display_name.clone() });
+        self.state.bus.publish(topic, BusEvent::Typing { who: Typist::Agent, name });
         true
     }
 
@@ -408,18 +415,15 @@ impl Session {
                 .await;
             }
         };
-        if let Err(e) = self.writable(conversation) {
-            return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await;
-        }
+        let name = match self.writable(conversation) {
+            Ok(name) => name,
+            Err(e) => return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await,
+        };
         let entry = NewEntry {
             tenant_id: self.user.tenant_id,
             conversation_id: conversation,
             client_msg_id: Some(client_msg_id.clone()),
-            body: EntryBody::Message {
-                sender: Sender::Agent { id: self.user.id, name: self.user.display_name.clone() },
-                text,
-                attachment: None,
-            },
+            body: EntryBody::Message { sender: Sender::Agent { id: self.user.id, name }, text, attachment: None },
             created_at: self.state.clock.now(),
         };
         match self.state.log.append(entry).await {

@@ -1,6 +1,8 @@
 //! The frames of the visitor and agent WebSockets (see `docs/protocol.md`).
 
-use parley_domain::{ConversationId, ConversationStatus, LogEntry, Presence, Reader, ServiceId, UserId, Watermark};
+use parley_domain::{
+    ConversationId, ConversationStatus, LogEntry, Presence, Reader, ServiceId, SystemEvent, UserId, Watermark,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -140,6 +142,9 @@ pub struct ChatView {
     pub customer: CustomerView,
     pub first_message: Option<String>,
     pub status: ConversationStatus,
+    /// The name the customer reads for the agent (their messages go out under it); `null`
+    /// before the connection, empty when the service hides agents' names.
+    pub agent_alias: Option<String>,
 }
 
 /// The agent's identity in `hello`.
@@ -192,6 +197,13 @@ pub enum AgentFrame {
         who: Typist,
     },
     /// How far the customer has received and read the chat (after its replay, then on change).
+    /// A system message for the agent only (an item's "messages to user": incoming, accepted,
+    /// ended, terminated, RONA); never stored, never shown to the customer.
+    Notice {
+        conversation_id: ConversationId,
+        event: SystemEvent,
+        text: String,
+    },
     Receipt {
         conversation_id: ConversationId,
         reader: Reader,

@@ -32,6 +32,10 @@ async fn demo_prints_urls_that_work() {
     assert_eq!(tenant.body["slug"], "demo");
     let services = Api::new(api_base).bearer(key).get("/services").await.unwrap();
     assert_eq!(services.body[0]["name"], "Support");
+    // Its system messages greet and thank the customer, in German too.
+    let texts_id = services.body[0]["system_messages_id"].as_str().expect("the demo service links texts");
+    let texts = Api::new(api_base).bearer(key).get(&format!("/system-messages/{texts_id}")).await.unwrap();
+    assert!(texts.body["texts"].as_array().unwrap().iter().any(|t| t["language"] == "de"), "{}", texts.body);
 
     // The printed sign-in works and opens the workspace socket.
     let sign_in = field(&banner, "sign in as");

@@ -16,6 +16,7 @@ struct World {
     a_skill: String,
     a_template: String,
     a_attachment: String,
+    a_texts: String,
 }
 
 /// Only tenant A has a parameter with this id.
@@ -23,6 +24,11 @@ const A_PARAMETER: &str = "only_in_tenant_a";
 
 fn template_body(ou: Option<&str>) -> Value {
     json!({"name": "Shops", "ou_id": ou, "origins": ["https://shop.example.com"]})
+}
+
+fn texts_body(ou: Option<&str>) -> Value {
+    json!({"name": "A's texts", "ou_id": ou, "scope": "service",
+           "texts": [{"event": "customer.connected", "text": "Hello from A"}]})
 }
 
 fn calendar_body(ou: Option<&str>) -> Value {
@@ -61,7 +67,10 @@ async fn world() -> World {
     let d = a.admin.post("/api/v1/domain-templates", &template_body(None)).await.unwrap();
     assert_eq!(d.status, 201, "{}", d.body);
     let a_template = d.body["id"].as_str().unwrap().to_owned();
-    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template, a_attachment }
+    let m = a.admin.post("/api/v1/system-messages", &texts_body(None)).await.unwrap();
+    assert_eq!(m.status, 201, "{}", m.body);
+    let a_texts = m.body["id"].as_str().unwrap().to_owned();
+    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template, a_attachment, a_texts }
 }
 
 impl World {
@@ -83,6 +92,8 @@ impl World {
             &self.a_skill
         } else if template.starts_with("/api/v1/domain-templates/") {
             &self.a_template
+        } else if template.starts_with("/api/v1/system-messages/") {
+            &self.a_texts
         } else {
             &self.a_conv
         };
@@ -106,6 +117,7 @@ impl World {
             ("PUT", "/api/v1/users/{id}/skills") => json!({"skills": []}),
             ("PUT", "/api/v1/users/{id}/direct-chat") => json!({"enabled": false}),
             ("PUT", "/api/v1/domain-templates/{id}") => template_body(None),
+            ("PUT", "/api/v1/system-messages/{id}") => texts_body(None),
             ("PATCH", _) => json!({"name": "renamed by B"}),
             ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
             _ => return None,
@@ -127,6 +139,7 @@ impl World {
             "/api/v1/parameters" => (json!({"id": "x", "name": "x", "ou_id": self.a_ou}), "/ou_id"),
             "/api/v1/calendars" => (calendar_body(Some(&self.a_ou)), "/ou_id"),
             "/api/v1/domain-templates" => (template_body(Some(&self.a_ou)), "/ou_id"),
+            "/api/v1/system-messages" => (texts_body(Some(&self.a_ou)), "/ou_id"),
             _ => return None,
         })
     }
@@ -144,6 +157,7 @@ fn a_ids(w: &World) -> Vec<String> {
         w.a_skill.clone(),
         w.a_template.clone(),
         w.a_attachment.clone(),
+        w.a_texts.clone(),
         A_PARAMETER.to_owned(),
     ]
 }
@@ -215,6 +229,15 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
     assert_eq!(held.body[0]["level"], 4, "B cleared nothing");
     let wf = w.a.admin.get(&format!("/api/v1/workflows/{}", w.a.workflow_id)).await.unwrap();
     assert_eq!(wf.body["current_version"], 1, "B published nothing in A's workflow");
+    let texts = w.a.admin.get(&format!("/api/v1/system-messages/{}", w.a_texts)).await.unwrap();
+    assert_eq!(texts.body["name"], "A's texts", "B renamed nothing");
+    // B cannot link A's texts to its own service or personal widget either.
+    let link = json!({"system_messages_id": w.a_texts});
+    let r = w.b.admin.send("PATCH", &format!("/api/v1/services/{}", w.b.service_id), &link).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.body["errors"][0]["code"].as_str()), (422, Some("unknown_reference")));
+    let direct = json!({"enabled": true, "system_messages_id": w.a_texts});
+    let r = w.b.admin.send("PUT", &format!("/api/v1/users/{}/direct-chat", w.b.agents[0].id), &direct).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.body["errors"][0]["code"].as_str()), (422, Some("unknown_reference")));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod receipts;
 mod routing;
 mod shutdown;
 mod support;
+mod system_messages;
 mod transcript;
 mod typing;
 mod walk;

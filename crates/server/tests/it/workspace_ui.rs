@@ -70,6 +70,13 @@ async fn an_offer_counts_down_and_disappears_when_its_deadline_passes() {
     align_clock(&server);
     let t = fixtures::tenant(&server.base, "countdown", 1).await.unwrap();
     with_routing(&t, json!({"rona_secs": 20})).await;
+    // The service's system messages give the agent a line with each offer.
+    let texts = json!({"name": "Texts", "scope": "service",
+        "texts": [{"event": "user.incoming", "text": "<b>$(Customer.DisplayName)</b> waits"}]});
+    let item = t.admin.post("/api/v1/system-messages", &texts).await.unwrap();
+    let link = json!({"system_messages_id": item.body["id"]});
+    let r = t.admin.send("PATCH", &format!("/api/v1/services/{}", t.service_id), &link).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
     let driver = Chromedriver::start().await.unwrap();
     let agent = driver.new_session(1280, 800).await.unwrap();
     sign_in(&agent, &server, &t, 0).await;
@@ -78,6 +85,10 @@ async fn an_offer_counts_down_and_disappears_when_its_deadline_passes() {
     let (conv, _) = t.start_chat(&server.base, "Olga", Some("Is my parcel lost?")).await.unwrap();
     let offer = format!("#offers .offer[data-conversation-id='{conv}']");
     agent.wait_for_text(&offer, "Is my parcel lost?").await.unwrap();
+    // Shown as text, never as markup.
+    agent.wait_for_text(&format!("{offer} .offer-note"), "<b>Olga</b> waits").await.unwrap();
+    let count_bold = format!("return document.querySelectorAll({}).length", js(&format!("{offer} b")));
+    assert_eq!(agent.execute(&count_bold, vec![]).await.unwrap(), json!(0));
     agent.wait_for_text("#announcer", "New chat from Olga in Support").await.unwrap();
 
     // A countdown of at most the 20 s the service allows, which goes down by itself.
