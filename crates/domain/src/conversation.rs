@@ -100,6 +100,9 @@ pub struct Conversation {
     /// made it at the connection (empty when the agent is hidden); `None` before.
     #[serde(default)]
     pub agent_alias: Option<String>,
+    /// The codes and tags the agent chose, once they did.
+    #[serde(default)]
+    pub wrap_up: Option<crate::WrapUp>,
 }
 
 impl Conversation {

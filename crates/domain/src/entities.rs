@@ -340,6 +340,8 @@ pub struct Service {
     /// The system messages item (scope `service`) its chats use; Parley's built-in texts when
     /// absent.
     pub system_messages_id: Option<crate::SystemMessagesId>,
+    /// The codes its agents choose from to sum up a chat.
+    pub codes: crate::ServiceCodes,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -470,6 +472,9 @@ pub struct NewService {
     /// A system messages item of scope `service`.
     #[serde(default)]
     pub system_messages_id: Option<crate::SystemMessagesId>,
+    /// Codes of the tenant its agents choose from.
+    #[serde(default)]
+    pub codes: crate::ServiceCodes,
     #[serde(default)]
     pub members: Vec<NewMember>,
 }
@@ -484,6 +489,7 @@ impl NewService {
         self.name = required_text(&mut e, "/name", &self.name, MAX_NAME_CHARS);
         self.routing.check(&mut e, "/routing");
         self.access.check(&mut e, "/access");
+        self.codes.check(&mut e, "/codes");
         for (i, m) in self.members.iter().enumerate() {
             if self.members[..i].iter().any(|o| o.user_id == m.user_id) {
                 e.push(format!("/members/{i}/user_id"), "duplicate", "user is listed twice");
@@ -520,6 +526,9 @@ pub struct ServicePatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = Uuid)]
     pub system_messages_id: Option<Option<crate::SystemMessagesId>>,
+    /// Replaces the service's code lists.
+    #[serde(default)]
+    pub codes: Option<crate::ServiceCodes>,
 }
 
 impl ServicePatch {
@@ -551,6 +560,10 @@ impl ServicePatch {
         }
         if let Some(m) = self.system_messages_id {
             s.system_messages_id = m;
+        }
+        if let Some(c) = self.codes {
+            c.check(&mut e, "/codes");
+            s.codes = c;
         }
         e.into_result(s)
     }

@@ -62,4 +62,6 @@ id_type! {
     AttachmentId,
     /// A system messages item (texts and display names), linked from services and users.
     SystemMessagesId,
+    /// A predefined code agents choose to sum up a chat.
+    CodeId,
 }

@@ -19,6 +19,7 @@ pub mod template;
 pub mod transcript;
 pub mod validate;
 pub mod workflow;
+pub mod wrap_up;
 
 pub use access::{DomainTemplate, NewDomainTemplate, WidgetAccess};
 pub use attachment::Attachment;
@@ -33,3 +34,4 @@ pub use system_messages::{MessageScope, NewSystemMessages, SystemEvent, SystemMe
 pub use workflow::{
     Activity, DraftUpdate, NewWorkflow, Node, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion,
 };
+pub use wrap_up::{Code, NewCode, ServiceCodes, WrapUp, WrapUpInput};

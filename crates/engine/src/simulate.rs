@@ -67,6 +67,9 @@ pub struct SimCustomer {
     pub email: String,
     #[serde(default)]
     pub first_message: Option<String>,
+    /// The browser's language (e.g. `de-CH`), which picks the system messages' variant.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// One scripted input.
@@ -130,6 +133,10 @@ impl Script {
         }
         if self.run_for_secs > MAX_SPAN_SECS {
             err("/run_for_secs".into(), "too_long", format!("at most {MAX_SPAN_SECS} seconds"));
+        }
+        let language = self.customer.as_ref().and_then(|c| c.language.as_deref());
+        if language.is_some_and(|l| parley_domain::system_messages::normalize_language(l).is_none()) {
+            err("/customer/language".into(), "invalid_language", "a language tag such as en, de or pt-BR".into());
         }
         for (i, s) in self.steps.iter().enumerate() {
             if s.at_secs > self.run_for_secs {
@@ -215,6 +222,8 @@ pub struct World {
     /// Other services, for transfers and availability questions (nobody staffs them).
     pub others: Vec<ServiceSetup>,
     pub parameter_defaults: BTreeMap<String, String>,
+    /// The tenant's system messages items (the services link theirs).
+    pub system_messages: Vec<parley_domain::SystemMessages>,
     pub pinned: Pinned,
     pub start: OffsetDateTime,
 }
@@ -262,6 +271,7 @@ impl Sim {
         setup.workflow = Some(world.pinned.clone());
         let _ = core.set_service(setup, world.start);
         core.set_parameter_defaults(world.parameter_defaults);
+        core.set_system_messages(world.system_messages);
         let mut sim = Self {
             core,
             start: world.start,
@@ -280,6 +290,7 @@ impl Sim {
             display_name: "Simulated customer".into(),
             email: "customer@example.invalid".into(),
             first_message: None,
+            language: None,
         });
         let conversation = Conversation {
             id: conversation_id(),
@@ -293,7 +304,7 @@ impl Sim {
                 display_name: customer.display_name,
                 email: customer.email,
                 privacy_consent: true,
-                language: None,
+                language: customer.language.as_deref().and_then(parley_domain::system_messages::normalize_language),
             },
             first_message: customer.first_message,
             agent_id: None,
@@ -303,6 +314,7 @@ impl Sim {
             outcome: None,
             outcome_reason: None,
             agent_alias: None,
+            wrap_up: None,
         };
         let out = sim.core.start(conversation, world.pinned, world.start);
         sim.process(out);

@@ -13,7 +13,7 @@ use crate::workflow::{
 use parley_domain::calendar::{self, Calendar};
 use parley_domain::system_messages::SystemEvent;
 use parley_domain::template::{Channel, Lookup, PlaceholderKey, SystemField, Template};
-use parley_domain::workflow::{Priority, ServiceTarget, WorkflowDefinition, exits};
+use parley_domain::workflow::{Priority, ServiceTarget, WorkflowDefinition};
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Membership, Outcome,
     Presence, Sender, Service, ServiceId, User, UserId, WorkflowId,
@@ -620,9 +620,12 @@ impl TenantCore {
             }
             self.timers.remove(&(at, id));
             let in_router = self.router.phase(id).is_some();
+            // Only a customer still waiting hears it; one offered or connected since does not.
+            let waiting = self.router.phase(id) == Some(Phase::Queued);
             let Some(run) = self.live.get_mut(&id).and_then(|l| l.run.as_mut()) else { continue };
-            let reached = run.limit_at == Some(at) && in_router && !run.limit_reached;
-            if reached {
+            let mut reached = false;
+            if run.limit_at == Some(at) && in_router {
+                reached = waiting && !run.limit_reached;
                 run.limit_reached = true;
             }
             let wake = run.wake_at == Some(at);
@@ -1099,22 +1102,11 @@ impl TenantCore {
                 parameter_defaults: &self.parameter_defaults,
             };
             let outcome = workflow::handle(&run.pinned.definition, &mut run.session, input, now, &facts);
-            let closed = outcome.trace.iter().any(left_closed);
             run.trace.extend(outcome.trace);
             // A finished run stays (for its trace) until the conversation ends.
             live.run = Some(run);
-            // The closed-hours text follows what the workflow said so far, but comes before
-            // a goodbye that ends the chat.
-            let mut closed_told = !closed;
             for effect in outcome.effects {
-                if !closed_told && matches!(effect, workflow::Effect::Disconnect { .. }) {
-                    self.say(id, SystemEvent::CustomerClosedHours, None, None, out);
-                    closed_told = true;
-                }
                 self.workflow_effect(id, effect, now, out, &mut pending);
-            }
-            if !closed_told {
-                self.say(id, SystemEvent::CustomerClosedHours, None, None, out);
             }
         }
     }
@@ -1238,6 +1230,8 @@ impl TenantCore {
                 }
                 self.close(id, EndedBy::System, Outcome::Failed, Some(reason), now, out);
             }
+            // Told where the workflow checked, so it comes between what was said before and after.
+            Wf::Closed => self.say(id, SystemEvent::CustomerClosedHours, None, None, out),
             // Parameters live in the session.
             Wf::SetParameter { .. } | Wf::Finished => {}
         }
@@ -1312,12 +1306,6 @@ impl TenantCore {
         pending.clear();
         pending.push_back(WfInput::Start);
     }
-}
-
-/// Whether a step is a Check Opening Hours that found the service closed (or on a holiday).
-fn left_closed(step: &TraceStep) -> bool {
-    step.kind == "check_opening_hours"
-        && matches!(step.exit.as_deref(), Some(e) if e == exits::OPENING[1] || e == exits::OPENING[2])
 }
 
 /// The router's view of a service's settings.

@@ -130,6 +130,9 @@ pub enum Effect {
     /// Call `handle(Input::Timer)` at this time.
     WakeAt(OffsetDateTime),
     Http(HttpCall),
+    /// A Check Opening Hours found the service closed (or on a holiday): the customer may be
+    /// told so at this point of the workflow (the service's closed-hours system message).
+    Closed,
     /// The workflow has nothing more to do.
     Finished,
     /// The workflow cannot go on; the reason is for an administrator. The session is over.
@@ -385,7 +388,13 @@ impl Run<'_> {
                 }
                 .into(),
             ),
-            Activity::CheckOpeningHours => Next::Exit(self.facts.opening_exit().into()),
+            Activity::CheckOpeningHours => {
+                let exit = self.facts.opening_exit();
+                if exit == exits::OPENING[1] || exit == exits::OPENING[2] {
+                    self.out.effects.push(Effect::Closed);
+                }
+                Next::Exit(exit.into())
+            }
             Activity::CheckParameter { parameter, conditions } => {
                 let value = self.session.params.get(parameter).cloned().unwrap_or_default();
                 let exit = conditions.iter().find(|c| holds(c, &value)).map_or(exits::DEFAULT, |c| c.exit.as_str());

@@ -158,6 +158,7 @@ async fn create(state: &AppState) -> ApiResult<DemoInfo> {
         routing: parley_domain::RoutingSettings::default(),
         access: parley_domain::WidgetAccess::default(),
         system_messages_id: Some(demo_texts(state, tenant, ou.id).await?),
+        codes: Default::default(),
         members,
     }
     .validate()?;

@@ -4,7 +4,7 @@
 
 use crate::api::{
     access, agent, agent_controls, attachments, calendars, config, direct, health, parameters, reports, skills,
-    system_messages, tenants, widget, workflows,
+    system_messages, tenants, widget, workflows, wrap_up,
 };
 use crate::error::ApiError;
 use crate::extract::MAX_JSON_BYTES;
@@ -62,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/reports/user-sessions", get(reports::user_sessions))
         .route("/api/v1/reports/service-sessions", get(reports::service_sessions))
+        .route("/api/v1/reports/wrap-ups", get(reports::wrap_ups))
+        .route("/api/v1/codes", post(wrap_up::create_code).get(wrap_up::list_codes))
+        .route("/api/v1/codes/{id}", get(wrap_up::get_code).put(wrap_up::put_code).delete(wrap_up::delete_code))
+        .route("/api/v1/agent/chats/{id}/wrap-up", get(wrap_up::get_wrap_up).put(wrap_up::put_wrap_up))
         .route("/api/v1/system-messages", post(system_messages::create).get(system_messages::list))
         .route(
             "/api/v1/system-messages/{id}",

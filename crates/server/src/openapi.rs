@@ -4,7 +4,7 @@
 
 use crate::api::{
     access, agent, agent_controls, attachments, calendars, config, direct, health, parameters, reports, skills,
-    system_messages, tenants, widget, workflows,
+    system_messages, tenants, widget, workflows, wrap_up,
 };
 use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -28,7 +28,7 @@ use utoipa::{Modify, OpenApi};
         parameters::patch_parameter, parameters::delete_parameter,
         calendars::create_calendar, calendars::list_calendars, calendars::get_calendar, calendars::put_calendar,
         calendars::delete_calendar,
-        reports::user_sessions, reports::service_sessions,
+        reports::user_sessions, reports::service_sessions, reports::wrap_ups,
         config::create_service, config::list_services, config::get_service, config::patch_service,
         config::list_members, config::put_member, config::delete_member, config::get_snippet,
         direct::get_user_snippet, direct::put_direct_chat, direct::regenerate_service_snippet,
@@ -40,6 +40,8 @@ use utoipa::{Modify, OpenApi};
         access::create_template, access::list_templates, access::get_template, access::put_template,
         access::delete_template, system_messages::create, system_messages::list, system_messages::get,
         system_messages::put, system_messages::delete,
+        wrap_up::create_code, wrap_up::list_codes, wrap_up::get_code, wrap_up::put_code, wrap_up::delete_code,
+        wrap_up::get_wrap_up, wrap_up::put_wrap_up,
         agent::login, agent::logout, agent::me, agent::history,
         agent_controls::state, agent_controls::set_presence, agent_controls::accept, agent_controls::decline,
         agent_controls::end_chat, agent_controls::end_acw, agent_controls::extend_acw, agent_controls::reset_rona,

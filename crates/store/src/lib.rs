@@ -27,6 +27,7 @@ use parley_domain::{
     ServiceId, ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use parley_domain::{Attachment, AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
+use parley_domain::{Code, CodeId, WrapUp};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -395,6 +396,25 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` for an unknown template (the API refuses templates services still use).
     async fn delete_domain_template(&self, tenant: TenantId, id: DomainTemplateId) -> Result<()>;
 
+    /// `Conflict("code_name")` when the tenant has a code of that name (case-insensitive).
+    async fn create_code(&self, code: &Code) -> Result<()>;
+    async fn get_code(&self, tenant: TenantId, id: CodeId) -> Result<Code>;
+    /// Ordered by name (case-folded), then id.
+    async fn list_codes(&self, tenant: TenantId) -> Result<Vec<Code>>;
+    /// Renames and re-describes (unit and creation never change); `Conflict("code_name")` as
+    /// for a new one.
+    async fn update_code(&self, code: &Code) -> Result<()>;
+    async fn delete_code(&self, tenant: TenantId, id: CodeId) -> Result<()>;
+    /// Ended conversations with a wrap-up whose end falls in the window (of one service, when
+    /// given), newest first.
+    async fn list_wrapped_up(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        service: Option<ServiceId>,
+    ) -> Result<Vec<Conversation>>;
+    /// Replaces the conversation's codes and tags. `NotFound` for another tenant's.
+    async fn set_wrap_up(&self, tenant: TenantId, id: ConversationId, wrap_up: &WrapUp) -> Result<()>;
     /// `Conflict("skill_name")` when the tenant has a skill of that name (case-insensitive).
     async fn create_skill(&self, skill: &Skill) -> Result<()>;
     /// Ordered by name.
@@ -443,7 +463,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<UserId>>;
     /// Conversations not `Ended`, ordered by `created_at`, then id (the engine rebuilds from these).
     async fn list_open_conversations(&self, tenant: TenantId) -> Result<Vec<Conversation>>;
-    /// The agent's most recent conversations, newest first.
+    /// The agent's most recent conversations (those they held, and direct chats addressed to
+    /// them whatever came of them), newest first.
     async fn list_agent_conversations(&self, tenant: TenantId, agent: UserId, limit: u32) -> Result<Vec<Conversation>>;
 
     /// Appends entries in one transaction and reports each one's outcome in input order. Each

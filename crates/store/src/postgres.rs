@@ -21,6 +21,7 @@ use parley_domain::{
     ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use parley_domain::{AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
+use parley_domain::{Code, CodeId, WrapUp};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
@@ -86,6 +87,9 @@ impl Cols for PgRow {
     }
     fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
         self.try_get::<Json<T>, _>(col).map(|j| j.0).map_err(|e| decode_error(col, e))
+    }
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
+        self.try_get::<Option<Json<T>>, _>(col).map(|j| j.map(|j| j.0)).map_err(|e| decode_error(col, e))
     }
     fn text(&self, col: &str) -> Result<String> {
         self.try_get(col).map_err(|e| decode_error(col, e))
@@ -677,8 +681,8 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at, routing, access, system_messages_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing, access, system_messages_id, codes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(service.id.0)
         .bind(service.tenant_id.0)
@@ -693,6 +697,7 @@ impl Store for PgStore {
         .bind(Json(&service.routing))
         .bind(Json(&service.access))
         .bind(service.system_messages_id.map(|m| m.0))
+        .bind(Json(&service.codes))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -724,7 +729,7 @@ impl Store for PgStore {
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
             "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
-             routing = $7, access = $8, system_messages_id = $9 WHERE tenant_id = $1 AND id = $2",
+             routing = $7, access = $8, system_messages_id = $9, codes = $10 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(service.tenant_id.0)
         .bind(service.id.0)
@@ -735,6 +740,7 @@ impl Store for PgStore {
         .bind(Json(&service.routing))
         .bind(Json(&service.access))
         .bind(service.system_messages_id.map(|m| m.0))
+        .bind(Json(&service.codes))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -1125,6 +1131,97 @@ impl Store for PgStore {
         one_row(done.rows_affected())
     }
 
+    async fn create_code(&self, c: &Code) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO codes (id, tenant_id, ou_id, name, lower_name, description, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(c.id.0)
+        .bind(c.tenant_id.0)
+        .bind(c.ou_id.0)
+        .bind(&c.name)
+        .bind(sql::lower_name(&c.name))
+        .bind(&c.description)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_code(&self, tenant: TenantId, code: CodeId) -> Result<Code> {
+        let row = sqlx::query(concat!(select!(codes), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(tenant.0)
+            .bind(code.0)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        sql::code(&row)
+    }
+
+    async fn list_codes(&self, tenant: TenantId) -> Result<Vec<Code>> {
+        let rows = sqlx::query(concat!(select!(codes), " WHERE tenant_id = $1 ORDER BY lower_name, id"))
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::code).collect()
+    }
+
+    async fn update_code(&self, c: &Code) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE codes SET name = $3, lower_name = $4, description = $5 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(c.tenant_id.0)
+        .bind(c.id.0)
+        .bind(&c.name)
+        .bind(sql::lower_name(&c.name))
+        .bind(&c.description)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_code(&self, tenant: TenantId, code: CodeId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM codes WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(code.0)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_wrapped_up(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        service: Option<ServiceId>,
+    ) -> Result<Vec<Conversation>> {
+        let mut query = sqlx::query(sql::wrapped_up_query(service.is_some()))
+            .bind(tenant.0)
+            .bind(window.from)
+            .bind(window.to)
+            .bind(i64::from(window.limit));
+        if let Some(service) = service {
+            query = query.bind(service.0);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(sql::conversation).collect()
+    }
+
+    async fn set_wrap_up(&self, tenant: TenantId, conversation: ConversationId, wrap_up: &WrapUp) -> Result<()> {
+        let done = sqlx::query("UPDATE conversations SET wrap_up = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .bind(Json(wrap_up))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
     async fn create_skill(&self, skill: &Skill) -> Result<()> {
         sqlx::query("INSERT INTO skills (id, tenant_id, name, lower_name, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(skill.id.0)
@@ -1342,7 +1439,8 @@ impl Store for PgStore {
     async fn list_agent_conversations(&self, tenant: TenantId, agent: UserId, limit: u32) -> Result<Vec<Conversation>> {
         let rows = sqlx::query(concat!(
             select!(conversations),
-            " WHERE tenant_id = $1 AND agent_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+            " WHERE tenant_id = $1 AND (agent_id = $2 OR direct_user_id = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
         .bind(tenant.0)
         .bind(agent.0)

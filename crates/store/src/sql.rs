@@ -15,6 +15,7 @@ use parley_domain::{
     UserSkill, WorkflowId,
 };
 use parley_domain::{Attachment, AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
+use parley_domain::{Code, CodeId};
 use serde::de::DeserializeOwned;
 use sqlx::error::{DatabaseError, ErrorKind};
 use time::OffsetDateTime;
@@ -27,6 +28,7 @@ pub(crate) trait Cols {
     fn time(&self, col: &str) -> Result<OffsetDateTime, StoreError>;
     fn opt_time(&self, col: &str) -> Result<Option<OffsetDateTime>, StoreError>;
     fn json<T: DeserializeOwned>(&self, col: &str) -> Result<T, StoreError>;
+    fn opt_json<T: DeserializeOwned>(&self, col: &str) -> Result<Option<T>, StoreError>;
     fn text(&self, col: &str) -> Result<String, StoreError>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
     fn int(&self, col: &str) -> Result<i64, StoreError>;
@@ -66,7 +68,7 @@ macro_rules! select {
     };
     (services) => {
         "SELECT id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, primary_calendar_id, \
-         secondary_calendar_id, routing, access, system_messages_id, created_at FROM services"
+         secondary_calendar_id, routing, access, system_messages_id, codes, created_at FROM services"
     };
     (system_messages) => {
         "SELECT id, tenant_id, ou_id, content, created_at FROM system_messages"
@@ -80,7 +82,7 @@ macro_rules! select {
     (conversations) => {
         "SELECT id, tenant_id, service_id, workflow_id, workflow_version, direct_user_id, status, customer_name, \
          customer_email, privacy_consent, first_message, agent_id, last_seq, created_at, ended_at, outcome, \
-         outcome_reason, customer_language, agent_alias FROM conversations"
+         outcome_reason, customer_language, agent_alias, wrap_up FROM conversations"
     };
     (log_entries) => {
         "SELECT conversation_id, seq, client_msg_id, body, created_at FROM log_entries"
@@ -95,6 +97,9 @@ macro_rules! select {
     (service_sessions) => {
         "SELECT id, tenant_id, conversation_id, service_id, outcome, user_id, started_at, ended_at, ivr_secs, \
          queue_secs, connected_secs, offers FROM service_sessions"
+    };
+    (codes) => {
+        "SELECT id, tenant_id, ou_id, name, description, created_at FROM codes"
     };
     (skills) => {
         "SELECT id, tenant_id, name, created_at FROM skills"
@@ -134,6 +139,23 @@ macro_rules! windowed {
     };
 }
 pub(crate) use windowed;
+
+/// `list_wrapped_up`'s query; `$5` is the service when `by_service`.
+pub(crate) fn wrapped_up_query(by_service: bool) -> &'static str {
+    if by_service {
+        concat!(
+            select!(conversations),
+            " WHERE tenant_id = $1 AND wrap_up IS NOT NULL AND ended_at >= $2 AND ended_at < $3 AND service_id = $5 \
+             ORDER BY ended_at DESC, id DESC LIMIT $4"
+        )
+    } else {
+        concat!(
+            select!(conversations),
+            " WHERE tenant_id = $1 AND wrap_up IS NOT NULL AND ended_at >= $2 AND ended_at < $3 \
+             ORDER BY ended_at DESC, id DESC LIMIT $4"
+        )
+    }
+}
 
 /// A column that could not be read as the schema promises: the database was changed behind our
 /// back or a migration is missing. Not the client's fault, so not `NotFound`.
@@ -295,6 +317,7 @@ pub(crate) fn service(r: &impl Cols) -> Result<Service, StoreError> {
         routing: r.json("routing")?,
         access: r.json("access")?,
         system_messages_id: r.opt_uuid("system_messages_id")?.map(SystemMessagesId),
+        codes: r.json("codes")?,
         created_at: r.time("created_at")?,
     })
 }
@@ -333,6 +356,7 @@ pub(crate) fn conversation(r: &impl Cols) -> Result<Conversation, StoreError> {
         outcome,
         outcome_reason: r.opt_text("outcome_reason")?,
         agent_alias: r.opt_text("agent_alias")?,
+        wrap_up: r.opt_json("wrap_up")?,
     })
 }
 
@@ -393,6 +417,17 @@ pub(crate) fn service_session(r: &impl Cols) -> Result<ServiceSession, StoreErro
         queue_secs: r.int("queue_secs")?,
         connected_secs: r.int("connected_secs")?,
         offers: u32::try_from(r.int("offers")?).map_err(|e| decode_error("offers", e))?,
+    })
+}
+
+pub(crate) fn code(r: &impl Cols) -> Result<Code, StoreError> {
+    Ok(Code {
+        id: CodeId(r.uuid("id")?),
+        tenant_id: TenantId(r.uuid("tenant_id")?),
+        ou_id: OrgUnitId(r.uuid("ou_id")?),
+        name: r.text("name")?,
+        description: r.text("description")?,
+        created_at: r.time("created_at")?,
     })
 }
 
@@ -504,6 +539,7 @@ const CONFLICTS: &[(&str, &str, &str)] = &[
     ("skills_pkey", "skills.id", "skill_id"),
     ("skills_tenant_id_id_key", "skills.tenant_id, skills.id", "skill_id"),
     ("skills_tenant_id_lower_name_key", "skills.tenant_id, skills.lower_name", "skill_name"),
+    ("codes_tenant_id_lower_name_key", "codes.tenant_id, codes.lower_name", "code_name"),
     ("user_skills_pkey", "user_skills.tenant_id, user_skills.user_id, user_skills.skill_id", "user_skill"),
 ];
 

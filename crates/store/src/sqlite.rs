@@ -23,6 +23,7 @@ use parley_domain::{
     ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use parley_domain::{AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
+use parley_domain::{Code, CodeId, WrapUp};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -137,6 +138,10 @@ impl Cols for SqliteRow {
     fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
         let text: &str = self.try_get(col).map_err(|e| decode_error(col, e))?;
         serde_json::from_str(text).map_err(|e| decode_error(col, e))
+    }
+    fn opt_json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<Option<T>> {
+        let text: Option<&str> = self.try_get(col).map_err(|e| decode_error(col, e))?;
+        text.map(|t| serde_json::from_str(t).map_err(|e| decode_error(col, e))).transpose()
     }
     fn text(&self, col: &str) -> Result<String> {
         self.try_get(col).map_err(|e| decode_error(col, e))
@@ -739,8 +744,8 @@ impl Store for SqliteStore {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO services (id, tenant_id, ou_id, name, workflow_id, contact_id, widget_key, \
-             primary_calendar_id, secondary_calendar_id, created_at, routing, access, system_messages_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             primary_calendar_id, secondary_calendar_id, created_at, routing, access, system_messages_id, codes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(id(service.id.0))
         .bind(id(service.tenant_id.0))
@@ -755,6 +760,7 @@ impl Store for SqliteStore {
         .bind(sql::to_json(&service.routing)?)
         .bind(sql::to_json(&service.access)?)
         .bind(service.system_messages_id.map(|m| id(m.0)))
+        .bind(sql::to_json(&service.codes)?)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -786,7 +792,7 @@ impl Store for SqliteStore {
     async fn update_service(&self, service: &Service) -> Result<()> {
         let done = sqlx::query(
             "UPDATE services SET name = $3, workflow_id = $4, primary_calendar_id = $5, secondary_calendar_id = $6, \
-             routing = $7, access = $8, system_messages_id = $9 WHERE tenant_id = $1 AND id = $2",
+             routing = $7, access = $8, system_messages_id = $9, codes = $10 WHERE tenant_id = $1 AND id = $2",
         )
         .bind(id(service.tenant_id.0))
         .bind(id(service.id.0))
@@ -797,6 +803,7 @@ impl Store for SqliteStore {
         .bind(sql::to_json(&service.routing)?)
         .bind(sql::to_json(&service.access)?)
         .bind(service.system_messages_id.map(|m| id(m.0)))
+        .bind(sql::to_json(&service.codes)?)
         .execute(&self.write)
         .await
         .map_err(db_error)?;
@@ -1192,6 +1199,97 @@ impl Store for SqliteStore {
         one_row(done.rows_affected())
     }
 
+    async fn create_code(&self, c: &Code) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO codes (id, tenant_id, ou_id, name, lower_name, description, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id(c.id.0))
+        .bind(id(c.tenant_id.0))
+        .bind(id(c.ou_id.0))
+        .bind(&c.name)
+        .bind(sql::lower_name(&c.name))
+        .bind(&c.description)
+        .bind(micros(c.created_at))
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn get_code(&self, tenant: TenantId, code: CodeId) -> Result<Code> {
+        let row = sqlx::query(concat!(select!(codes), " WHERE tenant_id = $1 AND id = $2"))
+            .bind(id(tenant.0))
+            .bind(id(code.0))
+            .fetch_one(&self.read)
+            .await
+            .map_err(db_error)?;
+        sql::code(&row)
+    }
+
+    async fn list_codes(&self, tenant: TenantId) -> Result<Vec<Code>> {
+        let rows = sqlx::query(concat!(select!(codes), " WHERE tenant_id = $1 ORDER BY lower_name, id"))
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(sql::code).collect()
+    }
+
+    async fn update_code(&self, c: &Code) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE codes SET name = $3, lower_name = $4, description = $5 WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(id(c.tenant_id.0))
+        .bind(id(c.id.0))
+        .bind(&c.name)
+        .bind(sql::lower_name(&c.name))
+        .bind(&c.description)
+        .execute(&self.write)
+        .await
+        .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn delete_code(&self, tenant: TenantId, code: CodeId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM codes WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(code.0))
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn list_wrapped_up(
+        &self,
+        tenant: TenantId,
+        window: ReportWindow,
+        service: Option<ServiceId>,
+    ) -> Result<Vec<Conversation>> {
+        let mut query = sqlx::query(sql::wrapped_up_query(service.is_some()))
+            .bind(id(tenant.0))
+            .bind(micros(window.from))
+            .bind(micros(window.to))
+            .bind(i64::from(window.limit));
+        if let Some(service) = service {
+            query = query.bind(id(service.0));
+        }
+        let rows = query.fetch_all(&self.read).await.map_err(db_error)?;
+        rows.iter().map(sql::conversation).collect()
+    }
+
+    async fn set_wrap_up(&self, tenant: TenantId, conversation: ConversationId, wrap_up: &WrapUp) -> Result<()> {
+        let done = sqlx::query("UPDATE conversations SET wrap_up = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant.0))
+            .bind(id(conversation.0))
+            .bind(sql::to_json(wrap_up)?)
+            .execute(&self.write)
+            .await
+            .map_err(db_error)?;
+        one_row(done.rows_affected())
+    }
+
     async fn create_skill(&self, skill: &Skill) -> Result<()> {
         sqlx::query("INSERT INTO skills (id, tenant_id, name, lower_name, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(id(skill.id.0))
@@ -1410,7 +1508,8 @@ impl Store for SqliteStore {
     async fn list_agent_conversations(&self, tenant: TenantId, agent: UserId, limit: u32) -> Result<Vec<Conversation>> {
         let rows = sqlx::query(concat!(
             select!(conversations),
-            " WHERE tenant_id = $1 AND agent_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
+            " WHERE tenant_id = $1 AND (agent_id = $2 OR direct_user_id = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
         .bind(id(tenant.0))
         .bind(id(agent.0))

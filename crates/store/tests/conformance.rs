@@ -12,6 +12,7 @@ use parley_domain::{
     Tenant, TenantId, User, UserId, UserOutcome, UserSession, UserSkill, WidgetAccess, WorkflowId,
 };
 use parley_domain::{Attachment, AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
+use parley_domain::{Code, CodeId, ServiceCodes, WrapUp};
 use parley_store::testing::{
     POSTGRES_URL_ENV, drop_postgres_db, fresh_postgres_url, open_migrated, postgres_test_url, sqlite_url_in,
     temp_sqlite,
@@ -140,6 +141,8 @@ conformance! {
     system_messages_round_trip_link_to_services_and_stay_in_their_tenant => story_system_messages;
     a_conversation_keeps_its_customers_language_and_the_agents_alias => story_customer_language;
     a_contact_id_is_unique_across_the_services_and_users_of_every_tenant => story_contact_id_conflicts;
+    codes_round_trip_are_listed_by_name_and_their_names_are_unique_in_any_case => story_codes;
+    a_services_code_lists_and_a_conversations_wrap_up_round_trip_in_their_tenant => story_wrap_up;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,6 +306,7 @@ fn service(tenant: TenantId, ou: OrgUnitId, wf: WorkflowId, created: i64) -> Ser
         routing: Default::default(),
         access: Default::default(),
         system_messages_id: None,
+        codes: Default::default(),
         created_at: at(created),
     }
 }
@@ -330,6 +334,7 @@ fn conversation(s: &Service, created: i64) -> Conversation {
         outcome: None,
         outcome_reason: None,
         agent_alias: None,
+        wrap_up: None,
     }
 }
 
@@ -957,6 +962,7 @@ async fn story_transfer_and_outcome(store: Arc<dyn Store>) {
         outcome: Some(Outcome::HandledBySystem),
         outcome_reason: Some("closed".into()),
         agent_alias: None,
+        wrap_up: None,
         ..conversation(&a.service, 40)
     };
     store.create_conversation(&created_ended, &credential("ended")).await.unwrap();
@@ -1860,6 +1866,7 @@ async fn story_upgraded_to_direct_chats(store: Arc<dyn Store>, old: &BeforeDirec
         outcome: Some(Outcome::UserAccepted),
         outcome_reason: Some("it's done".into()),
         agent_alias: None,
+        wrap_up: None,
     };
     assert_eq!(store.get_conversation(t, old.ended).await.unwrap(), ended);
     assert_eq!(
@@ -3087,12 +3094,21 @@ async fn story_direct_conversation(store: Arc<dyn Store>) {
         outcome: Some(Outcome::UserAccepted),
         outcome_reason: Some("why ✓".into()),
         agent_alias: None,
+        wrap_up: None,
         ..direct.clone()
     };
     assert_eq!(store.get_conversation(t, direct.id).await.unwrap(), ended);
     assert_eq!(store.list_agent_conversations(t, w.agent.id, 10).await.unwrap(), slice::from_ref(&ended));
     assert_eq!(store.list_open_conversations(t).await.unwrap(), slice::from_ref(&w.conversation));
     assert_eq!(store.last_agent_of_customer(t, "ann@example.com", at(0)).await.unwrap(), Some(w.agent.id));
+
+    // One the user missed holds no agent, yet is in their history.
+    let missed = direct_conversation(&w, w.agent.id, 30);
+    store.create_conversation(&missed, &credential("missed")).await.unwrap();
+    store.update_conversation(t, missed.id, ConversationStatus::Ended, None, Some(at(31))).await.unwrap();
+    let history: Vec<ConversationId> =
+        store.list_agent_conversations(t, w.agent.id, 10).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(history, [missed.id, direct.id]);
 
     // A direct chat never moves to a service: it would name both.
     let moved = store.transfer_conversation(t, direct.id, w.service.id, w.workflow.id, 1).await;
@@ -3271,4 +3287,82 @@ async fn story_contact_id_conflicts(store: Arc<dyn Store>) {
     store.create_user(&free, None).await.unwrap();
     assert_eq!(store.find_user_by_contact_id("a-free-contact-id").await.unwrap(), free);
     assert_conflict(store.create_service(&clash("a-free-contact-id"), &[]).await, "service_contact_id");
+}
+
+fn code(tenant: TenantId, ou: OrgUnitId, name: &str, created: i64) -> Code {
+    Code {
+        id: CodeId(new_id()),
+        tenant_id: tenant,
+        ou_id: ou,
+        name: name.into(),
+        description: format!("{name} ✓"),
+        created_at: at(created),
+    }
+}
+
+async fn story_codes(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+    let resolved = code(t, a.root.id, "Resolved", 1);
+    let callback = code(t, a.root.id, "callback", 2);
+    store.create_code(&resolved).await.unwrap();
+    store.create_code(&callback).await.unwrap();
+    assert_eq!(store.get_code(t, resolved.id).await.unwrap(), resolved, "round-trips");
+    assert_eq!(store.list_codes(t).await.unwrap(), [callback.clone(), resolved.clone()], "by name in any case");
+    assert_conflict(store.create_code(&code(t, a.root.id, "RESOLVED", 3)).await, "code_name");
+    // Another tenant may use the name, and sees none of A's codes.
+    store.create_code(&code(b.tenant.id, b.root.id, "Resolved", 3)).await.unwrap();
+    assert_eq!(store.list_codes(b.tenant.id).await.unwrap().len(), 1);
+    assert_not_found(store.get_code(b.tenant.id, resolved.id).await, "another tenant's code");
+
+    let renamed = Code { name: "Solved".into(), description: String::new(), ..resolved.clone() };
+    store.update_code(&renamed).await.unwrap();
+    assert_eq!(store.get_code(t, resolved.id).await.unwrap(), renamed);
+    assert_conflict(store.update_code(&Code { name: "CALLBACK".into(), ..renamed.clone() }).await, "code_name");
+    let stolen = Code { tenant_id: b.tenant.id, name: "Mine".into(), ..renamed.clone() };
+    assert_not_found(store.update_code(&stolen).await, "update across tenants");
+    assert_not_found(store.delete_code(b.tenant.id, resolved.id).await, "delete across tenants");
+    store.delete_code(t, resolved.id).await.unwrap();
+    assert_not_found(store.get_code(t, resolved.id).await, "deleted");
+    assert_eq!(store.list_codes(t).await.unwrap(), [callback]);
+}
+
+async fn story_wrap_up(store: Arc<dyn Store>) {
+    let a = world(store.as_ref(), "acme").await;
+    let b = world(store.as_ref(), "globex").await;
+    let t = a.tenant.id;
+    let resolved = code(t, a.root.id, "Resolved", 1);
+    store.create_code(&resolved).await.unwrap();
+    assert_eq!(a.service.codes, ServiceCodes::default(), "a service starts with no codes");
+    let listed = Service {
+        codes: ServiceCodes { primary: vec![resolved.id], secondary: vec![CodeId(new_id())] },
+        ..a.service.clone()
+    };
+    store.update_service(&listed).await.unwrap();
+    assert_eq!(store.get_service(t, a.service.id).await.unwrap().codes, listed.codes);
+
+    // A conversation's wrap-up is set as a whole and found by the report once it ended.
+    let c = a.conversation.id;
+    assert_eq!(store.get_conversation(t, c).await.unwrap().wrap_up, None);
+    let wrap =
+        WrapUp { codes: vec![resolved.id], tags: vec!["VIP ✓".into()], user_id: a.agent.id, updated_at: at(20) };
+    store.set_wrap_up(t, c, &wrap).await.unwrap();
+    assert_eq!(store.get_conversation(t, c).await.unwrap().wrap_up.as_ref(), Some(&wrap));
+    assert_eq!(store.list_wrapped_up(t, all_time(), None).await.unwrap(), [], "not ended yet");
+    store.update_conversation(t, c, ConversationStatus::Ended, Some(a.agent.id), Some(at(30))).await.unwrap();
+    let found = store.list_wrapped_up(t, all_time(), None).await.unwrap();
+    assert_eq!(found.iter().map(|c| c.id).collect::<Vec<_>>(), [c]);
+    assert_eq!(found[0].wrap_up.as_ref(), Some(&wrap));
+    assert_eq!(store.list_wrapped_up(t, all_time(), Some(a.service.id)).await.unwrap().len(), 1);
+    assert_eq!(store.list_wrapped_up(t, all_time(), Some(b.service.id)).await.unwrap(), []);
+    assert_eq!(store.list_wrapped_up(t, window(at(31), at(100), 10), None).await.unwrap(), [], "ended before");
+
+    let changed = WrapUp { codes: vec![], tags: vec![], user_id: a.agent.id, updated_at: at(40) };
+    store.set_wrap_up(t, c, &changed).await.unwrap();
+    assert_eq!(store.get_conversation(t, c).await.unwrap().wrap_up, Some(changed.clone()));
+    // Another tenant neither sets nor finds it.
+    assert_not_found(store.set_wrap_up(b.tenant.id, c, &wrap).await, "wrap-up across tenants");
+    assert_eq!(store.list_wrapped_up(b.tenant.id, all_time(), None).await.unwrap(), []);
+    assert_eq!(store.get_conversation(t, c).await.unwrap().wrap_up, Some(changed));
 }

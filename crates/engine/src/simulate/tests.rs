@@ -22,6 +22,7 @@ fn service(id: u128) -> Service {
         routing: Default::default(),
         access: Default::default(),
         system_messages_id: None,
+        codes: Default::default(),
         created_at: datetime!(2026-01-01 00:00 UTC),
     }
 }
@@ -38,6 +39,7 @@ fn world(def: WorkflowDefinition) -> World {
         service: ServiceSetup { service: s, primary: None, secondary: None, workflow: None },
         others: Vec::new(),
         parameter_defaults: BTreeMap::new(),
+        system_messages: Vec::new(),
         pinned: pinned(def),
         // A Monday, 09:00 UTC.
         start: datetime!(2026-01-05 09:00 UTC),
@@ -327,4 +329,42 @@ fn an_agent_ending_a_chat_nobody_took_changes_nothing() {
     let sim = simulate(world(recommended()), &s);
     assert_eq!(sim.outcome, None);
     assert_eq!(sim.state, SimState::Waiting);
+}
+
+#[test]
+fn a_simulation_speaks_the_services_system_messages_in_the_customers_language() {
+    let texts: parley_domain::SystemMessagesContent = serde_json::from_value(serde_json::json!({
+    "name": "Texts", "scope": "service", "texts": [
+        {"event": "customer.queued", "text": "You are number $(Queue.Position)"},
+        {"event": "customer.connected", "text": "Hello"},
+        {"event": "customer.connected", "language": "de", "text": "Hallo $(Customer.FirstName)"}
+    ]}))
+    .unwrap();
+    let item = parley_domain::SystemMessages {
+        id: parley_domain::SystemMessagesId::from_uuid(Uuid::from_u128(77)),
+        tenant_id: TenantId::from_uuid(Uuid::from_u128(9)),
+        ou_id: OrgUnitId::from_uuid(Uuid::from_u128(8)),
+        content: texts.validate(&|_| false).unwrap(),
+        created_at: datetime!(2026-01-01 00:00 UTC),
+    };
+    let mut w = world(recommended());
+    w.service.service.system_messages_id = Some(item.id);
+    w.system_messages = vec![item];
+    let sim = simulate(
+        w,
+        &script(serde_json::json!({
+            "customer": {"display_name": "Jana Novak", "email": "jana@example.com", "language": "de-AT"},
+            "steps": [{"at_secs": 5, "action": {"kind": "agents", "available": 1}}]
+        })),
+    );
+    let texts = system_texts(&sim);
+    assert!(texts.contains(&(0, "You are number 1")), "{texts:?}");
+    assert!(texts.contains(&(5, "Hallo Jana")), "{texts:?}");
+
+    let bad: Script = serde_json::from_value(serde_json::json!({
+        "customer": {"display_name": "x", "email": "x@example.com", "language": "not a tag"}
+    }))
+    .unwrap();
+    let e = bad.validate().unwrap_err();
+    assert_eq!((e[0].path.as_str(), e[0].code), ("/customer/language", "invalid_language"));
 }

@@ -10,7 +10,7 @@ use super::{Out, Refusal, TenantCore, UserSessionFact};
 use parley_domain::system_messages::SystemEvent;
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Outcome, Presence, Sender,
-    User, UserId, UserOutcome,
+    UserId, UserOutcome,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -52,7 +52,7 @@ impl TenantCore {
             u.takes_direct_chats() && u.presence != Presence::Offline && self.connections.contains_key(&u.id)
         });
         let Some(user) = reachable.cloned() else {
-            let name = self.users.get(&user_id).map_or_else(|| "The person you asked for".to_owned(), display);
+            let name = self.direct_alias(&conversation).unwrap_or_else(|| "The person you asked for".to_owned());
             // It never reached the user: missed, with no user session.
             let reason = Some("the user was not available".to_owned());
             let text = self.direct_text(&conversation, SystemEvent::CustomerUnavailable, unavailable_text(&name));
@@ -60,6 +60,8 @@ impl TenantCore {
             return out;
         };
         let deadline = now + Duration::seconds(i64::from(user.direct.settings.invite_secs));
+        // The widget waits for the user under the name their texts give them.
+        let user_name = self.direct_alias(&conversation).unwrap_or_else(|| user.display_name.clone());
         let mut conversation = conversation;
         conversation.status = ConversationStatus::Offered;
         conversation.agent_id = Some(user.id);
@@ -71,9 +73,7 @@ impl TenantCore {
         });
         out.push(Out::Append {
             conversation: id,
-            body: EntryBody::Event {
-                event: ConversationEvent::Invited { user_id: user.id, user_name: display(&user), deadline },
-            },
+            body: EntryBody::Event { event: ConversationEvent::Invited { user_id: user.id, user_name, deadline } },
         });
         out.push(Out::Offer { agent: user.id, deadline, conversation: conversation.clone() });
         self.invite_timers.insert((deadline, id));
@@ -163,7 +163,7 @@ impl TenantCore {
             return Some(Err(Refusal::OfferNotFound));
         }
         let d = self.direct.remove(&id)?;
-        let name = self.users.get(&agent).map_or_else(String::new, display);
+        let name = self.direct_alias(&d.conversation).unwrap_or_default();
         let mut out = vec![Out::OfferWithdrawn { agent, conversation: id }];
         let session = self.session_fact(&d, UserOutcome::Declined, now);
         let text = self.direct_text(&d.conversation, SystemEvent::CustomerDeclined, declined_text(&name));
@@ -226,7 +226,7 @@ impl TenantCore {
                 continue;
             }
             let Some(d) = self.direct.remove(&id) else { continue };
-            let name = self.users.get(&d.user).map_or_else(String::new, display);
+            let name = self.direct_alias(&d.conversation).unwrap_or_default();
             out.push(Out::OfferWithdrawn { agent: d.user, conversation: id });
             let session = self.session_fact(&d, UserOutcome::Missed, at);
             let reason = Some("the user did not answer in time".to_owned());
@@ -251,10 +251,6 @@ impl TenantCore {
             ended_at: now,
         }
     }
-}
-
-fn display(u: &User) -> String {
-    u.display_name.clone()
 }
 
 /// Ends a direct chat the system closed (declined, missed, unavailable).

@@ -15,6 +15,9 @@ use parley_domain::{
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// How customer texts name a hidden user.
+const HIDDEN_USER: &str = "Agent";
+
 /// The tenant's system messages items, by id.
 pub(super) type Items = HashMap<SystemMessagesId, Arc<SystemMessagesContent>>;
 
@@ -105,7 +108,15 @@ impl TenantCore {
     /// The text of `event` for a chat in the customer's language, rendered; `fallback` when the
     /// item has none; `None` when that leaves nothing to say.
     fn render_in(&self, cx: &Context<'_>, event: SystemEvent, fallback: Option<String>) -> Option<String> {
-        let names = self.names(cx);
+        let mut names = self.names(cx);
+        if event.audience() == Audience::Customer {
+            // The customer only ever reads the user under the name the item gives them, so
+            // `$(User.…)` in their texts never reveals a hidden or renamed user's own name.
+            names.user = names.user.is_some().then(|| match self.alias_in(cx, &names) {
+                shown if shown.is_empty() => HIDDEN_USER.to_owned(),
+                shown => shown,
+            });
+        }
         let facts = self.facts(cx, &names);
         let language = cx.conversation.customer.language.as_deref();
         let text = match cx.item.as_deref().and_then(|i| i.text_for(event, language)) {
@@ -152,9 +163,23 @@ impl TenantCore {
     /// The name the customer reads for `user` in this chat, as its item says.
     pub(super) fn alias(&self, id: ConversationId, user: UserId) -> String {
         let Some(cx) = self.context(id, Some(user)) else { return String::new() };
+        self.alias_in(&cx, &self.names(&cx))
+    }
+
+    /// The name the customer reads for a direct chat's user (the invitation, the built-in
+    /// texts); `None` when the user is unknown.
+    pub(super) fn direct_alias(&self, c: &Conversation) -> Option<String> {
+        let cx = self.direct_context(c);
         let names = self.names(&cx);
-        let facts = self.facts(&cx, &names);
-        system_messages::agent_name_for_customer(cx.item.as_deref(), &facts)
+        names.user.is_some().then(|| self.alias_in(&cx, &names))
+    }
+
+    /// The alias fixed at the connection, or the one the item would give now (before it).
+    fn alias_in(&self, cx: &Context<'_>, names: &Names) -> String {
+        if let Some(alias) = &cx.conversation.agent_alias {
+            return alias.clone();
+        }
+        system_messages::agent_name_for_customer(cx.item.as_deref(), &self.facts(cx, names))
     }
 
     /// The service name the customer reads for a chat of `service` started there.

@@ -44,6 +44,7 @@ fn setup(n: u128, workflow: Option<Pinned>) -> ServiceSetup {
             routing: Default::default(),
             access: Default::default(),
             system_messages_id: None,
+            codes: Default::default(),
             created_at: T0,
         },
         primary: None,
@@ -75,6 +76,7 @@ fn conversation(n: u128, service: u128, p: &Pinned) -> Conversation {
         outcome: None,
         outcome_reason: None,
         agent_alias: None,
+        wrap_up: None,
     }
 }
 

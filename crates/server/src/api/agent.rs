@@ -9,9 +9,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use parley_domain::{Conversation, User};
+use parley_domain::{ConversationId, ConversationStatus, Outcome, User};
 use parley_store::{AgentSession, StoreError};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// Input of `POST /api/v1/agent/login`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -108,9 +109,59 @@ pub async fn me(agent: Agent, State(state): State<AppState>) -> ApiResult<Json<M
     Ok(Json(Me { user: state.store.get_user(agent.tenant_id, agent.user_id).await? }))
 }
 
-/// The agent's recent conversations, newest first.
+/// Most conversations the history shows.
+const HISTORY_LEN: u32 = 50;
+
+/// One of the agent's past (or current) chats, as My Sessions lists it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryItem {
+    pub conversation_id: ConversationId,
+    /// The service's name, or empty for a direct chat.
+    pub service_name: String,
+    /// From the agent's personal snippet.
+    pub direct: bool,
+    pub customer_name: String,
+    pub first_message: Option<String>,
+    pub status: ConversationStatus,
+    /// How it ended (`user_accepted`, `missed`, `declined`, …), once it has.
+    pub outcome: Option<Outcome>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<time::OffsetDateTime>,
+    /// The names of the codes the agent chose (a deleted code is left out).
+    pub codes: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// The agent's recent conversations, newest first: the chats they held and the direct chats
+/// addressed to them (declined and missed ones too), with outcome, codes and tags.
 #[utoipa::path(get, path = "/api/v1/agent/history", tag = "agent", security(("agent_session" = [])),
-    responses((status = 200, body = Vec<Conversation>), (status = 401, body = Problem)))]
-pub async fn history(agent: Agent, State(state): State<AppState>) -> ApiResult<Json<Vec<Conversation>>> {
-    Ok(Json(state.store.list_agent_conversations(agent.tenant_id, agent.user_id, 50).await?))
+    responses((status = 200, body = Vec<HistoryItem>), (status = 401, body = Problem)))]
+pub async fn history(agent: Agent, State(state): State<AppState>) -> ApiResult<Json<Vec<HistoryItem>>> {
+    let tenant = agent.tenant_id;
+    let conversations = state.store.list_agent_conversations(tenant, agent.user_id, HISTORY_LEN).await?;
+    let services: HashMap<_, _> =
+        state.store.list_services(tenant).await?.into_iter().map(|s| (s.id, s.name)).collect();
+    let codes: HashMap<_, _> = state.store.list_codes(tenant).await?.into_iter().map(|c| (c.id, c.name)).collect();
+    let items = conversations
+        .into_iter()
+        .map(|c| {
+            let (chosen, tags) = c.wrap_up.map(|w| (w.codes, w.tags)).unwrap_or_default();
+            HistoryItem {
+                conversation_id: c.id,
+                service_name: c.service_id.and_then(|s| services.get(&s).cloned()).unwrap_or_default(),
+                direct: c.direct_user_id.is_some(),
+                customer_name: c.customer.display_name,
+                first_message: c.first_message,
+                status: c.status,
+                outcome: c.outcome,
+                created_at: c.created_at,
+                ended_at: c.ended_at,
+                codes: chosen.iter().filter_map(|id| codes.get(id).cloned()).collect(),
+                tags,
+            }
+        })
+        .collect();
+    Ok(Json(items))
 }

@@ -193,6 +193,7 @@ pub async fn create_service_in(
     super::access::check_access_refs(state, tenant, &input.access).await?;
     let scope = parley_domain::MessageScope::Service;
     super::system_messages::check_link(state, tenant, input.system_messages_id, scope, "/system_messages_id").await?;
+    super::wrap_up::check_service_codes(state, tenant, &input.codes, "/codes").await?;
     let service_id = ServiceId::from_uuid(Uuid::now_v7());
     let mut members = Vec::with_capacity(input.members.len());
     for (i, m) in input.members.iter().enumerate() {
@@ -212,6 +213,7 @@ pub async fn create_service_in(
         routing: input.routing,
         access: input.access,
         system_messages_id: input.system_messages_id,
+        codes: input.codes,
         created_at: state.clock.now(),
     };
     state.store.create_service(&service, &members).await?;
@@ -286,6 +288,7 @@ pub async fn patch_service(
     let scope = parley_domain::MessageScope::Service;
     super::system_messages::check_link(&state, tenant, service.system_messages_id, scope, "/system_messages_id")
         .await?;
+    super::wrap_up::check_service_codes(&state, tenant, &service.codes, "/codes").await?;
     state.store.update_service(&service).await?;
     let _ = state.engines.send(tenant, Command::Refresh).await;
     Ok(Json(service))

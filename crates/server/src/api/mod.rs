@@ -16,6 +16,7 @@ pub mod system_messages;
 pub mod tenants;
 pub mod widget;
 pub mod workflows;
+pub mod wrap_up;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;

@@ -80,3 +80,85 @@ pub async fn service_sessions(
     let service = q.id.map(ServiceId::from_uuid);
     Ok(Json(state.store.list_service_sessions(admin.tenant_id, window, service).await?))
 }
+
+/// Most wrapped-up conversations one codes report reads; past it the report says `truncated`.
+const MAX_WRAPPED_UP: u32 = 20_000;
+
+/// How often each code and tag was given to the conversations that ended in the window.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct WrapUpReport {
+    /// Conversations with codes or tags that ended in the window.
+    pub conversations: u32,
+    /// Most used first, then by name; a deleted code shows its id as its name.
+    pub codes: Vec<CodeCount>,
+    /// Most used first, then alphabetically (tags compared without case).
+    pub tags: Vec<TagCount>,
+    /// More than 20,000 conversations: the counts cover the newest ones; narrow the window.
+    pub truncated: bool,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CodeCount {
+    pub code_id: parley_domain::CodeId,
+    pub name: String,
+    pub count: u32,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TagCount {
+    pub tag: String,
+    pub count: u32,
+}
+
+/// Codes and tags agents gave the chats that ended in the window (of one service with `id`).
+#[utoipa::path(get, path = "/api/v1/reports/wrap-ups", tag = "reports", security(("api_key" = [])),
+    params(ReportQuery), responses((status = 200, body = WrapUpReport), (status = 400, body = Problem), (status = 422, body = Problem)))]
+pub async fn wrap_ups(
+    admin: TenantAdmin,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> ApiResult<Json<WrapUpReport>> {
+    let window = ReportWindow { limit: MAX_WRAPPED_UP, ..q.window(state.clock.now())? };
+    let service = q.id.map(ServiceId::from_uuid);
+    let rows = state.store.list_wrapped_up(admin.tenant_id, window, service).await?;
+    let names: std::collections::HashMap<_, _> =
+        state.store.list_codes(admin.tenant_id).await?.into_iter().map(|c| (c.id, c.name)).collect();
+    Ok(Json(count_wrap_ups(&rows, &names)))
+}
+
+fn count_wrap_ups(
+    rows: &[parley_domain::Conversation],
+    names: &std::collections::HashMap<parley_domain::CodeId, String>,
+) -> WrapUpReport {
+    use std::collections::BTreeMap;
+    let mut codes: BTreeMap<parley_domain::CodeId, u32> = BTreeMap::new();
+    // Keyed by the lowercase tag; the first spelling seen (the newest chat's) is shown.
+    let mut tags: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    // A wrap-up emptied again counts as none.
+    let given: Vec<&parley_domain::WrapUp> =
+        rows.iter().filter_map(|c| c.wrap_up.as_ref()).filter(|w| !w.codes.is_empty() || !w.tags.is_empty()).collect();
+    for w in &given {
+        for code in &w.codes {
+            *codes.entry(*code).or_default() += 1;
+        }
+        for tag in &w.tags {
+            tags.entry(tag.to_lowercase()).or_insert_with(|| (tag.clone(), 0)).1 += 1;
+        }
+    }
+    let mut codes: Vec<CodeCount> = codes
+        .into_iter()
+        .map(|(code_id, count)| {
+            let name = names.get(&code_id).cloned().unwrap_or_else(|| code_id.to_string());
+            CodeCount { code_id, name, count }
+        })
+        .collect();
+    codes.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    let mut tags: Vec<TagCount> = tags.into_values().map(|(tag, count)| TagCount { tag, count }).collect();
+    tags.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.tag.to_lowercase().cmp(&b.tag.to_lowercase())));
+    WrapUpReport {
+        conversations: u32::try_from(given.len()).unwrap_or(u32::MAX),
+        codes,
+        tags,
+        truncated: rows.len() >= MAX_WRAPPED_UP as usize,
+    }
+}

@@ -64,7 +64,7 @@ pub async fn resolve_snippet(state: &AppState, contact_id: &str, widget_key: &st
         Ok(s) if ct_eq(&s.widget_key, widget_key) => {
             return Ok(ResolvedSnippet {
                 tenant_id: s.tenant_id,
-                name: shown_service_name(state, &s).await?,
+                name: shown_service_name(state, &s, None).await?,
                 access: s.access.clone(),
                 target: SnippetTarget::Service(s),
             });
@@ -151,6 +151,7 @@ pub async fn start_conversation(
         outcome: None,
         outcome_reason: None,
         agent_alias: None,
+        wrap_up: None,
     };
     let (token, token_hash) = mint_visitor_token(tenant, id);
     let ttl = time::Duration::seconds(i64::try_from(state.config.visitor_token_ttl_secs).unwrap_or(i64::MAX / 2));
@@ -243,9 +244,9 @@ pub async fn transcript(
     };
     let conversation = state.store.get_conversation(visitor.tenant_id, visitor.conversation_id).await?;
     super::access::check_conversation_origin(&state, &conversation, &headers).await?;
-    let name = counterpart_name(&state, &conversation).await?;
     let mut cursor = crate::ws::Cursor { tenant: visitor.tenant_id, conversation: conversation.id, last: 0 };
     let entries = cursor.catch_up(state.store.as_ref()).await?;
+    let name = counterpart_name(&state, &conversation, &entries).await?;
     let text = render(&name, conversation.created_at, &entries, &zone);
     let file = format!("attachment; filename=\"chat-{}.txt\"", conversation.created_at.date());
     let mut res = text.into_response();
@@ -260,8 +261,13 @@ pub async fn transcript(
 }
 
 /// The service's name as customers read it: its system messages item may give another (a
-/// front desk's name for every service behind it, say).
-async fn shown_service_name(state: &AppState, s: &parley_domain::Service) -> ApiResult<String> {
+/// front desk's name for every service behind it, say). `initial` is the service the chat
+/// started in, when a transfer moved it on.
+async fn shown_service_name(
+    state: &AppState,
+    s: &parley_domain::Service,
+    initial: Option<&parley_domain::Service>,
+) -> ApiResult<String> {
     let item = match s.system_messages_id {
         Some(id) => match state.store.get_system_messages(s.tenant_id, id).await {
             Ok(item) => Some(item.content),
@@ -270,14 +276,41 @@ async fn shown_service_name(state: &AppState, s: &parley_domain::Service) -> Api
         },
         None => None,
     };
-    Ok(parley_domain::system_messages::service_name_for_customer(item.as_ref(), &s.name, &s.name))
+    let first = initial.map_or(s.name.as_str(), |i| i.name.as_str());
+    Ok(parley_domain::system_messages::service_name_for_customer(item.as_ref(), first, &s.name))
 }
 
 /// Who the customer chatted with, as their transcript names it: the service, or the user of a
 /// personal snippet.
-async fn counterpart_name(state: &AppState, c: &Conversation) -> ApiResult<String> {
+async fn counterpart_name(
+    state: &AppState,
+    c: &Conversation,
+    entries: &[parley_domain::LogEntry],
+) -> ApiResult<String> {
     Ok(match (c.service_id, c.direct_user_id) {
-        (Some(service), _) => shown_service_name(state, &state.store.get_service(c.tenant_id, service).await?).await?,
+        (Some(service), _) => {
+            let current = state.store.get_service(c.tenant_id, service).await?;
+            // The first transfer tells where the chat started (the front desk).
+            let started = entries.iter().find_map(|e| match &e.body {
+                parley_domain::EntryBody::Event {
+                    event: parley_domain::ConversationEvent::Transferred { from_service, .. },
+                } => Some(*from_service),
+                _ => None,
+            });
+            let initial = match started {
+                Some(first) if first != service => match state.store.get_service(c.tenant_id, first).await {
+                    Ok(s) => Some(s),
+                    Err(StoreError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
+                },
+                _ => None,
+            };
+            shown_service_name(state, &current, initial.as_ref()).await?
+        }
+        // The user as their texts name them, once the chat connected.
+        (None, Some(_)) if c.agent_alias.as_deref().is_some_and(|a| !a.is_empty()) => {
+            c.agent_alias.clone().unwrap_or_default()
+        }
         (None, Some(user)) => state.store.get_user(c.tenant_id, user).await?.display_name,
         (None, None) => String::new(),
     })

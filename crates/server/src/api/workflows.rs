@@ -377,6 +377,7 @@ pub async fn simulate(
         service,
         others,
         parameter_defaults: config.parameter_defaults,
+        system_messages: config.system_messages,
         pinned,
         start: input.start_at.unwrap_or_else(|| state.clock.now()),
     };
@@ -415,6 +416,7 @@ fn placeholder_service(tenant: TenantId, ou: OrgUnitId, workflow: WorkflowId, no
             routing: Default::default(),
             access: Default::default(),
             system_messages_id: None,
+            codes: Default::default(),
             created_at: now,
         },
         primary: None,

@@ -17,6 +17,7 @@ struct World {
     a_template: String,
     a_attachment: String,
     a_texts: String,
+    a_code: String,
 }
 
 /// Only tenant A has a parameter with this id.
@@ -70,7 +71,10 @@ async fn world() -> World {
     let m = a.admin.post("/api/v1/system-messages", &texts_body(None)).await.unwrap();
     assert_eq!(m.status, 201, "{}", m.body);
     let a_texts = m.body["id"].as_str().unwrap().to_owned();
-    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template, a_attachment, a_texts }
+    let k = a.admin.post("/api/v1/codes", &json!({"name": "A's code"})).await.unwrap();
+    assert_eq!(k.status, 201, "{}", k.body);
+    let a_code = k.body["id"].as_str().unwrap().to_owned();
+    World { server, a, b, a_ou, a_conv, a_calendar, a_skill, a_template, a_attachment, a_texts, a_code }
 }
 
 impl World {
@@ -94,6 +98,8 @@ impl World {
             &self.a_template
         } else if template.starts_with("/api/v1/system-messages/") {
             &self.a_texts
+        } else if template.starts_with("/api/v1/codes/") {
+            &self.a_code
         } else {
             &self.a_conv
         };
@@ -118,6 +124,7 @@ impl World {
             ("PUT", "/api/v1/users/{id}/direct-chat") => json!({"enabled": false}),
             ("PUT", "/api/v1/domain-templates/{id}") => template_body(None),
             ("PUT", "/api/v1/system-messages/{id}") => texts_body(None),
+            ("PUT", "/api/v1/codes/{id}") => json!({"name": "renamed by B"}),
             ("PATCH", _) => json!({"name": "renamed by B"}),
             ("POST", "/api/v1/workflows/{id}/simulate") => json!({}),
             _ => return None,
@@ -140,6 +147,7 @@ impl World {
             "/api/v1/calendars" => (calendar_body(Some(&self.a_ou)), "/ou_id"),
             "/api/v1/domain-templates" => (template_body(Some(&self.a_ou)), "/ou_id"),
             "/api/v1/system-messages" => (texts_body(Some(&self.a_ou)), "/ou_id"),
+            "/api/v1/codes" => (json!({"name": "B's code", "ou_id": self.a_ou}), "/ou_id"),
             _ => return None,
         })
     }
@@ -158,6 +166,7 @@ fn a_ids(w: &World) -> Vec<String> {
         w.a_template.clone(),
         w.a_attachment.clone(),
         w.a_texts.clone(),
+        w.a_code.clone(),
         A_PARAMETER.to_owned(),
     ]
 }
@@ -238,6 +247,12 @@ async fn every_tenant_admin_endpoint_refuses_another_tenants_data() {
     let direct = json!({"enabled": true, "system_messages_id": w.a_texts});
     let r = w.b.admin.send("PUT", &format!("/api/v1/users/{}/direct-chat", w.b.agents[0].id), &direct).await.unwrap();
     assert_eq!((r.status.as_u16(), r.body["errors"][0]["code"].as_str()), (422, Some("unknown_reference")));
+    // Nor list A's codes on its service.
+    let codes = json!({"codes": {"primary": [w.a_code]}});
+    let r = w.b.admin.send("PATCH", &format!("/api/v1/services/{}", w.b.service_id), &codes).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some("/codes/primary/0")));
+    let code = w.a.admin.get(&format!("/api/v1/codes/{}", w.a_code)).await.unwrap();
+    assert_eq!(code.body["name"], "A's code", "B renamed nothing");
 }
 
 #[tokio::test]
@@ -312,6 +327,9 @@ async fn agent_endpoints_and_socket_only_show_the_agents_own_tenant() {
         let r = agent_b.post(&path, &json!({})).await.unwrap();
         assert_eq!(r.status, 409, "{path}: {}", r.body);
     }
+    let wrap = format!("/api/v1/agent/chats/{}/wrap-up", w.a_conv);
+    let r = agent_b.send("PUT", &wrap, &json!({"tags": ["B was here"]})).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"), "{}", r.body);
     let up = format!("/api/v1/agent/chats/{}/attachments?client_msg_id=b-1&name=b.png", w.a_conv);
     let r = agent_b.raw("POST", &up, Some("image/png"), Some(PNG_1X1.to_vec())).await.unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (404, "not_found"), "{}", r.body);

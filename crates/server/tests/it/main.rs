@@ -19,6 +19,8 @@ mod typing;
 mod walk;
 mod workflow;
 mod workspace_ui;
+mod wrap_up;
+mod wrap_up_ui;
 
 use parley_testkit::Db;
 

@@ -151,9 +151,26 @@ async fn a_chat_speaks_the_items_texts_in_the_customers_language_under_its_names
         .unwrap();
     let msg = visitor.until("agent message", |f| f["entry"]["sender"]["role"] == "agent").await.unwrap();
     assert_eq!(msg["entry"]["sender"]["name"], "Agent from Support");
+    // So do their typing and their files.
+    agent.send(&json!({"type": "typing", "conversation_id": conv})).await.unwrap();
+    let typing = visitor.until("typing", |f| f["type"] == "typing").await.unwrap();
+    assert_eq!(typing["name"], "Agent from Support");
+    let as_agent = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    let path = format!("/api/v1/agent/chats/{conv}/attachments?client_msg_id=f1&name=note.txt");
+    let r = as_agent.raw("POST", &path, Some("application/octet-stream"), Some(b"see you".to_vec())).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let file = visitor.until("file", |f| f["entry"]["attachment"].is_object()).await.unwrap();
+    assert_eq!(file["entry"]["sender"]["name"], "Agent from Support");
+
+    // A change to the item reaches the open chat at once.
+    let mut changed = support_texts();
+    changed["texts"][3] =
+        json!({"event": "customer.ended", "language": "de", "text": "Auf Wiedersehen, $(Customer.FirstName)!"});
+    let r = t.admin.send("PUT", &format!("/api/v1/system-messages/{id}"), &changed).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
 
     agent.send(&json!({"type": "end", "conversation_id": conv})).await.unwrap();
-    let bye = visitor.until("goodbye", |f| f["entry"]["text"] == "Danke, Tess!").await.unwrap();
+    let bye = visitor.until("goodbye", |f| f["entry"]["text"] == "Auf Wiedersehen, Tess!").await.unwrap();
     let ended = visitor.until("ended", |f| f["entry"]["event"]["type"] == "ended").await.unwrap();
     assert!(bye["entry"]["seq"].as_i64() < ended["entry"]["seq"].as_i64(), "the goodbye comes before the end");
 

@@ -163,7 +163,7 @@ fn an_agent_who_lets_an_offer_run_out_reads_the_rona_text() {
 }
 
 #[test]
-fn the_closed_hours_text_comes_before_the_workflows_goodbye() {
+fn the_closed_hours_text_comes_where_the_workflow_checked_the_hours() {
     let p = pinned(
         201,
         def(vec![
@@ -171,8 +171,9 @@ fn the_closed_hours_text_comes_before_the_workflows_goodbye() {
             Node::new(
                 "hours",
                 Activity::CheckOpeningHours,
-                &[("open", "bye"), ("closed", "bye"), ("holiday", "bye"), ("default", "bye")],
+                &[("open", "bye"), ("closed", "note"), ("holiday", "note"), ("default", "bye")],
             ),
+            Node::new("note", Activity::Message { text: "Call us tomorrow".into(), delay_secs: 0 }, &[(NEXT, "bye")]),
             Node::new("bye", Activity::Disconnect { text: Some("Goodbye".into()) }, &[]),
         ]),
     );
@@ -185,7 +186,7 @@ fn the_closed_hours_text_comes_before_the_workflows_goodbye() {
     });
     let _ = core.set_service(s, T0);
     let out = core.start(conversation(1, 1, &p), p, T0);
-    assert_eq!(system_texts(&out), ["Welcome", "We are closed", "Goodbye"]);
+    assert_eq!(system_texts(&out), ["Welcome", "We are closed", "Call us tomorrow", "Goodbye"]);
 }
 
 #[test]
@@ -227,17 +228,53 @@ fn a_chat_without_an_item_gets_only_parleys_built_in_texts() {
 
 #[test]
 fn a_hidden_agent_is_named_to_nobody() {
-    let hidden = item(2, json!({"name": "Hidden", "scope": "service", "agent_name": {"mode": "hidden"}}));
+    let hidden = item(
+        2,
+        json!({"name": "Hidden", "scope": "service", "agent_name": {"mode": "hidden"}, "texts": [
+            {"event": "customer.incoming", "text": "Asking $(User.DisplayName)"},
+            {"event": "customer.connected", "text": "You are with $(User.DisplayName) ($(User.FirstName))"},
+            {"event": "user.accepted", "text": "You are $(User.DisplayName) to yourself"}
+        ]}),
+    );
     let p = pinned(201, queue_only(None));
     let mut core = core_with(&p, &[1]);
     core.set_system_messages(vec![hidden.clone()]);
     let _ = core.set_service(linked(&p, &hidden), T0);
     let _ = core.connection(uid(1), true, T0);
-    let _ = core.start(conversation(1, 1, &p), p, T0);
+    let started = core.start(conversation(1, 1, &p), p, T0);
+    assert_eq!(system_texts(&started), ["Asking Agent"]);
     let out = core.accept(uid(1), cid(1), T0).unwrap();
     assert!(out.contains(&Out::AgentAlias { conversation: cid(1), alias: String::new() }));
-    let leaked = out.iter().any(|o| format!("{o:?}").contains("Lovelace") && matches!(o, Out::Append { .. }));
+    assert_eq!(system_texts(&out), ["You are with Agent (Agent)"]);
+    let leaked =
+        out.iter().chain(&started).any(|o| format!("{o:?}").contains("Lovelace") && matches!(o, Out::Append { .. }));
     assert!(!leaked, "the customer's log never names a hidden agent");
+    // The user's own notes name them as they are.
+    assert_eq!(notices(&out), [(uid(1), SystemEvent::UserAccepted, "You are Ada1 Lovelace to yourself".to_owned())]);
+}
+
+#[test]
+fn only_a_customer_still_waiting_hears_the_queue_limit() {
+    // queue_only waits up to 600 s in the queue.
+    let p = pinned(201, queue_only(None));
+    let mut core = core_with(&p, &[1]);
+    let _ = core.start(conversation(1, 1, &p), p.clone(), T0);
+    let _ = core.connection(uid(1), true, T0);
+    let _ = core.start(conversation(2, 1, &p), p, T0);
+    // Chat 1 is offered to the agent who came online, and connects; chat 2 still waits.
+    let _ = core.accept(uid(1), cid(1), T0).unwrap();
+    let out = core.tick(T0 + time::Duration::seconds(600));
+    let told: Vec<ConversationId> = out
+        .iter()
+        .filter_map(|o| match o {
+            Out::Append { conversation, body: EntryBody::Message { text, .. } } if text == "Sorry for the wait" => {
+                Some(*conversation)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, [cid(2)], "the connected chat hears nothing");
+    assert!(system_texts(&core.tick(T0 + time::Duration::seconds(1200))).is_empty(), "told once");
 }
 
 #[test]
@@ -300,13 +337,19 @@ fn a_direct_chat_speaks_with_its_users_item() {
     assert_eq!(system_texts(&out), ["Hi, Ann"]);
     let out = core.end(cid(1), EndedBy::Agent, Some(uid(1)), T0).unwrap();
     assert_eq!(system_texts(&out), ["Bye from Agent"]);
+    let text_at = out.iter().position(|o| matches!(o, Out::Append { body: EntryBody::Message { .. }, .. })).unwrap();
+    let ended_at = out.iter().position(|o| matches!(o, Out::Status { status: ConversationStatus::Ended, .. })).unwrap();
+    assert!(text_at < ended_at, "the goodbye goes in before the log closes: {out:?}");
     assert_eq!(notices(&out), [(uid(1), SystemEvent::UserTerminated, "Done".to_owned())]);
 
-    let _ = core.start_direct(direct_conversation(2, 1), T0);
+    // The invitation names the user as their texts do.
+    let out = core.start_direct(direct_conversation(2, 1), T0);
+    assert!(out.iter().any(|o| matches!(o, Out::Append { body: EntryBody::Event {
+        event: ConversationEvent::Invited { user_name, .. } }, .. } if user_name == "Agent (Sales)")));
     let out = core.decline(uid(1), cid(2), T0).unwrap();
     assert_eq!(system_texts(&out), ["Agent is busy"], "the item's text replaces the built-in one");
     // No text for "missed": Parley's own is sent.
     let _ = core.start_direct(direct_conversation(3, 1), T0);
     let out = core.tick(T0 + time::Duration::seconds(30));
-    assert_eq!(system_texts(&out), ["Agent 1 did not answer in time. Please try again later."]);
+    assert_eq!(system_texts(&out), ["Agent (Sales) did not answer in time. Please try again later."]);
 }
