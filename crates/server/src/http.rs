@@ -123,12 +123,17 @@ pub fn router(state: AppState) -> Router {
         .route("/agent", get(pages::workspace))
         .route("/agent/app.js", get(pages::agent_js))
         .route("/assets/text.js", get(pages::text_js))
-        .route("/agent/app.css", get(pages::agent_css));
+        .route("/agent/app.css", get(pages::agent_css))
+        .route("/sdk/parley-chat.js", get(pages::sdk_js))
+        .route("/sdk/example", get(pages::sdk_example))
+        .route("/sdk/example.js", get(pages::sdk_example_js))
+        .route("/sdk/example.css", get(pages::sdk_example_css));
     api.layer(DefaultBodyLimit::max(MAX_JSON_BYTES))
         .merge(uploads)
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::cors::widget_cors))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod error;
 pub mod extract;

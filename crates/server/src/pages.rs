@@ -21,6 +21,10 @@ const AGENT_HTML: &str = include_str!("../assets/agent.html");
 const AGENT_JS: &str = include_str!("../assets/agent.js");
 const AGENT_CSS: &str = include_str!("../assets/agent.css");
 const TEXT_JS: &str = include_str!("../assets/text.js");
+const SDK_JS: &str = include_str!("../assets/parley-chat.js");
+const SDK_EXAMPLE_HTML: &str = include_str!("../assets/sdk-example.html");
+const SDK_EXAMPLE_JS: &str = include_str!("../assets/sdk-example.js");
+const SDK_EXAMPLE_CSS: &str = include_str!("../assets/sdk-example.css");
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
     let mut res = body.into_response();
@@ -87,6 +91,42 @@ pub async fn text_js() -> Response {
 }
 pub async fn agent_css() -> Response {
     asset(AGENT_CSS, "text/css; charset=utf-8")
+}
+
+/// The visitor SDK, loaded by customers' own pages (docs/sdk.md).
+pub async fn sdk_js() -> Response {
+    cross_origin(asset(SDK_JS, "text/javascript; charset=utf-8"))
+}
+pub async fn sdk_example_js() -> Response {
+    cross_origin(asset(SDK_EXAMPLE_JS, "text/javascript; charset=utf-8"))
+}
+pub async fn sdk_example_css() -> Response {
+    cross_origin(asset(SDK_EXAMPLE_CSS, "text/css; charset=utf-8"))
+}
+
+/// Scripts and styles meant for other websites say so, for pages that load them with CORS
+/// (`crossorigin`, module scripts).
+fn cross_origin(mut res: Response) -> Response {
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    res
+}
+
+/// The SDK's example page for a snippet: a chat drawn by the page itself.
+pub async fn sdk_example(State(state): State<AppState>, Query(q): Query<SnippetQuery>) -> Response {
+    if let Err(e) = resolve_snippet(&state, &q.contact_id, &q.widget_key).await {
+        let body = format!("<!doctype html><meta charset=utf-8><title>Parley</title><p>{}</p>", escape_html(&e.detail));
+        return (StatusCode::NOT_FOUND, page(body, "'none'")).into_response();
+    }
+    page(sdk_example_page(&state.config.public_url, &q.contact_id, &q.widget_key), "'none'")
+}
+
+/// The example page with its placeholders filled (escaped), as served or as a test's host page.
+#[must_use]
+pub fn sdk_example_page(base_url: &str, contact_id: &str, widget_key: &str) -> String {
+    SDK_EXAMPLE_HTML
+        .replace("{{BASE_URL}}", &escape_html(base_url))
+        .replace("{{CONTACT_ID}}", &escape_html(contact_id))
+        .replace("{{WIDGET_KEY}}", &escape_html(widget_key))
 }
 
 /// The widget frame page (inside the customer's site).

@@ -30,6 +30,7 @@ pub struct Reply {
     pub content_type: String,
     pub body: Value,
     pub set_cookie: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// A downloaded body with its status and headers.
@@ -49,6 +50,12 @@ impl Download {
 }
 
 impl Reply {
+    /// A header's value, `""` when absent.
+    #[must_use]
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
     /// The problem document's `code`.
     #[must_use]
     pub fn code(&self) -> &str {
@@ -113,13 +120,14 @@ impl Api {
         let content_type =
             res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let set_cookie = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let headers = res.headers().clone();
         let bytes = res.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Ok(Reply { status, content_type, body, set_cookie })
+        Ok(Reply { status, content_type, body, set_cookie, headers })
     }
 
     /// `GET path`, keeping the body's bytes and every response header (for file downloads).

@@ -98,3 +98,43 @@ async fn templates_in_use_cannot_be_deleted_and_the_frame_may_only_be_embedded_b
     assert!(csp.contains("frame-ancestors 'self' https://*.example.com;"), "{csp}");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_widget_api_shares_its_answers_with_allowed_websites_only() {
+    let server = TestServer::sqlite().await;
+    let (t, conv, token) = restricted(&server).await;
+    // A preflight carries no data: granted, with what the SDK sends.
+    let pre = Api::new(&server.base).origin(SHOP).raw("OPTIONS", "/api/v1/widget/conversations", None, None).await;
+    let pre = pre.unwrap();
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), SHOP);
+    assert_eq!(pre.header("access-control-allow-methods"), "GET, POST");
+    assert_eq!(pre.header("access-control-allow-headers"), "authorization, content-type");
+
+    // The allowed shop reads the answers; a refused website gets none to read.
+    let form = t.form("Alice", None);
+    let ok = Api::new(&server.base).origin(SHOP).post("/api/v1/widget/conversations", &form).await.unwrap();
+    assert_eq!((ok.status.as_u16(), ok.header("access-control-allow-origin")), (201, SHOP));
+    let evil = "https://evil.example.org";
+    let no = Api::new(&server.base).origin(evil).post("/api/v1/widget/conversations", &form).await.unwrap();
+    assert_eq!((no.status.as_u16(), no.header("access-control-allow-origin")), (403, ""));
+    let log = format!("/api/v1/widget/conversations/{conv}/log");
+    let r = Api::new(&server.base).bearer(&token).origin(SHOP).get(&log).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.header("access-control-allow-origin")), (200, SHOP));
+    let r = Api::new(&server.base).bearer(&token).origin(evil).get(&log).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.header("access-control-allow-origin")), (403, ""));
+    let transcript = format!("/api/v1/widget/conversations/{conv}/transcript");
+    let r = Api::new(&server.base).bearer(&token).origin(SHOP).get(&transcript).await.unwrap();
+    assert_eq!(r.header("access-control-expose-headers"), "content-disposition", "the file name can be read");
+
+    // The admin and agent APIs are never shared across origins.
+    let admin = t.admin.origin(SHOP).get("/api/v1/services").await.unwrap();
+    assert_eq!((admin.status.as_u16(), admin.header("access-control-allow-origin")), (200, ""));
+    let pre = Api::new(&server.base).origin(SHOP).raw("OPTIONS", "/api/v1/services", None, None).await.unwrap();
+    assert_eq!(pre.header("access-control-allow-origin"), "");
+    // The SDK itself may be loaded by any page.
+    let sdk = Api::new(&server.base).get("/sdk/parley-chat.js").await.unwrap();
+    assert_eq!((sdk.status.as_u16(), sdk.header("access-control-allow-origin")), (200, "*"));
+    assert!(sdk.content_type.starts_with("text/javascript"));
+    server.shutdown().await.unwrap();
+}

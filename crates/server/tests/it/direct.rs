@@ -33,8 +33,12 @@ async fn conversation(t: &fixtures::Tenant, conv: &str) -> Value {
     c.body
 }
 
-/// `(user_id, outcome)` of every reported user session, newest first.
-async fn user_sessions(t: &fixtures::Tenant) -> Vec<(String, String)> {
+/// `(user_id, outcome)` of every reported user session, newest first. Reporting rows are
+/// written after the end goes out, so it first asks the tenant's engine something: it answers
+/// only once it has carried out everything before.
+async fn user_sessions(t: &fixtures::Tenant, server: &TestServer) -> Vec<(String, String)> {
+    let barrier = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(barrier.get("/api/v1/agent/state").await.unwrap().status, 200);
     let r = t.admin.get("/api/v1/reports/user-sessions?from=2026-01-05T00:00:00Z").await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     r.body
@@ -81,7 +85,7 @@ async fn a_personal_snippet_invites_only_its_user_and_a_decline_ends_the_chat_as
     assert!(ended_text(&mut visitor).await.contains("Agent 1 cannot take your chat"));
     let c = conversation(&t, &conv).await;
     assert_eq!((c["status"].as_str(), c["outcome"].as_str()), (Some("ended"), Some("declined")), "{c}");
-    assert_eq!(user_sessions(&t).await, [(t.agents[0].id.clone(), "declined".to_owned())]);
+    assert_eq!(user_sessions(&t, &server).await, [(t.agents[0].id.clone(), "declined".to_owned())]);
     server.shutdown().await.unwrap();
 }
 
@@ -106,7 +110,7 @@ async fn an_unanswered_invitation_is_missed_when_its_time_runs_out() {
     assert!(ended_text(&mut visitor).await.contains("did not answer in time"));
     let c = conversation(&t, &conv).await;
     assert_eq!((c["outcome"].as_str(), c["ended_at"].as_str()), (Some("missed"), Some("2026-01-05T09:00:30Z")));
-    assert_eq!(user_sessions(&t).await, [(t.agents[0].id.clone(), "missed".to_owned())]);
+    assert_eq!(user_sessions(&t, &server).await, [(t.agents[0].id.clone(), "missed".to_owned())]);
     server.shutdown().await.unwrap();
 }
 
@@ -140,7 +144,7 @@ async fn an_accepted_invitation_becomes_a_chat_the_user_can_end() {
     assert_eq!(ended["entry"]["event"]["by"], "agent");
     let c = conversation(&t, &conv).await;
     assert_eq!((c["outcome"].as_str(), c["agent_id"].as_str()), (Some("user_accepted"), Some(t.agents[0].id.as_str())));
-    assert_eq!(user_sessions(&t).await, [(t.agents[0].id.clone(), "accepted".to_owned())]);
+    assert_eq!(user_sessions(&t, &server).await, [(t.agents[0].id.clone(), "accepted".to_owned())]);
     // No after-chat work after a direct chat.
     let state = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
     assert_eq!(state.get("/api/v1/agent/state").await.unwrap().body["routing"]["acw_until"], Value::Null);
@@ -158,7 +162,7 @@ async fn a_personal_snippet_of_an_unreachable_user_is_missed_at_once() {
     assert!(ended_text(&mut visitor).await.contains("Agent 1 is not available right now"));
     let c = conversation(&t, &conv).await;
     assert_eq!(c["outcome"], "missed");
-    assert_eq!(user_sessions(&t).await, [], "it never reached the user");
+    assert_eq!(user_sessions(&t, &server).await, [], "it never reached the user");
     server.shutdown().await.unwrap();
 }
 

@@ -11,6 +11,7 @@ mod isolation;
 mod message_text;
 mod receipts;
 mod routing;
+mod sdk;
 mod shutdown;
 mod support;
 mod system_messages;
