@@ -26,6 +26,34 @@
   var STORE_KEY = 'parley.widget.' + contactId;
   var embedded = window.parent !== window;
 
+  // The widget's language: the snippet's `data-lang` (passed as `lang`), else the browser's.
+  // The same tag goes with the pre-chat form, so the service's system messages match it.
+  var LANG_TAG = tagOf(params.get('lang')) || tagOf(navigator.language) || '';
+  var I18N = window.ParleyI18n;
+  var LANG = I18N ? I18N.pick(LANG_TAG) : 'en';
+  function T(key, vars) {
+    return I18N ? I18N.t(LANG, key, vars) : key;
+  }
+  function tagOf(raw) {
+    var tag = String(raw || '');
+    return /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$/.test(tag) ? tag : '';
+  }
+  // Static texts of the page, marked with data-i18n attributes in frame.html.
+  function translatePage() {
+    document.documentElement.lang = LANG;
+    document.querySelectorAll('[data-i18n]').forEach(function (n) {
+      n.textContent = T(n.getAttribute('data-i18n'));
+    });
+    [['data-i18n-aria-label', 'aria-label'], ['data-i18n-title', 'title'], ['data-i18n-placeholder', 'placeholder']].forEach(
+      function (pair) {
+        document.querySelectorAll('[' + pair[0] + ']').forEach(function (n) {
+          n.setAttribute(pair[1], T(n.getAttribute(pair[0])));
+        });
+      }
+    );
+  }
+  translatePage();
+
   function $(id) {
     return document.getElementById(id);
   }
@@ -132,7 +160,7 @@
     var d = iso ? new Date(iso) : new Date();
     if (isNaN(d.getTime())) return '';
     try {
-      return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+      return d.toLocaleTimeString(LANG_TAG ? [LANG_TAG.replace('_', '-')] : [], { hour: '2-digit', minute: '2-digit' });
     } catch (e) {
       return '';
     }
@@ -142,11 +170,13 @@
     statusEl.textContent = text;
   }
 
-  function postToHost(type) {
+  function postToHost(type, extra) {
     // Nothing secret is sent; the host origin is unknown to us, hence '*'.
     if (embedded) {
       try {
-        window.parent.postMessage({ type: type }, '*');
+        var msg = { type: type };
+        if (extra) msg.label = extra.label;
+        window.parent.postMessage(msg, '*');
       } catch (e) {
         /* ignore */
       }
@@ -191,11 +221,11 @@
     var name = $('display_name').value.trim();
     var emailInput = $('email');
     var email = emailInput.value.trim();
-    if (!name) errors.display_name = 'Please enter your name.';
-    if (!email) errors.email = 'Please enter your e-mail address.';
-    else if (emailInput.validity && emailInput.validity.typeMismatch) errors.email = 'Please enter a valid e-mail address.';
-    if (!$('privacy_consent').checked) errors.privacy_consent = 'Please accept the privacy policy to continue.';
-    if ($('first_message').value.length > 4000) errors.first_message = 'Please keep the message under 4000 characters.';
+    if (!name) errors.display_name = T('err_name');
+    if (!email) errors.email = T('err_email');
+    else if (emailInput.validity && emailInput.validity.typeMismatch) errors.email = T('err_email_invalid');
+    if (!$('privacy_consent').checked) errors.privacy_consent = T('err_consent');
+    if ($('first_message').value.length > 4000) errors.first_message = T('err_message_long');
     var first = null;
     FIELDS.forEach(function (f) {
       if (errors[f]) {
@@ -204,11 +234,25 @@
       }
     });
     if (first) {
-      formError.textContent = 'Please check the highlighted fields.';
+      formError.textContent = T('check_fields');
       fieldInput(first).focus();
       return false;
     }
     return true;
+  }
+
+  // The server's field errors in the widget's language where their code is known.
+  var FIELD_CODES = {
+    'display_name:required': 'err_name',
+    'email:required': 'err_email',
+    'email:invalid_email': 'err_email_invalid',
+    'privacy_consent:consent_required': 'err_consent',
+    'first_message:too_long': 'err_message_long'
+  };
+  function fieldMessage(e) {
+    var key = FIELD_CODES[String((e && e.path) || '').replace(/^\//, '') + ':' + String((e && e.code) || '')];
+    if (key) return T(key);
+    return LANG === 'en' && e && e.message ? sentence(e.message) : T('invalid_value');
   }
 
   // Shows an application/problem+json body: field errors next to their field, the rest on top.
@@ -219,7 +263,7 @@
     var first = null;
     errors.forEach(function (e) {
       var name = String((e && e.path) || '').replace(/^\//, '');
-      var msg = sentence((e && e.message) || 'This value is not valid');
+      var msg = fieldMessage(e);
       if (FIELDS.indexOf(name) >= 0) {
         setFieldError(name, msg);
         if (!first) first = name;
@@ -228,10 +272,11 @@
       }
     });
     var main;
-    if (errors.length && !unplaced.length) main = 'Please check the highlighted fields.';
+    if (errors.length && !unplaced.length) main = T('check_fields');
     else if (unplaced.length) main = unplaced.join(' ');
-    else if (status === 404 || p.code === 'not_found') main = 'This chat is not available right now.';
-    else main = sentence(p.detail || p.title || 'Something went wrong (' + status + '). Please try again.');
+    else if (status === 404 || p.code === 'not_found' || p.code === 'unknown_widget') main = T('not_available');
+    else if (LANG !== 'en' || !(p.detail || p.title)) main = T('went_wrong', { status: status });
+    else main = sentence(p.detail || p.title);
     formError.textContent = main;
     if (first) fieldInput(first).focus();
   }
@@ -260,14 +305,12 @@
     };
     var firstMessage = $('first_message').value.trim();
     if (firstMessage) body.first_message = firstMessage;
-    // Picks the language of the service's system messages; a tag the server cannot read is
-    // left out rather than refused.
-    var lang = String(navigator.language || '');
-    if (/^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$/.test(lang)) body.language = lang;
+    // Picks the language of the service's system messages, as the widget's own texts.
+    if (LANG_TAG) body.language = LANG_TAG;
 
     submitting = true;
     startBtn.disabled = true;
-    startBtn.textContent = 'Starting…';
+    startBtn.textContent = T('starting');
     fetch('/api/v1/widget/conversations', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json, application/problem+json' },
@@ -305,12 +348,12 @@
         }
       })
       .catch(function () {
-        formError.textContent = 'We could not reach the chat service. Please check your connection and try again.';
+        formError.textContent = T('unreachable');
       })
       .then(function () {
         submitting = false;
         startBtn.disabled = false;
-        startBtn.textContent = 'Start chat';
+        startBtn.textContent = T('start');
       });
   });
 
@@ -326,7 +369,7 @@
     document.body.classList.add('chat-active');
     if (state.service_name) titleEl.textContent = state.service_name;
     endBtn.hidden = !!state.ended;
-    setStatus('Connecting…');
+    setStatus(T('connecting'));
     renderEnded(!!state.ended);
     if (focus && !state.ended) composer.focus();
   }
@@ -382,24 +425,24 @@
   function eventText(ev) {
     switch (ev && ev.type) {
       case 'accepted':
-        return 'Chat started';
+        return T('ev_accepted');
       case 'queued':
-        return 'You are in the queue';
+        return T('ev_queued');
       case 'invited':
-        return (ev.user_name || 'The person you asked for') + ' has been asked to join';
+        return T('ev_invited', { name: ev.user_name || T('someone_asked') });
       case 'connected':
-        return (ev.agent_name || 'An agent') + ' joined';
+        return T('ev_connected', { name: ev.agent_name || T('an_agent_cap') });
       case 'transferred':
-        return 'You were transferred';
+        return T('ev_transferred');
       case 'ended':
-        return 'The chat has ended';
+        return T('ev_ended');
       default:
         return '';
     }
   }
 
   function myName() {
-    return (state && state.display_name) || 'You';
+    return (state && state.display_name) || T('you');
   }
 
   function buildEntry(entry) {
@@ -411,7 +454,7 @@
     var sender = entry.sender || {};
     var li;
     if (sender.role === 'customer') li = messageLi('msg-customer', sender.name || myName(), entry.text, time);
-    else if (sender.role === 'agent') li = messageLi('msg-agent', sender.name || 'Agent', entry.text, time);
+    else if (sender.role === 'agent') li = messageLi('msg-agent', sender.name || T('agent'), entry.text, time);
     else li = messageLi('msg-system', (state && state.service_name) || 'Parley', entry.text, time);
     if (entry.attachment) showAttachment(li, entry.attachment);
     return li;
@@ -465,7 +508,7 @@
     chip.appendChild(el('span', 'file-name', file.name));
     chip.appendChild(el('span', 'file-size', ParleyText.formatSize(file.size)));
     li.appendChild(chip);
-    setDeliveryState(li, 'Uploading…');
+    setDeliveryState(li, T('uploading'));
     byClientId[id] = li;
     log.appendChild(li);
     scrollToEndIfNear(true);
@@ -480,7 +523,7 @@
     })
       .then(function (res) {
         return res.json().then(function (body) {
-          if (!res.ok) throw new Error((body && body.detail) || 'The file was not sent');
+          if (!res.ok) throw new Error(LANG === 'en' && body && body.detail ? body.detail : T('file_not_sent'));
           return body;
         });
       })
@@ -489,7 +532,7 @@
         onAck({ client_msg_id: id, seq: body.seq, duplicate: body.duplicate });
       })
       .catch(function (e) {
-        markFailed(li, String((e && e.message) || 'The file was not sent'));
+        markFailed(li, String((e && e.message) || T('file_not_sent')));
       });
   }
 
@@ -522,7 +565,7 @@
         transcriptLink.click();
       })
       .catch(function () {
-        setStatus('The transcript could not be downloaded; try again.');
+        setStatus(T('transcript_failed'));
       })
       .then(function () {
         transcriptBtn.disabled = false;
@@ -575,12 +618,12 @@
   function applyEvent(ev) {
     if (ev.type === 'queued') {
       waiting = true;
-      if (!state.agent_name) setStatus('Waiting for an agent…');
+      if (!state.agent_name) setStatus(T('waiting_agent'));
     } else if (ev.type === 'invited') {
       // A personal chat: one person is asked, there is no queue to wait in.
       waiting = false;
       hideQueue();
-      if (!state.agent_name) setStatus('Waiting for ' + (ev.user_name || 'an answer') + '…');
+      if (!state.agent_name) setStatus(T('waiting_for', { name: ev.user_name || T('an_answer') }));
     } else if (ev.type === 'transferred') {
       // Back in a queue (of another service): its positions follow as queue frames.
       waiting = true;
@@ -589,7 +632,7 @@
       hideQueue();
       state.agent_name = String(ev.agent_name || '');
       saveState();
-      setStatus('Connected with ' + (state.agent_name || 'an agent'));
+      setStatus(T('connected_with', { name: state.agent_name || T('an_agent') }));
     } else if (ev.type === 'ended') {
       markEnded();
     }
@@ -601,8 +644,8 @@
 
   function waitText(secs) {
     if (secs == null || !isFinite(secs)) return '';
-    if (secs < 60) return 'Estimated wait: less than a minute';
-    return 'Estimated wait: about ' + Math.ceil(secs / 60) + ' min';
+    if (secs < 60) return T('wait_short');
+    return T('wait_minutes', { minutes: Math.ceil(secs / 60) });
   }
 
   // The live region stays in the page; only its content comes and goes, so every change is read.
@@ -610,7 +653,7 @@
     var pos = Math.floor(Number(position));
     if (!(pos >= 1) || !state || state.ended || !waiting) return;
     var wait = waitSecs == null ? null : Number(waitSecs);
-    var posText = 'You are number ' + pos + ' in the queue';
+    var posText = T('queue_position', { position: pos });
     var waitLine = waitText(wait);
     if (queueEl.dataset.shown === posText + '|' + waitLine) return; // nothing new to announce
     queueEl.textContent = '';
@@ -641,7 +684,7 @@
 
   function showTyping(name) {
     if (!state || state.ended) return;
-    var text = (name ? String(name) : state.agent_name || 'The agent') + ' is typing…';
+    var text = T('typing', { name: name ? String(name) : state.agent_name || T('the_agent') });
     // Unchanged text is not announced again; the timer just starts over.
     if (typingEl.textContent !== text) typingEl.textContent = text;
     clearTimeout(typingTimer);
@@ -673,7 +716,7 @@
     composer.disabled = ended;
     sendBtn.disabled = ended;
     endBtn.hidden = ended;
-    if (ended) setStatus('Chat ended');
+    if (ended) setStatus(T('chat_ended'));
   }
 
   function markEnded() {
@@ -693,7 +736,7 @@
   function markFailed(li, why) {
     li.classList.remove('pending');
     li.classList.add('failed');
-    setDeliveryState(li, why || 'Not delivered');
+    setDeliveryState(li, why || T('not_delivered'));
   }
 
   // ---- sending ----
@@ -710,7 +753,7 @@
   function showPending(msg) {
     var li = messageLi('msg-customer pending', myName(), msg.text, '');
     li.dataset.clientMsgId = msg.client_msg_id;
-    setDeliveryState(li, 'Sending…');
+    setDeliveryState(li, T('sending'));
     byClientId[msg.client_msg_id] = li;
     log.appendChild(li);
     scrollToEndIfNear(true);
@@ -754,9 +797,9 @@
   var seenQueued = false;
 
   function receiptText(seq) {
-    if (seq <= agentMark.read) return 'Read';
-    if (seq <= agentMark.delivered) return 'Delivered';
-    return 'Sent';
+    if (seq <= agentMark.read) return T('read');
+    if (seq <= agentMark.delivered) return T('delivered');
+    return T('sent');
   }
 
   // An acknowledged message of ours: Sent, Delivered or Read as the agent side's marks say.
@@ -813,7 +856,7 @@
     if (f.client_msg_id) {
       removeFromOutbox(f.client_msg_id);
       var li = byClientId[f.client_msg_id];
-      if (li && !li.dataset.seq) markFailed(li, 'Not delivered: ' + (f.message || f.code || 'error'));
+      if (li && !li.dataset.seq) markFailed(li, T('not_delivered_because', { reason: f.message || f.code || 'error' }));
     }
   }
 
@@ -844,7 +887,7 @@
       sendFrame({ type: 'end' });
       endBtn.disabled = true;
     } else {
-      setStatus('Not connected, trying again…');
+      setStatus(T('retrying'));
     }
   });
 
@@ -870,8 +913,8 @@
     chatView.hidden = true;
     prechatView.hidden = false;
     document.body.classList.remove('chat-active');
-    titleEl.textContent = 'Chat with us';
-    setStatus('We usually reply in a few minutes');
+    titleEl.textContent = T('title');
+    setStatus(T('status_idle'));
     $('display_name').focus();
   });
 
@@ -946,7 +989,7 @@
       if (!ready) closesBeforeHello++;
       ready = false;
       if (stopped || !state || state.ended) return;
-      setStatus('Reconnecting…');
+      setStatus(T('reconnecting'));
       if (closesBeforeHello >= 2) checkTokenThenReconnect();
       else scheduleReconnect();
     };
@@ -968,7 +1011,7 @@
       .catch(function (err) {
         if (err && err.status === 401) {
           markEnded();
-          setStatus('This chat is no longer available');
+          setStatus(T('no_longer'));
         } else {
           scheduleReconnect();
         }
@@ -1007,8 +1050,8 @@
         }
         waiting = f.status !== 'connected';
         if (!waiting) hideQueue();
-        if (f.status === 'connected') setStatus('Connected with ' + (state.agent_name || 'an agent'));
-        else setStatus('Waiting for an agent…');
+        if (f.status === 'connected') setStatus(T('connected_with', { name: state.agent_name || T('an_agent') }));
+        else setStatus(T('waiting_agent'));
         // Resend everything not yet acknowledged, with the original ids.
         state.outbox.forEach(function (m) {
           sendFrame({ type: 'send', client_msg_id: m.client_msg_id, text: m.text });
@@ -1070,7 +1113,7 @@
       .catch(function (err) {
         if (err && err.status === 401) {
           markEnded();
-          setStatus('This chat is no longer available');
+          setStatus(T('no_longer'));
         }
       })
       .then(function () {
@@ -1092,6 +1135,9 @@
       connect();
     }
   });
+
+  // The launcher on the host page reads the same language.
+  postToHost('parley:texts', { label: T('title') });
 
   state = loadState();
   if (state) resume();

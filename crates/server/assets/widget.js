@@ -3,6 +3,8 @@
  *
  * Paste into any page:
  *   <script src="{BASE}/widget.js" data-contact-id="…" data-widget-key="…" async></script>
+ * Optional: data-lang="de" (the chat's language; the visitor's browser language otherwise),
+ * data-open="true" (open at once), data-unavailable-text="…" (shown where the chat may not run).
  *
  * Adds a launcher button and an iframe (the chat itself lives in the iframe, on the Parley
  * origin, so the host page's CSS and scripts cannot touch it). Only `window.Parley` is exported.
@@ -24,6 +26,10 @@
   var contactId = script.getAttribute('data-contact-id') || '';
   var widgetKey = script.getAttribute('data-widget-key') || '';
   var openAtStart = script.getAttribute('data-open') === 'true';
+  // The chat's language (e.g. `de`); the visitor's browser language when absent.
+  var lang = script.getAttribute('data-lang') || '';
+  // What to say on a website the service does not allow, in the page's own words if given.
+  var unavailableText = script.getAttribute('data-unavailable-text') || 'Chat is not available on this website.';
 
   var srcUrl = new URL(script.src, document.baseURI);
   var baseOrigin = srcUrl.origin;
@@ -33,7 +39,8 @@
     '/widget/frame?contact_id=' +
     encodeURIComponent(contactId) +
     '&widget_key=' +
-    encodeURIComponent(widgetKey);
+    encodeURIComponent(widgetKey) +
+    (lang ? '&lang=' + encodeURIComponent(lang) : '');
 
   // Remember across reloads of the host page whether the visitor had the chat open.
   var OPEN_KEY = 'parley.open.' + contactId;
@@ -67,6 +74,8 @@
   }
 
   var launcher, frame, dot;
+  var label = document.createElement('span');
+  label.textContent = 'Chat with us';
   var isOpen = false;
   var mobile = window.matchMedia ? window.matchMedia('(max-width: 479px)') : { matches: false };
 
@@ -184,8 +193,6 @@
       'box-sizing': 'border-box'
     });
     launcher.appendChild(svgIcon());
-    var label = document.createElement('span');
-    label.textContent = 'Chat with us';
     launcher.appendChild(label);
     // Unread marker, shown when an agent writes while the chat is closed.
     dot = document.createElement('span');
@@ -242,6 +249,12 @@
       if (ev.source !== frame.contentWindow || ev.origin !== baseOrigin) return;
       var type = ev.data && ev.data.type;
       if (type === 'parley:close') setOpen(false, true);
+      else if (type === 'parley:texts' && typeof ev.data.label === 'string' && ev.data.label) {
+        // The frame speaks the visitor's language; the launcher follows (as text only).
+        label.textContent = ev.data.label.slice(0, 60);
+        launcher.setAttribute('aria-label', label.textContent);
+        frame.title = label.textContent;
+      }
       else if (type === 'parley:unread' && !isOpen) css(dot, { display: 'block' });
     });
 
@@ -268,7 +281,7 @@
     var note = document.createElement('div');
     note.id = 'parley-widget-refused';
     note.setAttribute('role', 'status');
-    note.textContent = 'Chat is not available on this website.';
+    note.textContent = unavailableText;
     css(note, {
       all: 'initial',
       position: 'fixed',

@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .route("/widget.js", get(pages::widget_js))
         .route("/widget/frame", get(pages::frame))
         .route("/widget/frame.js", get(pages::frame_js))
+        .route("/widget/i18n.js", get(pages::i18n_js))
         .route("/widget/frame.css", get(pages::frame_css))
         .route("/widget/preview", get(pages::preview))
         .route("/agent/login", get(pages::login))

@@ -21,6 +21,7 @@ const AGENT_HTML: &str = include_str!("../assets/agent.html");
 const AGENT_JS: &str = include_str!("../assets/agent.js");
 const AGENT_CSS: &str = include_str!("../assets/agent.css");
 const TEXT_JS: &str = include_str!("../assets/text.js");
+const I18N_JS: &str = include_str!("../assets/i18n.js");
 const SDK_JS: &str = include_str!("../assets/parley-chat.js");
 const SDK_EXAMPLE_HTML: &str = include_str!("../assets/sdk-example.html");
 const SDK_EXAMPLE_JS: &str = include_str!("../assets/sdk-example.js");
@@ -86,6 +87,9 @@ pub async fn agent_js() -> Response {
     asset(AGENT_JS, "text/javascript; charset=utf-8")
 }
 /// The message text renderer both pages share (plain text and safe links).
+pub async fn i18n_js() -> Response {
+    asset(I18N_JS, "text/javascript; charset=utf-8")
+}
 pub async fn text_js() -> Response {
     asset(TEXT_JS, "text/javascript; charset=utf-8")
 }

@@ -18,6 +18,7 @@ mod system_messages;
 mod transcript;
 mod typing;
 mod walk;
+mod widget_language;
 mod workflow;
 mod workspace_ui;
 mod wrap_up;
