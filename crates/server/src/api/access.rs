@@ -151,7 +151,8 @@ fn refused(origin: Option<&str>) -> ApiError {
 }
 
 /// Refuses a widget request from a website the widget does not allow. Parley's own origin
-/// (the chat frame, which browsers only show on allowed pages) is always allowed; a request
+/// (the chat frame, which browsers only show on allowed pages) is always allowed, also for a
+/// same-origin GET that carries no `Origin` but `Sec-Fetch-Site: same-origin`; any other request
 /// without `Origin` is refused when the widget is restricted.
 ///
 /// # Errors
@@ -164,9 +165,13 @@ pub async fn check_origin(
 ) -> ApiResult<()> {
     let Some(allowed) = allowed_origins(state, tenant, access).await? else { return Ok(()) };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    // Browsers send no Origin with a same-origin GET (the frame reading its log or a file), but
+    // say where a request comes from in Sec-Fetch-Site, which no page script can set.
+    let same_origin_fetch = headers.get("sec-fetch-site").is_some_and(|v| v == "same-origin");
     match origin {
         Some(o) if o.eq_ignore_ascii_case(&own_origin(&state.config.public_url)) => Ok(()),
         Some(o) if origin_allowed(&allowed, o) => Ok(()),
+        None if same_origin_fetch => Ok(()),
         other => Err(refused(other)),
     }
 }

@@ -70,6 +70,12 @@ async fn a_restricted_chat_refuses_its_log_and_socket_from_other_websites() {
     let r = visitor.origin("https://evil.example.org").get(&log).await.unwrap();
     assert_eq!((r.status.as_u16(), r.code()), (403, "origin_not_allowed"));
     assert_eq!(visitor.origin(SHOP).get(&log).await.unwrap().status, 200);
+    // The frame's own same-origin reads carry no Origin; the browser vouches for them.
+    let url = format!("{}{log}", server.base);
+    let read =
+        |site: &'static str| reqwest::Client::new().get(&url).bearer_auth(&token).header("sec-fetch-site", site).send();
+    assert_eq!(read("same-origin").await.unwrap().status(), 200);
+    assert_eq!(read("cross-site").await.unwrap().status(), 403);
     let ws = format!("{}/ws/v1/visitor?token={token}", server.ws_base());
     assert_eq!(Ws::refused_status_from(&ws, None, Some("https://evil.example.org")).await, Some(403));
     assert_eq!(Ws::refused_status_from(&ws, None, Some(SHOP)).await, None, "the allowed shop connects");

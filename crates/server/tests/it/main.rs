@@ -1,5 +1,6 @@
 //! Parley's integration tests: one binary, real servers on port 0, real sockets.
 
+mod acceptance;
 mod access;
 mod attachments;
 mod bad_input;

@@ -1,6 +1,7 @@
 //! Helpers the integration tests share: a connected chat over real sockets, and driving the
 //! real pages in headless Chromium.
 
+use parley_server::clock::Clock;
 use parley_testkit::webdriver::{Browser, Chromedriver};
 use parley_testkit::{TestServer, Ws, fixtures};
 use serde_json::{Value, json};
@@ -139,4 +140,37 @@ pub async fn agent_tab(server: &TestServer, t: &fixtures::Tenant, n: usize) -> W
     let mut ws = Ws::connect(&format!("{}/ws/v1/agent", server.ws_base()), Some(&cookie)).await.unwrap();
     ws.until("hello", |f| f["type"] == "hello").await.unwrap();
     ws
+}
+
+/// Moves the server's clock forward to the wall clock the browser uses.
+pub fn align_clock(server: &TestServer) {
+    let behind = time::OffsetDateTime::now_utc() - server.clock.now();
+    if behind > time::Duration::ZERO {
+        server.clock.advance(behind);
+    }
+}
+
+/// JS: whether the element matching `css` exists and is rendered.
+pub fn shown(css: &str) -> String {
+    let css = js(css);
+    format!("(() => {{ const e = document.querySelector({css}); return !!e && e.getClientRects().length > 0; }})()")
+}
+
+/// JS: whether nothing matching `css` is rendered.
+pub fn gone(css: &str) -> String {
+    let css = js(css);
+    format!("(() => {{ const e = document.querySelector({css}); return !e || e.getClientRects().length === 0; }})()")
+}
+
+/// Fails on uncaught script errors and Content-Security-Policy violations in the page.
+pub async fn assert_no_page_errors(b: &Browser) {
+    let errors: Vec<Value> = b
+        .browser_log()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .filter(|e| !e["message"].as_str().unwrap_or_default().contains("favicon.ico"))
+        .collect();
+    assert!(errors.is_empty(), "page errors: {errors:?}");
 }

@@ -6,20 +6,14 @@
 //! server's injected clock up to it, as NTP-synced machines agree; after that the server's time
 //! still moves only when a test advances it, and nothing here sleeps.
 
-use crate::support::{browser_available, choose_presence, js, screenshot, sign_in, text_of};
-use parley_server::clock::Clock;
+use crate::support::{
+    align_clock, assert_no_page_errors, browser_available, choose_presence, gone, js, screenshot, shown, sign_in,
+    text_of,
+};
 use parley_testkit::host::HostPage;
-use parley_testkit::webdriver::{Browser, Chromedriver};
+use parley_testkit::webdriver::Chromedriver;
 use parley_testkit::{Api, TestServer, fixtures};
 use serde_json::{Value, json};
-
-/// Moves the server's clock forward to the wall clock the browser uses.
-fn align_clock(server: &TestServer) {
-    let behind = time::OffsetDateTime::now_utc() - server.clock.now();
-    if behind > time::Duration::ZERO {
-        server.clock.advance(behind);
-    }
-}
 
 async fn with_routing(t: &fixtures::Tenant, routing: Value) {
     let r = t
@@ -28,31 +22,6 @@ async fn with_routing(t: &fixtures::Tenant, routing: Value) {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-}
-
-/// Fails on uncaught script errors and Content-Security-Policy violations in the page.
-async fn assert_no_page_errors(b: &Browser) {
-    let errors: Vec<Value> = b
-        .browser_log()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e["level"] == "SEVERE")
-        .filter(|e| !e["message"].as_str().unwrap_or_default().contains("favicon.ico"))
-        .collect();
-    assert!(errors.is_empty(), "page errors: {errors:?}");
-}
-
-/// JS: whether the element matching `css` exists and is rendered.
-fn shown(css: &str) -> String {
-    let css = js(css);
-    format!("(() => {{ const e = document.querySelector({css}); return !!e && e.getClientRects().length > 0; }})()")
-}
-
-/// JS: whether nothing matching `css` is rendered.
-fn gone(css: &str) -> String {
-    let css = js(css);
-    format!("(() => {{ const e = document.querySelector({css}); return !e || e.getClientRects().length === 0; }})()")
 }
 
 /// Seconds in an `m:ss` countdown.
