@@ -126,6 +126,7 @@
     close: paneChat.querySelector('.close-tab'),
     firstBox: paneChat.querySelector('.first-message-box'),
     first: paneChat.querySelector('.first-message'),
+    details: paneChat.querySelector('.details'),
     logWrap: paneChat.querySelector('.log-wrap'),
     form: paneChat.querySelector('.composer-form'),
     composer: paneChat.querySelector('.composer'),
@@ -286,6 +287,17 @@
     return (c && c.display_name) || 'Customer';
   }
 
+  // What the workflow collected about the customer, as name/value pairs (text only).
+  function fillDetails(dl, details) {
+    dl.textContent = '';
+    (Array.isArray(details) ? details : []).forEach(function (d) {
+      dl.appendChild(el('dt', null, String((d && d.name) || '')));
+      dl.appendChild(el('dd', null, String((d && d.value) || '')));
+    });
+    dl.hidden = !dl.firstChild;
+    return dl;
+  }
+
   function addOffer(o, live) {
     if (!o || !o.conversation_id || offers[o.conversation_id]) return;
     var name = customerName(o.customer);
@@ -307,6 +319,7 @@
     li.appendChild(el('div', 'offer-customer', name));
     if (o.customer && o.customer.email) li.appendChild(el('div', 'offer-email', o.customer.email));
     if (o.first_message) li.appendChild(el('p', 'offer-message', o.first_message));
+    if (o.details && o.details.length) li.appendChild(fillDetails(el('dl', 'details offer-details'), o.details));
     var actions = el('div', 'offer-actions');
     var accept = el('button', 'accept btn btn-primary btn-small', 'Accept');
     accept.type = 'button';
@@ -620,7 +633,9 @@
     pane.email.textContent = cust.email || '';
     pane.service.textContent = (c.info.service_name || '') + shownAs(c.info.agent_alias);
     pane.first.textContent = c.info.first_message || '';
-    pane.firstBox.hidden = !c.info.first_message;
+    pane.first.hidden = !c.info.first_message;
+    fillDetails(pane.details, c.info.details);
+    pane.firstBox.hidden = !c.info.first_message && !(c.info.details && c.info.details.length);
     pane.status.textContent = c.ended ? 'Chat ended' : 'Connected';
     pane.status.classList.toggle('is-ended', c.ended);
     pane.end.hidden = c.ended;

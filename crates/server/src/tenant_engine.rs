@@ -7,7 +7,7 @@ use crate::bus::{Bus, BusEvent, Topic};
 use crate::clock::Clock;
 use crate::outbound::Outbound;
 use crate::workflow_host::{self, WorkflowRunView};
-use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, OfferView, RoutingView, VisitorFrame};
+use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, DetailView, OfferView, RoutingView, VisitorFrame};
 use parley_domain::{Conversation, ConversationId, ConversationStatus, EndedBy, Presence, TenantId, UserId};
 use parley_domain::{ServiceSession, UserSession};
 use parley_engine::tenant::{Out, QueueStatus, Refusal, TenantCore};
@@ -207,8 +207,13 @@ impl Engines {
             .entry(tenant)
             .or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(1024);
-                let engine =
-                    TenantEngine { tenant, deps: self.deps.clone(), core: TenantCore::new(), me: tx.downgrade() };
+                let engine = TenantEngine {
+                    tenant,
+                    deps: self.deps.clone(),
+                    core: TenantCore::new(),
+                    parameters: HashMap::new(),
+                    me: tx.downgrade(),
+                };
                 self.deps.tracker.spawn(engine.run(rx));
                 tx
             })
@@ -250,6 +255,8 @@ struct TenantEngine {
     tenant: TenantId,
     deps: EngineDeps,
     core: TenantCore,
+    /// The tenant's parameters by id, to name what a workflow collected for the agent.
+    parameters: HashMap<String, parley_domain::CustomParameter>,
     /// For answers that arrive later (HTTP calls); weak, so shutdown still closes the channel.
     me: mpsc::WeakSender<Command>,
 }
@@ -313,6 +320,7 @@ impl TenantEngine {
             self.carry_out(out).await?;
         }
         self.core.set_parameter_defaults(config.parameter_defaults);
+        self.parameters = config.parameters.into_iter().map(|p| (p.id.clone(), p)).collect();
         self.core.set_system_messages(config.system_messages);
         let out = self.core.set_people(config.users, &config.memberships, now);
         self.carry_out(out).await?;
@@ -594,7 +602,24 @@ impl TenantEngine {
             direct: c.is_direct(),
             customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
             first_message: c.first_message.clone(),
+            details: self.details(c),
         }
+    }
+
+    /// The parameters the chat's workflow set (not empty, not its default), named for people.
+    fn details(&self, c: &Conversation) -> Vec<DetailView> {
+        let Some(run) = self.core.run(c.id) else { return Vec::new() };
+        run.session
+            .params
+            .iter()
+            .filter(|(id, value)| {
+                !value.trim().is_empty() && self.parameters.get(*id).is_none_or(|p| p.default_value != **value)
+            })
+            .map(|(id, value)| DetailView {
+                name: self.parameters.get(id).map_or_else(|| id.clone(), |p| p.name.clone()),
+                value: value.clone(),
+            })
+            .collect()
     }
 
     fn chat_view(&self, c: &Conversation) -> ChatView {
@@ -604,6 +629,7 @@ impl TenantEngine {
             direct: c.is_direct(),
             customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
             first_message: c.first_message.clone(),
+            details: self.details(c),
             status: c.status,
             agent_alias: c.agent_alias.clone(),
         }

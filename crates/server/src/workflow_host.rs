@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct TenantConfig {
     pub services: Vec<ServiceSetup>,
     pub parameter_defaults: BTreeMap<String, String>,
+    /// The parameters themselves (their names, for the agent's view of a chat).
+    pub parameters: Vec<parley_domain::CustomParameter>,
     pub users: Vec<User>,
     pub memberships: Vec<Membership>,
     pub skills: Vec<(parley_domain::UserId, parley_domain::UserSkill)>,
@@ -47,11 +49,12 @@ pub async fn load_config(store: &dyn Store, tenant: TenantId) -> Result<TenantCo
             service: s,
         })
         .collect();
-    let parameter_defaults =
-        store.list_parameters(tenant).await?.into_iter().map(|p| (p.id, p.default_value)).collect();
+    let parameters = store.list_parameters(tenant).await?;
+    let parameter_defaults = parameters.iter().map(|p| (p.id.clone(), p.default_value.clone())).collect();
     Ok(TenantConfig {
         services,
         parameter_defaults,
+        parameters,
         users: store.list_users(tenant).await?,
         memberships: store.list_memberships(tenant).await?,
         skills: store.list_user_skills(tenant).await?,

@@ -105,6 +105,14 @@ pub struct CustomerView {
     pub email: String,
 }
 
+/// Something the workflow learnt about the customer (a parameter it set), for the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DetailView {
+    /// The parameter's name (its id when it has none).
+    pub name: String,
+    pub value: String,
+}
+
 /// A chat offered to an agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfferView {
@@ -117,6 +125,8 @@ pub struct OfferView {
     pub direct: bool,
     pub customer: CustomerView,
     pub first_message: Option<String>,
+    /// What the workflow collected (non-empty parameters), in parameter order.
+    pub details: Vec<DetailView>,
     /// Answer by then, or the chat goes to the next agent.
     #[serde(with = "time::serde::rfc3339")]
     pub deadline: OffsetDateTime,
@@ -141,6 +151,8 @@ pub struct ChatView {
     pub direct: bool,
     pub customer: CustomerView,
     pub first_message: Option<String>,
+    /// What the workflow collected (non-empty parameters), in parameter order.
+    pub details: Vec<DetailView>,
     pub status: ConversationStatus,
     /// The name the customer reads for the agent (their messages go out under it); `null`
     /// before the connection, empty when the service hides agents' names.

@@ -526,3 +526,34 @@ async fn the_simulator_refuses_bad_requests_with_paths_and_runs_drafts_it_can_ru
     assert_eq!(r.body["log"][1]["text"], "Hi ", "an unknown parameter renders empty");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_agent_sees_what_the_workflow_collected_with_the_offer_and_the_chat() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "details", 1).await.unwrap();
+    let r = t.admin.post("/api/v1/parameters", &json!({"id": "Topic", "name": "Topic of the chat"})).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r =
+        t.admin.post("/api/v1/parameters", &json!({"id": "Unset", "name": "Never set", "default_value": "n/a"})).await;
+    assert_eq!(r.unwrap().status, 201);
+    let def = json!({"start": "accept", "nodes": [
+        {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "save"}},
+        {"id": "save", "activity": {"kind": "save_to_parameter", "parameter": "Topic", "value": "<b>$(Task.InitialMessage)</b>"},
+         "exits": {"next": "queue"}},
+        {"id": "queue", "activity": {"kind": "queue_task"}}
+    ]});
+    let wf = published(&t, &[], &def).await;
+    let t = with_service(t, &wf, json!({})).await;
+    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (conv, _) = t.start_chat(&server.base, "Dora", Some("refund")).await.unwrap();
+    let offer = agent.until("offer", |f| f["type"] == "offer").await.unwrap();
+    // Only what was set, under its name, as plain values (the page shows them as text).
+    let expected = json!([{"name": "Topic of the chat", "value": "<b>refund</b>"}]);
+    assert_eq!(offer["offer"]["details"], expected);
+    agent.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    let chat = agent.until("chat", |f| f["type"] == "chat").await.unwrap();
+    assert_eq!(chat["chat"]["details"], expected);
+    let me = parley_testkit::Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
+    assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["chats"][0]["details"], expected);
+    server.shutdown().await.unwrap();
+}

@@ -317,3 +317,51 @@ async fn the_widget_shows_the_queue_position_and_wait() {
     visitor.quit().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_offer_and_the_chat_show_what_the_workflow_collected_as_text() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "details-ui", 1).await.unwrap();
+    let r = t.admin.post("/api/v1/parameters", &json!({"id": "Order", "name": "Order number"})).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let def = json!({"start": "accept", "nodes": [
+        {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "save"}},
+        {"id": "save", "activity": {"kind": "save_to_parameter", "parameter": "Order",
+         "value": "$(Task.InitialMessage)"}, "exits": {"next": "queue"}},
+        {"id": "queue", "activity": {"kind": "queue_task"}}
+    ]});
+    let wf = t
+        .admin
+        .post(
+            "/api/v1/workflows",
+            &json!({"name": "Orders", "kind": "instant_messaging", "definition": def, "publish": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(wf.status, 201, "{}", wf.body);
+    let r = t
+        .admin
+        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"workflow_id": wf.body["id"]}))
+        .await;
+    assert_eq!(r.unwrap().status, 200);
+
+    let driver = Chromedriver::start().await.unwrap();
+    let agent = driver.new_session(1280, 800).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
+    let (conv, _) = t.start_chat(&server.base, "Otto", Some("<i>1042</i>")).await.unwrap();
+    let offer = format!("#offers .offer[data-conversation-id='{conv}']");
+    agent.wait_for_text(&format!("{offer} .offer-details"), "Order number").await.unwrap();
+    agent.wait_for_text(&format!("{offer} .offer-details dd"), "<i>1042</i>").await.unwrap();
+    agent.find(&format!("{offer} .accept")).await.unwrap().click().await.unwrap();
+    agent.wait_for_text("#pane-chat .details dd", "<i>1042</i>").await.unwrap();
+    agent.wait_for_text("#pane-chat .details dt", "Order number").await.unwrap();
+    let italics = agent.execute("return document.querySelectorAll('.details i').length;", vec![]).await.unwrap();
+    assert_eq!(italics, json!(0), "values stay text");
+    screenshot(&agent, "workspace-details-desktop").await;
+    assert_no_page_errors(&agent).await;
+    agent.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
