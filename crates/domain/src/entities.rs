@@ -217,6 +217,12 @@ pub struct DirectChatSettings {
     pub access: crate::access::WidgetAccess,
     /// The system messages item (scope `direct`) for the user's direct chats.
     pub system_messages_id: Option<crate::SystemMessagesId>,
+    /// A connected customer silent this long gets a warning (0–86400 s; 0: never).
+    pub idle_warning_secs: u32,
+    /// This long after the warning, a still silent customer's chat is closed (0–86400 s; 0: never).
+    pub idle_close_secs: u32,
+    /// The warning, as the customer reads it.
+    pub idle_warning_text: String,
 }
 
 impl Default for DirectChatSettings {
@@ -226,6 +232,9 @@ impl Default for DirectChatSettings {
             invite_secs: DEFAULT_INVITE_SECS,
             access: crate::access::WidgetAccess::default(),
             system_messages_id: None,
+            idle_warning_secs: 0,
+            idle_close_secs: 0,
+            idle_warning_text: DEFAULT_IDLE_WARNING.to_owned(),
         }
     }
 }
@@ -245,8 +254,22 @@ impl DirectChatSettings {
             );
         }
         self.access.check(&mut e, "/access");
+        check_idle(&mut e, "", self.idle_warning_secs, self.idle_close_secs, &self.idle_warning_text);
         e.into_result(self)
     }
+}
+
+/// The customer-inactivity settings (of a service's routing or a personal widget), with paths
+/// under `prefix`.
+fn check_idle(e: &mut ValidationErrors, prefix: &str, warning_secs: u32, close_secs: u32, text: &str) {
+    for (field, v) in [("idle_warning_secs", warning_secs), ("idle_close_secs", close_secs)] {
+        if v > 86_400 {
+            e.push(format!("{prefix}/{field}"), "out_of_range", "must be 0-86400");
+        }
+    }
+    let mut local = ValidationErrors::default();
+    required_text(&mut local, &format!("{prefix}/idle_warning_text"), text, MAX_MESSAGE_CHARS);
+    e.0.extend(local.0);
 }
 
 fn default_true() -> bool {
@@ -425,12 +448,8 @@ impl RoutingSettings {
         range("acw_secs", self.acw_secs, 0, 3600);
         range("acw_max_extensions", u32::from(self.acw_max_extensions), 0, 10);
         range("last_user_secs", self.last_user_secs, 0, 3600);
-        range("idle_warning_secs", self.idle_warning_secs, 0, 86_400);
-        range("idle_close_secs", self.idle_close_secs, 0, 86_400);
         crate::skill::check_policy(e, &format!("{prefix}/policy"), &self.policy);
-        let mut local = ValidationErrors::default();
-        required_text(&mut local, &format!("{prefix}/idle_warning_text"), &self.idle_warning_text, MAX_MESSAGE_CHARS);
-        e.0.extend(local.0);
+        check_idle(e, prefix, self.idle_warning_secs, self.idle_close_secs, &self.idle_warning_text);
     }
 }
 

@@ -138,8 +138,8 @@ impl SystemEvent {
         }
     }
 
-    /// Whether the event can happen in chats of `scope`: direct chats have no queue, workflow,
-    /// redistribution or inactivity timer; service chats are never declined or missed as a whole.
+    /// Whether the event can happen in chats of `scope`: direct chats have no queue, workflow
+    /// or redistribution; service chats are never declined or missed as a whole.
     #[must_use]
     pub fn happens_in(self, scope: MessageScope) -> bool {
         let service_only = matches!(
@@ -150,8 +150,6 @@ impl SystemEvent {
                 | Self::CustomerClosedHours
                 | Self::CustomerLimitReached
                 | Self::CustomerTransferred
-                | Self::CustomerIdleWarning
-                | Self::CustomerIdleClosed
         );
         let direct_only = matches!(self, Self::CustomerUnavailable | Self::CustomerDeclined | Self::CustomerMissed);
         match scope {

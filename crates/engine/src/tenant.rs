@@ -290,6 +290,23 @@ fn secs(from: OffsetDateTime, to: OffsetDateTime) -> i64 {
     (to - from).whole_seconds().max(0)
 }
 
+/// Why a chat closed by inactivity ended, for an administrator.
+const IDLE_CLOSE_REASON: &str = "the customer did not answer";
+
+/// How long a connected customer may stay silent, and what they are told.
+#[derive(Debug, Clone, Copy)]
+struct IdleRules<'a> {
+    warning_secs: u32,
+    close_secs: u32,
+    warning_text: &'a str,
+}
+
+impl<'a> IdleRules<'a> {
+    const fn of(warning_secs: u32, close_secs: u32, warning_text: &'a str) -> Self {
+        Self { warning_secs, close_secs, warning_text }
+    }
+}
+
 /// One tenant's decisions.
 #[derive(Debug, Default)]
 pub struct TenantCore {
@@ -516,22 +533,38 @@ impl TenantCore {
     /// The customer did something other than write text (sent a file): their silence is over,
     /// but no workflow question takes it as an answer.
     pub fn customer_active(&mut self, id: ConversationId, now: OffsetDateTime) {
-        if let Some(idle) = self.live.get_mut(&id).and_then(|l| l.idle.as_mut()) {
+        if let Some(idle) = self.idle_mut(id) {
             *idle = Idle { since: now, warned_at: None };
             self.schedule_idle(id, now);
         }
     }
 
-    /// The next inactivity deadline of a connected chat, per its service's settings.
+    /// A connected chat's silence clock (a service chat's or a direct one's).
+    fn idle_mut(&mut self, id: ConversationId) -> Option<&mut Idle> {
+        match self.live.get_mut(&id) {
+            Some(l) => l.idle.as_mut(),
+            None => self.direct.get_mut(&id).and_then(|d| d.idle.as_mut()),
+        }
+    }
+
+    /// The inactivity rules of an open chat: its service's routing settings, or its user's
+    /// personal widget's.
+    fn idle_rules(&self, id: ConversationId) -> Option<(Idle, IdleRules<'_>)> {
+        if let Some(l) = self.live.get(&id) {
+            let r = &self.services.get(&l.service)?.service.routing;
+            return Some((l.idle?, IdleRules::of(r.idle_warning_secs, r.idle_close_secs, &r.idle_warning_text)));
+        }
+        let d = self.direct.get(&id)?;
+        let s = &self.users.get(&d.user)?.direct.settings;
+        Some((d.idle?, IdleRules::of(s.idle_warning_secs, s.idle_close_secs, &s.idle_warning_text)))
+    }
+
+    /// The next inactivity deadline of a connected chat, per its settings.
     fn idle_deadline(&self, id: ConversationId) -> Option<OffsetDateTime> {
-        let l = self.live.get(&id)?;
-        let idle = l.idle?;
-        let r = &self.services.get(&l.service)?.service.routing;
+        let (idle, r) = self.idle_rules(id)?;
         match idle.warned_at {
-            None if r.idle_warning_secs > 0 => {
-                Some(idle.since + time::Duration::seconds(i64::from(r.idle_warning_secs)))
-            }
-            Some(at) if r.idle_close_secs > 0 => Some(at + time::Duration::seconds(i64::from(r.idle_close_secs))),
+            None if r.warning_secs > 0 => Some(idle.since + time::Duration::seconds(i64::from(r.warning_secs))),
+            Some(at) if r.close_secs > 0 => Some(at + time::Duration::seconds(i64::from(r.close_secs))),
             _ => None,
         }
     }
@@ -548,18 +581,22 @@ impl TenantCore {
         if self.idle_deadline(id) != Some(at) {
             return;
         }
-        let Some(l) = self.live.get_mut(&id) else { return };
-        let Some(idle) = l.idle.as_mut() else { return };
+        // The settings hold the built-in warning; an item may say it in the customer's language.
+        let fallback = self.idle_rules(id).map(|(_, r)| r.warning_text.to_owned());
+        let Some(idle) = self.idle_mut(id) else { return };
         if idle.warned_at.is_none() {
             idle.warned_at = Some(at);
-            // The service's routing settings hold the built-in warning; an item may say it
-            // in the customer's language.
-            let fallback = self.services.get(&l.service).map(|s| s.service.routing.idle_warning_text.clone());
             self.say(id, SystemEvent::CustomerIdleWarning, None, fallback, out);
             self.schedule_idle(id, at);
         } else {
             self.say(id, SystemEvent::CustomerIdleClosed, None, None, out);
-            let reason = Some("the customer did not answer".to_owned());
+            let reason = Some(IDLE_CLOSE_REASON.to_owned());
+            if self.direct.contains_key(&id) {
+                if let Some(Ok(done)) = self.end_direct(id, EndedBy::System, None, reason, at) {
+                    out.extend(done);
+                }
+                return;
+            }
             self.close(id, EndedBy::System, Outcome::UserAccepted, reason, at, out);
         }
     }
@@ -765,7 +802,7 @@ impl TenantCore {
         agent: Option<UserId>,
         now: OffsetDateTime,
     ) -> Result<Vec<Out>, Refusal> {
-        if let Some(done) = self.end_direct(id, by, agent, now) {
+        if let Some(done) = self.end_direct(id, by, agent, None, now) {
             return done;
         }
         let live = self.live.get(&id).ok_or(Refusal::ConversationEnded)?;

@@ -2978,6 +2978,9 @@ fn direct_settings(template: DomainTemplateId) -> DirectChatSettings {
         invite_secs: 45,
         access: WidgetAccess { restrict_access: true, domain_template_ids: vec![template] },
         system_messages_id: None,
+        idle_warning_secs: 90,
+        idle_close_secs: 30,
+        idle_warning_text: "Noch da? ✓".into(),
     }
 }
 

@@ -18,11 +18,13 @@ use time::{Duration, OffsetDateTime};
 #[derive(Debug, Clone)]
 pub(super) struct Direct {
     pub(super) conversation: Conversation,
-    user: UserId,
+    pub(super) user: UserId,
     invited_at: OffsetDateTime,
     /// Until when the invitation may be answered; `None` once accepted.
     pub(super) deadline: Option<OffsetDateTime>,
     answered_at: Option<OffsetDateTime>,
+    /// While connected: the customer's silence.
+    pub(super) idle: Option<super::Idle>,
 }
 
 /// Texts the customer reads when the user cannot or does not take the chat.
@@ -79,7 +81,14 @@ impl TenantCore {
         self.invite_timers.insert((deadline, id));
         self.direct.insert(
             id,
-            Direct { conversation, user: user.id, invited_at: now, deadline: Some(deadline), answered_at: None },
+            Direct {
+                conversation,
+                user: user.id,
+                invited_at: now,
+                deadline: Some(deadline),
+                answered_at: None,
+                idle: None,
+            },
         );
         self.say(id, SystemEvent::UserIncoming, None, None, &mut out);
         self.say(id, SystemEvent::CustomerIncoming, None, None, &mut out);
@@ -93,8 +102,12 @@ impl TenantCore {
         let Some(user) = conversation.direct_user_id else { return Vec::new() };
         if conversation.status == ConversationStatus::Connected && conversation.agent_id == Some(user) {
             // When it was answered is not kept; the restart is the best lower bound.
-            self.direct
-                .insert(id, Direct { conversation, user, invited_at: now, deadline: None, answered_at: Some(now) });
+            let idle = Some(super::Idle { since: now, warned_at: None });
+            self.direct.insert(
+                id,
+                Direct { conversation, user, invited_at: now, deadline: None, answered_at: Some(now), idle },
+            );
+            self.schedule_idle(id, now);
             return Vec::new();
         }
         let secs = self.users.get(&user).map_or(parley_domain::DEFAULT_INVITE_SECS, |u| u.direct.settings.invite_secs);
@@ -113,8 +126,10 @@ impl TenantCore {
         }
         out.push(Out::Offer { agent: user, deadline, conversation: conversation.clone() });
         self.invite_timers.insert((deadline, id));
-        self.direct
-            .insert(id, Direct { conversation, user, invited_at: now, deadline: Some(deadline), answered_at: None });
+        self.direct.insert(
+            id,
+            Direct { conversation, user, invited_at: now, deadline: Some(deadline), answered_at: None, idle: None },
+        );
         out
     }
 
@@ -134,9 +149,12 @@ impl TenantCore {
         let d = self.direct.get_mut(&id)?;
         d.deadline = None;
         d.answered_at = Some(now);
+        // The customer's silence counts from the moment the user is there.
+        d.idle = Some(super::Idle { since: now, warned_at: None });
         d.conversation.status = ConversationStatus::Connected;
         d.conversation.agent_alias = Some(alias.clone());
         let conversation = d.conversation.clone();
+        self.schedule_idle(id, now);
         let mut out = vec![
             Out::Status { conversation: id, status: ConversationStatus::Connected, agent: Some(agent), ended_at: None },
             Out::AgentAlias { conversation: id, alias: alias.clone() },
@@ -179,6 +197,7 @@ impl TenantCore {
         id: ConversationId,
         by: EndedBy,
         agent: Option<UserId>,
+        reason: Option<String>,
         now: OffsetDateTime,
     ) -> Option<Result<Vec<Out>, Refusal>> {
         let d = self.direct.get(&id)?;
@@ -208,7 +227,7 @@ impl TenantCore {
         let session = self.session_fact(&d, user_outcome, now);
         let mut conversation = d.conversation;
         conversation.agent_id = connected.then_some(d.user);
-        finish_by(conversation, by, outcome, None, text, now, &mut out);
+        finish_by(conversation, by, outcome, reason, text, now, &mut out);
         out.extend(note);
         out.push(Out::UserSession(session));
         Some(Ok(out))

@@ -180,6 +180,9 @@ async fn direct_chat_settings_are_checked_and_a_regenerated_key_retires_the_old_
     assert_eq!((r.status.as_u16(), r.body["errors"][0]["path"].as_str()), (422, Some("/invite_secs")), "{}", r.body);
     let r = put(json!({"enabled": true, "access": {"restrict_access": true}})).await;
     assert_eq!(r.body["errors"][0]["code"], "template_required", "{}", r.body);
+    let r = put(json!({"enabled": true, "idle_warning_secs": 86_401, "idle_warning_text": " "})).await;
+    let paths: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["/idle_warning_secs", "/idle_warning_text"], "{}", r.body);
     let r = put(json!({"enabled": true, "ring": 3})).await;
     assert_eq!(r.status, 400, "unknown fields are refused: {}", r.body);
     let ou = t.admin.get(&format!("/api/v1/users/{user}")).await.unwrap().body["ou_id"].clone();
@@ -233,5 +236,33 @@ async fn direct_chat_settings_are_checked_and_a_regenerated_key_retires_the_old_
     assert_eq!(fresh.body["contact_id"], t.contact_id.as_str());
     let r = widget.post("/api/v1/widget/conversations", &t.form("Old", None)).await.unwrap();
     assert_eq!(r.code(), "unknown_widget");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_customer_of_a_direct_chat_is_warned_and_then_the_chat_closes() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "direct-idle", 1).await.unwrap();
+    let settings = json!({"enabled": true, "idle_warning_secs": 120, "idle_close_secs": 60,
+                          "idle_warning_text": "Are you still there, Vera?"});
+    let form = personal_form(&t, &server, 0, settings).await;
+    let (mut user, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (conv, token, _) = start(&server, &form).await;
+    let mut visitor = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
+    user.until("offer", |f| f["type"] == "offer").await.unwrap();
+    user.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    user.until("chat", |f| f["type"] == "chat").await.unwrap();
+
+    server.clock.advance(time::Duration::seconds(120));
+    visitor.until("warning", |f| f["entry"]["text"] == "Are you still there, Vera?").await.unwrap();
+    server.clock.advance(time::Duration::seconds(60));
+    let ended = visitor.until("ended", |f| f["entry"]["event"]["type"] == "ended").await.unwrap();
+    assert_eq!(ended["entry"]["event"]["by"], "system");
+    let c = conversation(&t, &conv).await;
+    assert_eq!(
+        (c["outcome"].as_str(), c["outcome_reason"].as_str()),
+        (Some("user_accepted"), Some("the customer did not answer"))
+    );
+    assert_eq!(user_sessions(&t, &server).await, [(t.agents[0].id.clone(), "accepted".to_owned())]);
     server.shutdown().await.unwrap();
 }

@@ -353,3 +353,31 @@ fn a_direct_chat_speaks_with_its_users_item() {
     let out = core.tick(T0 + time::Duration::seconds(30));
     assert_eq!(system_texts(&out), ["Agent (Sales) did not answer in time. Please try again later."]);
 }
+
+#[test]
+fn a_silent_customer_of_a_direct_chat_is_warned_then_the_chat_closes() {
+    let mut core = direct_core(30);
+    let mut u = agent(1);
+    u.licences.push(Licence::Interact);
+    u.direct.settings.enabled = true;
+    u.direct.settings.invite_secs = 30;
+    u.direct.settings.idle_warning_secs = 60;
+    u.direct.settings.idle_close_secs = 30;
+    u.direct.settings.idle_warning_text = "Still with me?".into();
+    let _ = core.set_people(vec![u], &[], T0);
+    let _ = core.start_direct(direct_conversation(1, 1), T0);
+    let at = |s: i64| T0 + time::Duration::seconds(s);
+    assert_eq!(core.next_deadline(), Some(at(30)), "the invitation's deadline only, before the answer");
+    let _ = core.accept(uid(1), cid(1), at(5)).unwrap();
+    assert!(core.tick(at(30)).is_empty(), "the answered invitation's deadline passes by");
+    assert_eq!(core.next_deadline(), Some(at(65)), "silence counts from the answer");
+    // The customer writes: the clock starts again.
+    let _ = core.customer_text(cid(1), "hello".into(), at(40));
+    assert!(system_texts(&core.tick(at(65))).is_empty(), "stale");
+    assert_eq!(system_texts(&core.tick(at(100))), ["Still with me?"]);
+    let out = core.tick(at(130));
+    assert_eq!(outcome_of(&out), Some((Outcome::UserAccepted, Some("the customer did not answer".into()))));
+    let sessions = facts(&out).0;
+    assert_eq!(sessions.len(), 1, "the user's session ends with it");
+    assert!(!core.is_open(cid(1)));
+}
