@@ -365,3 +365,38 @@ async fn the_offer_and_the_chat_show_what_the_workflow_collected_as_text() {
     agent.quit().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_offer_rings_and_raises_a_notification_while_the_workspace_is_in_the_background() {
+    if !browser_available() {
+        return;
+    }
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "alerts", 1).await.unwrap();
+    let driver = Chromedriver::start().await.unwrap();
+    let agent = driver.new_session(1280, 800).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
+    // A click lets the page play sound (browsers allow audio only after a gesture).
+    agent.find("#offers-title").await.unwrap().click().await.unwrap();
+    // Listen to the speaker and the notification centre, with permission given and the tab hidden.
+    agent
+        .execute(
+            "window.__tones = 0; const make = AudioContext.prototype.createOscillator; \
+             AudioContext.prototype.createOscillator = function () { window.__tones += 1; return make.call(this); }; \
+             window.__notes = []; \
+             window.Notification = function (title, opts) { window.__notes.push([title, opts && opts.body]); this.close = function () {}; }; \
+             window.Notification.permission = 'granted'; \
+             Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    t.start_chat(&server.base, "Olga", Some("Is my parcel lost?")).await.unwrap();
+    agent.wait_for_text("#offers .offer", "Is my parcel lost?").await.unwrap();
+    agent.wait_for("window.__tones > 0", 5_000).await.unwrap();
+    let notes = agent.execute("return window.__notes;", vec![]).await.unwrap();
+    assert_eq!(notes, json!([["New chat: Support", "Olga: Is my parcel lost?"]]));
+    assert_no_page_errors(&agent).await;
+    agent.quit().await.unwrap();
+    server.shutdown().await.unwrap();
+}
