@@ -384,7 +384,8 @@ impl SystemMessagesContent {
     }
 }
 
-/// The facts a system message is rendered from.
+/// The facts a conversation's texts are rendered from: system messages, and the workflow's own
+/// messages (the engine fills them from the same conversation).
 #[derive(Debug, Clone, Copy)]
 pub struct MessageFacts<'a> {
     pub conversation: &'a crate::Conversation,

@@ -11,8 +11,7 @@ use crate::workflow::{
     self, Availability, Facts, HttpCall, HttpOutcome, Input as WfInput, Session, TaskState, TraceStep,
 };
 use parley_domain::calendar::{self, Calendar};
-use parley_domain::system_messages::SystemEvent;
-use parley_domain::template::{Channel, Lookup, PlaceholderKey, SystemField, Template};
+use parley_domain::system_messages::{self, MessageFacts, SystemEvent};
 use parley_domain::workflow::{Priority, ServiceTarget, WorkflowDefinition};
 use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Membership, Outcome,
@@ -1440,46 +1439,21 @@ impl Facts for WorldFacts<'_> {
     }
 
     fn render(&self, template: &str, params: &BTreeMap<String, String>) -> String {
-        match Template::parse(template) {
-            Ok(t) => t.render(&Values { facts: self, params }, Channel::Web),
-            Err(_) => template.to_owned(),
-        }
-    }
-}
-
-struct Values<'a> {
-    facts: &'a WorldFacts<'a>,
-    params: &'a BTreeMap<String, String>,
-}
-
-impl Lookup for Values<'_> {
-    fn get(&self, key: &PlaceholderKey) -> Option<String> {
-        let c = self.facts.conversation;
-        let service = self.facts.services.get(&self.facts.service).map(|s| &s.service);
-        match key {
-            PlaceholderKey::Parameter(id) => self.params.get(id).cloned(),
-            PlaceholderKey::CustomerCustomField(_) => None,
-            PlaceholderKey::System(field) => match field {
-                SystemField::TaskId => Some(c.id.to_string()),
-                SystemField::TaskCreated => c.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                SystemField::TaskInitialMessage => c.first_message.clone(),
-                SystemField::CustomerDisplayName => Some(c.customer.display_name.clone()),
-                SystemField::CustomerEmail | SystemField::CustomerIdentifier => Some(c.customer.email.clone()),
-                SystemField::ServiceName | SystemField::ServiceDisplayName | SystemField::ServiceInitialName => {
-                    service.map(|s| s.name.clone())
-                }
-                SystemField::UserDisplayName => self.facts.agent.map(|u| u.display_name.clone()),
-                SystemField::QueuePosition => self.facts.queue_position().map(|p| p.to_string()),
-                SystemField::ServiceAvailableUsers => {
-                    Some(self.facts.router.staffing(self.facts.service).free.to_string())
-                }
-                _ => None,
-            },
-        }
-    }
-
-    fn parameter_default(&self, id: &str) -> Option<String> {
-        self.facts.parameter_defaults.get(id).cloned()
+        // The same facts as the system messages, named as the workflow sees them (the service
+        // it is in; no display-name settings apply to a workflow's own texts).
+        let service = self.services.get(&self.service).map(|s| s.service.name.as_str());
+        let facts = MessageFacts {
+            conversation: self.conversation,
+            service_name: service,
+            service_display_name: service,
+            initial_service_name: service,
+            user_name: self.agent.map(|u| u.display_name.as_str()),
+            queue_position: self.queue_position(),
+            available_users: Some(self.router.staffing(self.service).free),
+            parameters: Some(params),
+            parameter_defaults: Some(self.parameter_defaults),
+        };
+        system_messages::render(template, &facts)
     }
 }
 

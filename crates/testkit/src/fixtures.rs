@@ -125,6 +125,22 @@ impl Tenant {
         Ok((ws, hello))
     }
 
+    /// Publishes a workflow with `definition` and makes the tenant's service run it; returns the
+    /// workflow's id.
+    ///
+    /// # Errors
+    /// If the workflow is refused or the service cannot take it.
+    pub async fn use_workflow(&self, name: &str, definition: &Value) -> anyhow::Result<String> {
+        let body = json!({"name": name, "kind": "instant_messaging", "definition": definition, "publish": true});
+        let wf = self.admin.post("/api/v1/workflows", &body).await?;
+        ensure!(wf.status == 201, "create workflow: {}", wf.body);
+        let id = wf.body["id"].as_str().context("id")?.to_owned();
+        let patch = json!({"workflow_id": id});
+        let r = self.admin.send("PATCH", &format!("/api/v1/services/{}", self.service_id), &patch).await?;
+        ensure!(r.status == 200, "switch the service's workflow: {}", r.body);
+        Ok(id)
+    }
+
     /// The pre-chat form for this tenant's service.
     #[must_use]
     pub fn form(&self, name: &str, first_message: Option<&str>) -> Value {

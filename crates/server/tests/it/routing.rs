@@ -205,21 +205,7 @@ async fn preferred_users_set_on_a_task_are_offered_it_first() {
         {"id": "queue", "activity": {"kind": "queue_task"}, "exits": {"next": "wait"}},
         {"id": "wait", "activity": {"kind": "delay", "secs": 3600}}
     ]});
-    let wf = t
-        .admin
-        .post(
-            "/api/v1/workflows",
-            &json!({"name": "Pause", "kind": "instant_messaging", "definition": def, "publish": true}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(wf.status, 201, "{}", wf.body);
-    let r = t
-        .admin
-        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"workflow_id": wf.body["id"]}))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    t.use_workflow("Pause", &def).await.unwrap();
     // The first agent is online (and idle longest) the whole time.
     let (_first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
     let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();

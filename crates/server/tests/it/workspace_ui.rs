@@ -333,20 +333,7 @@ async fn the_offer_and_the_chat_show_what_the_workflow_collected_as_text() {
          "value": "$(Task.InitialMessage)"}, "exits": {"next": "queue"}},
         {"id": "queue", "activity": {"kind": "queue_task"}}
     ]});
-    let wf = t
-        .admin
-        .post(
-            "/api/v1/workflows",
-            &json!({"name": "Orders", "kind": "instant_messaging", "definition": def, "publish": true}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(wf.status, 201, "{}", wf.body);
-    let r = t
-        .admin
-        .send("PATCH", &format!("/api/v1/services/{}", t.service_id), &json!({"workflow_id": wf.body["id"]}))
-        .await;
-    assert_eq!(r.unwrap().status, 200);
+    t.use_workflow("Orders", &def).await.unwrap();
 
     let driver = Chromedriver::start().await.unwrap();
     let agent = driver.new_session(1280, 800).await.unwrap();
