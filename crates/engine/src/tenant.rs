@@ -191,6 +191,8 @@ pub struct Run {
     /// When the queue limit of its Queue Task falls due.
     pub limit_at: Option<OffsetDateTime>,
     pub limit_reached: bool,
+    /// The customer was told the queue limit passed (told once, while waiting).
+    pub limit_told: bool,
     /// Priority set before the task was queued (Distribution Priority), used when it is.
     pub priority: Option<Priority>,
     /// The HTTP call the session waits for; any other answer is stale and dropped.
@@ -512,6 +514,7 @@ impl TenantCore {
             wake_at: None,
             limit_at: None,
             limit_reached: false,
+            limit_told: false,
             priority: None,
             awaiting_call: None,
             transfers: 0,
@@ -661,8 +664,10 @@ impl TenantCore {
             let Some(run) = self.live.get_mut(&id).and_then(|l| l.run.as_mut()) else { continue };
             let mut reached = false;
             if run.limit_at == Some(at) && in_router {
-                reached = waiting && !run.limit_reached;
                 run.limit_reached = true;
+                // One offered now hears it if the offer comes back (see `Requeued`).
+                reached = waiting && !run.limit_told;
+                run.limit_told |= reached;
             }
             let wake = run.wake_at == Some(at);
             if wake {
@@ -1026,6 +1031,17 @@ impl TenantCore {
                     if reason == router::Requeue::NoAnswer {
                         self.say(conversation, SystemEvent::UserRona, Some(agent), None, out);
                     }
+                    // Its queue limit passed while it was offered: told now that it waits again.
+                    let untold = self
+                        .live
+                        .get_mut(&conversation)
+                        .and_then(|l| l.run.as_mut())
+                        .filter(|r| r.limit_reached && !r.limit_told)
+                        .map(|r| r.limit_told = true)
+                        .is_some();
+                    if untold {
+                        self.say(conversation, SystemEvent::CustomerLimitReached, None, None, out);
+                    }
                 }
                 router::Effect::Connected { conversation, agent } => {
                     if let Some(l) = self.live.get_mut(&conversation) {
@@ -1177,6 +1193,7 @@ impl TenantCore {
                 if let Some(run) = live.run.as_mut() {
                     run.limit_at = Some(limit);
                     run.limit_reached = false;
+                    run.limit_told = false;
                     earlier = run.priority;
                 }
                 self.timers.insert((limit, id));
@@ -1316,6 +1333,7 @@ impl TenantCore {
             wake_at: None,
             limit_at: None,
             limit_reached: false,
+            limit_told: false,
             priority: None,
             awaiting_call: None,
             transfers: transfers + 1,

@@ -661,7 +661,7 @@
   var MAX_TAGS = 20;
 
   function wrapOf(c) {
-    if (!c.wrap) c.wrap = { state: 'new', primary: [], secondary: [], codes: [], tags: [], version: 0 };
+    if (!c.wrap) c.wrap = { state: 'new', primary: [], secondary: [], retired: [], codes: [], tags: [], version: 0 };
     return c.wrap;
   }
 
@@ -685,6 +685,7 @@
         w.state = 'loaded';
         w.primary = Array.isArray(v.primary) ? v.primary : [];
         w.secondary = Array.isArray(v.secondary) ? v.secondary : [];
+        w.retired = Array.isArray(v.retired) ? v.retired : [];
         if (v.wrap_up && w.version === 0) {
           w.codes = Array.isArray(v.wrap_up.codes) ? v.wrap_up.codes.map(String) : [];
           w.tags = Array.isArray(v.wrap_up.tags) ? v.wrap_up.tags.map(String) : [];
@@ -712,13 +713,17 @@
     loadWrapUp(c);
     wrapUi.primary.textContent = '';
     wrapUi.secondary.textContent = '';
-    w.primary.forEach(function (code) {
+    // Codes the chat keeps though its service no longer offers them: shown (pressed) until
+    // the agent lets them go, so a save never carries a code nobody can see.
+    w.primary.concat(w.retired.filter(function (code) {
+      return w.codes.indexOf(String(code.id)) >= 0;
+    })).forEach(function (code) {
       wrapUi.primary.appendChild(codeButton(w, code));
     });
     w.secondary.forEach(function (code) {
       wrapUi.secondary.appendChild(codeButton(w, code));
     });
-    wrapUi.primary.hidden = w.primary.length === 0;
+    wrapUi.primary.hidden = !wrapUi.primary.firstChild;
     wrapUi.moreBox.hidden = w.secondary.length === 0;
     wrapUi.tags.textContent = '';
     w.tags.forEach(function (tag) {
@@ -740,12 +745,21 @@
     setWrapStatus(w.message || '');
   }
 
+  // One save at a time, each with the whole wrap-up as it is then: a later change waits and
+  // goes out next, so the server never ends with an older state than the page shows.
   function saveWrapUp(c) {
     var w = wrapOf(c);
     w.version += 1;
-    var version = w.version;
     w.message = 'Saving…';
     renderWrapUp(c);
+    if (w.saving) return;
+    putWrapUp(c);
+  }
+
+  function putWrapUp(c) {
+    var w = wrapOf(c);
+    var version = w.version;
+    w.saving = true;
     fetch('/api/v1/agent/chats/' + encodeURIComponent(c.id) + '/wrap-up', {
       method: 'PUT',
       credentials: 'same-origin',
@@ -759,7 +773,11 @@
         });
       })
       .then(function (saved) {
-        if (version !== w.version) return;
+        w.saving = false;
+        if (version !== w.version) {
+          putWrapUp(c);
+          return;
+        }
         w.codes = (saved.codes || []).map(String);
         w.tags = (saved.tags || []).map(String);
         w.message = 'Saved';
@@ -767,7 +785,11 @@
         scheduleHistory();
       })
       .catch(function (e) {
-        if (version !== w.version) return;
+        w.saving = false;
+        if (version !== w.version) {
+          putWrapUp(c);
+          return;
+        }
         w.message = 'Not saved: ' + String((e && e.message) || 'please try again');
         if (selectedId === c.id) renderWrapUp(c);
       });

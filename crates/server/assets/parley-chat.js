@@ -20,6 +20,10 @@
 
   var BACKOFF_MIN_MS = 250;
   var BACKOFF_MAX_MS = 10000;
+  // A connection that lasted this long was healthy: the next reconnect starts quickly again.
+  var STABLE_MS = 5000;
+  // A message the server could not store is sent again after this long.
+  var RESEND_MS = 500;
 
   function trimBase(base) {
     var b = String(base || '');
@@ -80,6 +84,9 @@
     this._closed = false;
     this._backoff = BACKOFF_MIN_MS;
     this._timer = null;
+    this._upSince = 0;
+    this._endWanted = false;
+    this._endTold = false;
   }
 
   /** Listens to `entry`, `queue`, `typing`, `receipt`, `status`, `ended` or `error`. */
@@ -162,6 +169,7 @@
         return;
       }
       if (greeted) {
+        if (Date.now() - self._upSince >= STABLE_MS) self._backoff = BACKOFF_MIN_MS;
         self._retry();
         return;
       }
@@ -204,12 +212,18 @@
   Chat.prototype._frame = function (f) {
     switch (f && f.type) {
       case 'hello':
-        this._backoff = BACKOFF_MIN_MS;
+        this._upSince = Date.now();
+        if (f.status === 'ended') {
+          // Resumed after the end: the replay (if any) follows; nothing can be sent any more.
+          this._over({ type: 'ended' });
+          break;
+        }
         this._setStatus('online');
         // Whatever was not acknowledged goes again, with its own id: never stored twice.
         this._pending.forEach(function (m) {
           this._sendFrame({ type: 'send', client_msg_id: m.client_msg_id, text: m.text });
         }, this);
+        if (this._endWanted) this._sendFrame({ type: 'end' });
         break;
       case 'entry':
         this._entry(f.entry);
@@ -241,9 +255,24 @@
     this._emit('entry', entry);
     this._sendFrame({ type: 'delivered', seq: seq });
     if (entry.kind === 'event' && entry.event && entry.event.type === 'ended') {
-      this.ended = true;
-      this._failPending(new ParleyError(409, { code: 'conversation_ended', detail: 'the chat has ended' }));
-      this._emit('ended', entry.event);
+      this._over(entry.event);
+      // Nothing more will come: the connection is closed (the chat stays readable by resume).
+      this._closed = true;
+      clearTimeout(this._timer);
+      var ws = this._ws;
+      this._ws = null;
+      if (ws) ws.close(1000, 'chat ended');
+    }
+  };
+
+  /** The chat has ended: sends are refused, `ended` is told once. */
+  Chat.prototype._over = function (event) {
+    this.ended = true;
+    this._failPending(new ParleyError(409, { code: 'conversation_ended', detail: 'the chat has ended' }));
+    this._setStatus('ended');
+    if (!this._endTold) {
+      this._endTold = true;
+      this._emit('ended', event);
     }
   };
 
@@ -259,6 +288,16 @@
 
   Chat.prototype._error = function (f) {
     var e = { code: f.code, message: f.message, clientMsgId: f.client_msg_id };
+    if (f.code === 'not_stored' && f.client_msg_id) {
+      // The server asks for it again: it stays pending and goes out with the same id.
+      var self = this;
+      setTimeout(function () {
+        self._pending.forEach(function (m) {
+          if (m.client_msg_id === f.client_msg_id) self._sendFrame({ type: 'send', client_msg_id: m.client_msg_id, text: m.text });
+        });
+      }, RESEND_MS);
+      return;
+    }
     if (f.client_msg_id) {
       for (var i = 0; i < this._pending.length; i++) {
         if (this._pending[i].client_msg_id === f.client_msg_id) {
@@ -290,6 +329,7 @@
   Chat.prototype.send = function (text) {
     var self = this;
     if (this.ended) return Promise.reject(new ParleyError(409, { code: 'conversation_ended', detail: 'the chat has ended' }));
+    if (this._closed) return Promise.reject(new ParleyError(0, { code: 'connection_closed', detail: 'the chat was closed' }));
     return new Promise(function (resolve, reject) {
       var m = { client_msg_id: newId(), text: String(text), resolve: resolve, reject: reject };
       self._pending.push(m);
@@ -354,9 +394,9 @@
     return request('GET', this.base + path, undefined, this.token);
   };
 
-  /** Ends the chat for both sides. */
+  /** Ends the chat for both sides (once connected, if it is reconnecting now). */
   Chat.prototype.end = function () {
-    this._sendFrame({ type: 'end' });
+    if (!this._sendFrame({ type: 'end' })) this._endWanted = true;
   };
 
   /** Closes the connection without ending the chat (resume it later with `session()`). */
@@ -365,6 +405,7 @@
     clearTimeout(this._timer);
     if (this._ws) this._ws.close(1000, 'closed by the page');
     this._ws = null;
+    this._failPending(new ParleyError(0, { code: 'connection_closed', detail: 'the chat was closed' }));
     this._setStatus('closed');
   };
 

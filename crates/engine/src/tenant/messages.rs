@@ -171,7 +171,10 @@ impl TenantCore {
     pub(super) fn direct_alias(&self, c: &Conversation) -> Option<String> {
         let cx = self.direct_context(c);
         let names = self.names(&cx);
-        names.user.is_some().then(|| self.alias_in(&cx, &names))
+        names.user.is_some().then(|| match self.alias_in(&cx, &names) {
+            shown if shown.is_empty() => HIDDEN_USER.to_owned(),
+            shown => shown,
+        })
     }
 
     /// The alias fixed at the connection, or the one the item would give now (before it).

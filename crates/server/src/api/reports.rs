@@ -118,6 +118,10 @@ pub async fn wrap_ups(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ReportQuery>,
 ) -> ApiResult<Json<WrapUpReport>> {
+    if q.limit.is_some() {
+        let why = "this report counts every chat of the window; narrow the window instead";
+        return Err(ValidationErrors::single("/limit", "not_applicable", why).into());
+    }
     let window = ReportWindow { limit: MAX_WRAPPED_UP, ..q.window(state.clock.now())? };
     let service = q.id.map(ServiceId::from_uuid);
     let rows = state.store.list_wrapped_up(admin.tenant_id, window, service).await?;
@@ -160,5 +164,47 @@ fn count_wrap_ups(
         codes,
         tags,
         truncated: rows.len() >= MAX_WRAPPED_UP as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_domain::{CodeId, Conversation, WrapUp};
+    use std::collections::HashMap;
+
+    fn chat(codes: &[CodeId], tags: &[&str]) -> Conversation {
+        let mut c: Conversation = serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::now_v7(), "tenant_id": uuid::Uuid::nil(), "service_id": null, "workflow_id": null,
+            "workflow_version": null, "direct_user_id": uuid::Uuid::nil(), "status": "ended",
+            "customer": {"display_name": "Ann", "email": "ann@example.com", "privacy_consent": true},
+            "first_message": null, "agent_id": null, "last_seq": 0, "created_at": "2026-01-05T09:00:00Z",
+            "ended_at": "2026-01-05T09:10:00Z", "outcome": null, "outcome_reason": null
+        }))
+        .unwrap();
+        c.wrap_up = Some(WrapUp {
+            codes: codes.to_vec(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            user_id: parley_domain::UserId::from_uuid(uuid::Uuid::nil()),
+            updated_at: time::macros::datetime!(2026-01-05 09:11 UTC),
+        });
+        c
+    }
+
+    #[test]
+    fn codes_and_tags_are_counted_most_used_first_and_emptied_wrap_ups_do_not_count() {
+        let code = |n: u128| CodeId::from_uuid(uuid::Uuid::from_u128(n));
+        let (a, b, gone) = (code(1), code(2), code(3));
+        let names = HashMap::from([(a, "Refund".to_owned()), (b, "Billing".to_owned())]);
+        let rows = [chat(&[a, b], &["VIP"]), chat(&[a], &["vip", "Late"]), chat(&[gone], &[]), chat(&[], &[])];
+        let r = count_wrap_ups(&rows, &names);
+        assert_eq!(r.conversations, 3, "the emptied one is not counted");
+        let codes: Vec<(&str, u32)> = r.codes.iter().map(|c| (c.name.as_str(), c.count)).collect();
+        let deleted = gone.to_string();
+        // Then by name: a deleted code shows its id, which sorts before letters here.
+        assert_eq!(codes, [("Refund", 2), (deleted.as_str(), 1), ("Billing", 1)]);
+        let tags: Vec<(&str, u32)> = r.tags.iter().map(|t| (t.tag.as_str(), t.count)).collect();
+        assert_eq!(tags, [("VIP", 2), ("Late", 1)], "tags count without case, shown as first written");
+        assert!(!r.truncated);
     }
 }

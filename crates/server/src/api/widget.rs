@@ -307,10 +307,11 @@ async fn counterpart_name(
             };
             shown_service_name(state, &current, initial.as_ref()).await?
         }
-        // The user as their texts name them, once the chat connected.
-        (None, Some(_)) if c.agent_alias.as_deref().is_some_and(|a| !a.is_empty()) => {
-            c.agent_alias.clone().unwrap_or_default()
-        }
+        // The user as their texts name them, once the chat connected ("Agent" when hidden).
+        (None, Some(_)) if c.agent_alias.is_some() => match c.agent_alias.as_deref() {
+            Some("") | None => "Agent".to_owned(),
+            Some(alias) => alias.to_owned(),
+        },
         (None, Some(user)) => state.store.get_user(c.tenant_id, user).await?.display_name,
         (None, None) => String::new(),
     })

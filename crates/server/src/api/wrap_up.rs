@@ -140,6 +140,9 @@ pub struct WrapUpView {
     /// The service's primary codes (for a direct chat: every code of the tenant).
     pub primary: Vec<Code>,
     pub secondary: Vec<Code>,
+    /// Codes the chat carries that its service no longer offers (taken off its lists, or the
+    /// chat moved on): they stay until the agent removes them.
+    pub retired: Vec<Code>,
     /// `null` until the agent sets one.
     pub wrap_up: Option<WrapUp>,
     /// Until when it may be changed (`null` while the chat is open).
@@ -183,7 +186,15 @@ pub async fn get_wrap_up(
 ) -> ApiResult<Json<WrapUpView>> {
     let c = own_chat(&state, agent, id).await?;
     let (primary, secondary) = offered(&state, &c).await?;
-    Ok(Json(WrapUpView { primary, secondary, editable_until: editable_until(&c), wrap_up: c.wrap_up }))
+    let chosen = c.wrap_up.as_ref().map(|w| w.codes.clone()).unwrap_or_default();
+    let retired = state
+        .store
+        .list_codes(c.tenant_id)
+        .await?
+        .into_iter()
+        .filter(|code| chosen.contains(&code.id) && !primary.iter().chain(&secondary).any(|o| o.id == code.id))
+        .collect();
+    Ok(Json(WrapUpView { primary, secondary, retired, editable_until: editable_until(&c), wrap_up: c.wrap_up }))
 }
 
 /// Sets the codes and tags of the agent's chat as a whole (while open, and for a day after).
@@ -198,6 +209,8 @@ pub async fn put_wrap_up(
     ApiJson(input): ApiJson<WrapUpInput>,
 ) -> ApiResult<Json<WrapUp>> {
     let c = own_chat(&state, agent, id).await?;
+    // Field paths name the codes as sent (before repeats are dropped).
+    let sent = input.codes.clone();
     let input = input.validate()?;
     let now = state.clock.now();
     if editable_until(&c).is_some_and(|until| now > until) {
@@ -207,9 +220,11 @@ pub async fn put_wrap_up(
         ));
     }
     let (primary, secondary) = offered(&state, &c).await?;
+    // A code the chat already carries may stay, even once its service stopped offering it.
+    let kept = c.wrap_up.as_ref().map(|w| w.codes.as_slice()).unwrap_or_default();
     let mut e = ValidationErrors::default();
-    for (i, code) in input.codes.iter().enumerate() {
-        if !primary.iter().chain(&secondary).any(|o| o.id == *code) {
+    for (i, code) in sent.iter().enumerate() {
+        if !primary.iter().chain(&secondary).any(|o| o.id == *code) && !kept.contains(code) {
             e.push(format!("/codes/{i}"), "code_not_offered", "this chat's service does not offer this code");
         }
     }

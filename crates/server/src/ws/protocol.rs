@@ -125,7 +125,7 @@ pub struct OfferView {
     pub direct: bool,
     pub customer: CustomerView,
     pub first_message: Option<String>,
-    /// What the workflow collected (non-empty parameters), in parameter order.
+    /// What the workflow collected (non-empty parameters), ordered by parameter id.
     pub details: Vec<DetailView>,
     /// Answer by then, or the chat goes to the next agent.
     #[serde(with = "time::serde::rfc3339")]
@@ -151,7 +151,7 @@ pub struct ChatView {
     pub direct: bool,
     pub customer: CustomerView,
     pub first_message: Option<String>,
-    /// What the workflow collected (non-empty parameters), in parameter order.
+    /// What the workflow collected (non-empty parameters), ordered by parameter id.
     pub details: Vec<DetailView>,
     pub status: ConversationStatus,
     /// The name the customer reads for the agent (their messages go out under it); `null`

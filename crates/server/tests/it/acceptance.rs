@@ -147,8 +147,9 @@ async fn a_visitor_and_an_agent_go_through_a_whole_chat_on_the_real_pages() {
     agent.wait_for_text(item, "Handled").await.unwrap();
     agent.wait_for_text(item, "Vera").await.unwrap();
     agent.wait_for_text(item, "Resolved").await.unwrap();
-    let class = agent.find(item).await.unwrap().attr("class").await.unwrap().unwrap_or_default();
-    assert!(class.contains("outcome-good"), "{class}");
+    // The list is drawn anew as chats change: ask the page, not an element that may be gone.
+    let coloured = format!("!!document.querySelector({})", crate::support::js(&format!("{item}.outcome-good")));
+    agent.wait_for(&coloured, 5_000).await.unwrap();
     screenshot(&agent, "acceptance-workspace-history-desktop").await;
     visitor.set_window_size(390, 844).await.unwrap();
     agent.set_window_size(390, 844).await.unwrap();

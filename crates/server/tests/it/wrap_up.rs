@@ -87,8 +87,8 @@ async fn the_agent_sums_up_their_chat_with_its_services_codes_and_tags_and_the_r
     assert_eq!(r.status.as_u16(), 422, "{}", r.body);
     let got = errors(&r.body);
     assert!(got.contains(&("/tags/1".into(), "required".into())), "{got:?}");
-    let r = me.send("PUT", &path, &json!({"codes": [elsewhere]})).await.unwrap();
-    assert_eq!(errors(&r.body), [("/codes/0".to_owned(), "code_not_offered".to_owned())]);
+    let r = me.send("PUT", &path, &json!({"codes": [resolved, resolved, elsewhere]})).await.unwrap();
+    assert_eq!(errors(&r.body), [("/codes/2".to_owned(), "code_not_offered".to_owned())], "paths as sent");
     assert_eq!(me.get(&path).await.unwrap().body["wrap_up"], Value::Null);
 
     let r =
@@ -113,6 +113,16 @@ async fn the_agent_sums_up_their_chat_with_its_services_codes_and_tags_and_the_r
     assert_eq!(c.body["wrap_up"]["codes"], json!([resolved, refund]));
     assert_eq!(c.body["wrap_up"]["user_id"], t.agents[0].id.as_str());
 
+    // Taken off the service's lists, a code the chat carries stays, shown as retired.
+    let r = t.admin.send("PATCH", &service, &json!({"codes": {"primary": [refund]}})).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let view = me.get(&path).await.unwrap();
+    assert_eq!(view.body["retired"][0]["name"], "Resolved", "{}", view.body);
+    let r = me.send("PUT", &path, &json!({"codes": [resolved, refund], "tags": ["VIP"]})).await.unwrap();
+    assert_eq!(r.status, 200, "a kept code does not block a save: {}", r.body);
+
+    let r = t.admin.get("/api/v1/reports/wrap-ups?limit=5").await.unwrap();
+    assert_eq!(errors(&r.body), [("/limit".to_owned(), "not_applicable".to_owned())]);
     let report = t.admin.get("/api/v1/reports/wrap-ups?from=2026-01-05T00:00:00Z").await.unwrap();
     assert_eq!(report.status, 200, "{}", report.body);
     assert_eq!(report.body["conversations"], 1);

@@ -70,8 +70,9 @@ async fn the_agent_codes_and_tags_a_chat_and_the_history_shows_each_outcome_in_i
     agent.find("#chat-pane .end").await.unwrap().click().await.unwrap();
     let item = format!("#history .history-item[data-conversation-id='{conv}']");
     agent.wait_for_text(&item, "Handled").await.unwrap();
-    let class = agent.find(&item).await.unwrap().attr("class").await.unwrap().unwrap_or_default();
-    assert!(class.contains("outcome-good"), "{class}");
+    // The list is drawn anew as chats change: ask the page, not an element that may be gone.
+    let coloured = format!("!!document.querySelector({})", crate::support::js(&format!("{item}.outcome-good")));
+    agent.wait_for(&coloured, 5_000).await.unwrap();
     agent.wait_for_text(&item, "Refund").await.unwrap();
 
     // A personal chat the agent lets run out shows as missed, in red.
@@ -85,8 +86,9 @@ async fn the_agent_codes_and_tags_a_chat_and_the_history_shows_each_outcome_in_i
     server.clock.advance(time::Duration::seconds(30));
     let item = format!("#history .history-item[data-conversation-id='{missed}']");
     agent.wait_for_text(&item, "Missed").await.unwrap();
-    let class = agent.find(&item).await.unwrap().attr("class").await.unwrap().unwrap_or_default();
-    assert!(class.contains("outcome-bad"), "{class}");
+    // The list is drawn anew as chats change: ask the page, not an element that may be gone.
+    let coloured = format!("!!document.querySelector({})", crate::support::js(&format!("{item}.outcome-bad")));
+    agent.wait_for(&coloured, 5_000).await.unwrap();
     agent.wait_for_text(&item, "Personal chat").await.unwrap();
 
     let images = agent.execute("return document.querySelectorAll('.wrap-up img, #history img').length;", vec![]);

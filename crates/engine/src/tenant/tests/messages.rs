@@ -380,4 +380,36 @@ fn a_silent_customer_of_a_direct_chat_is_warned_then_the_chat_closes() {
     let sessions = facts(&out).0;
     assert_eq!(sessions.len(), 1, "the user's session ends with it");
     assert!(!core.is_open(cid(1)));
+
+    // A chat the user ends has no silence clock left.
+    let _ = core.start_direct(direct_conversation(2, 1), at(200));
+    let _ = core.accept(uid(1), cid(2), at(201)).unwrap();
+    let _ = core.end(cid(2), EndedBy::Agent, Some(uid(1)), at(202)).unwrap();
+    assert!(core.tick(at(10_000)).is_empty());
+}
+
+#[test]
+fn a_queue_limit_passed_during_an_offer_is_told_when_the_chat_waits_again() {
+    let p = pinned(
+        201,
+        def(vec![
+            Node::new("queue", Activity::QueueTask { priority: None, max_queue_secs: 60 }, &[(NEXT, "wait")]),
+            Node::new("wait", Activity::Delay { secs: 3600 }, &[]),
+        ]),
+    );
+    let mut core = core_with(&p, &[1, 2]);
+    let mut s = linked(&p, &service_texts());
+    s.service.routing.rona_secs = 600;
+    let _ = core.set_service(s, T0);
+    let _ = core.connection(uid(1), true, T0);
+    let _ = core.start(conversation(1, 1, &p), p, T0);
+    // Offered when its 60 s limit passes: not told yet, it is with an agent.
+    let out = core.tick(T0 + time::Duration::seconds(60));
+    assert!(system_texts(&out).is_empty(), "{out:?}");
+    // The agent declines: it waits again, and hears it now, once.
+    let out = core.decline(uid(1), cid(1), T0 + time::Duration::seconds(61)).unwrap();
+    assert_eq!(system_texts(&out), ["Sorry for the wait"]);
+    let _ = core.connection(uid(2), true, T0 + time::Duration::seconds(62));
+    let out = core.decline(uid(2), cid(1), T0 + time::Duration::seconds(63)).unwrap();
+    assert!(system_texts(&out).is_empty(), "told once");
 }
