@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use parley_bench::{offer_latency, report, routing};
+use parley_bench::{offer_latency, report, routing, suite};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -22,6 +22,8 @@ enum Command {
     Routing(routing::Params),
     /// New chat → offer latency on a real in-process server.
     OfferLatency(offer_latency::Params),
+    /// Ceilings, Parley's durable relay and log rates, ceilings again: ratios and verdicts.
+    Suite(suite::Params),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +37,11 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(offer_latency::run(params))?;
             report::write(&cli.out, "offer-latency", &r, &offer_latency::markdown(&r))?
+        }
+        Command::Suite(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(suite::run(params))?;
+            report::write(&cli.out, "suite", &r, &suite::markdown(&r))?
         }
     };
     print!("{}", written.markdown);

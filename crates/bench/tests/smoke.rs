@@ -1,4 +1,4 @@
-//! Runs both scenarios through the command line with tiny parameters and checks that the reports
+//! Runs every scenario through the command line with tiny parameters and checks that the reports
 //! come out and that their counts agree. Speed is never asserted here: it is what the reports show.
 
 use serde_json::Value;
@@ -58,4 +58,30 @@ fn offer_latency_reports_every_chat() {
         assert_eq!(p["count"], 5, "{measure}: {p}");
         assert!(p["p50"].as_f64() <= p["p99"].as_f64() && p["p99"].as_f64() <= p["max"].as_f64(), "{p}");
     }
+}
+
+#[test]
+fn the_suite_reports_every_ratio_with_its_ceilings_measured_twice() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let args = ["suite", "--chats", "2", "--secs", "0.2", "--log-rows", "200", "--writers", "4", "--fsync-writes", "5"];
+    let r = bench(out.path(), "suite", &args);
+    let ids: Vec<&str> =
+        r["rows"].as_array().expect("rows").iter().map(|row| row["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["R2", "R3"]);
+    for row in r["rows"].as_array().expect("rows") {
+        let (value, ceiling, ratio) = (row["value"].as_f64(), row["ceiling"].as_f64(), row["ratio"].as_f64());
+        let (value, ceiling, ratio) = (value.expect("value"), ceiling.expect("ceiling"), ratio.expect("ratio"));
+        assert!(value > 0.0 && ceiling > 0.0, "{row}");
+        assert!((ratio - value / ceiling).abs() < 1e-9, "the ratio is value ÷ ceiling: {row}");
+    }
+    // Every log row was written and acknowledged; the ceilings ran before and after.
+    assert_eq!(r["log"]["rows"], 200);
+    assert_eq!(r["log"]["latency_ms"]["count"], 200);
+    for when in ["before", "after"] {
+        assert_eq!(r[when]["sqlite"]["rows"], 200, "{when}");
+        assert_eq!(r[when]["fsync"]["latency_ms"]["count"], 5, "{when}");
+        assert!(r[when]["echo"]["echoes"].as_u64() > Some(0), "{when}");
+    }
+    assert_eq!(r["relay"]["chats"], 2);
+    assert!(r["relay"]["messages"].as_u64() > Some(0));
 }
