@@ -68,8 +68,8 @@ async fn echo(mut socket: WebSocket) {
     }
 }
 
-/// Serves the bare echo on a fresh loopback port; returns its `ws://` URL.
-async fn echo_server() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+/// Serves the bare echo on a fresh loopback port; returns its `ws://` URL and the serving task.
+pub async fn echo_server() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let app = Router::new().route("/echo", get(|ws: WebSocketUpgrade| async { ws.on_upgrade(echo) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the echo server")?;
     let url = format!("ws://{}/echo", listener.local_addr()?);

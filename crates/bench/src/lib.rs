@@ -15,6 +15,7 @@
 
 pub mod ceilings;
 pub mod offer_latency;
+pub mod process;
 pub mod relay;
 pub mod report;
 pub mod routing;

@@ -24,6 +24,9 @@ enum Command {
     OfferLatency(offer_latency::Params),
     /// Ceilings, Parley's durable relay and log rates, ceilings again: ratios and verdicts.
     Suite(suite::Params),
+    /// Serves the bare echo and prints its URL (the suite's memory ceiling runs it as a process).
+    #[command(hide = true)]
+    EchoServer,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,10 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(suite::run(params))?;
             report::write(&cli.out, "suite", &r, &suite::markdown(&r))?
+        }
+        Command::EchoServer => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            return runtime.block_on(parley_bench::process::serve_echo());
         }
     };
     print!("{}", written.markdown);

@@ -85,3 +85,41 @@ fn the_suite_reports_every_ratio_with_its_ceilings_measured_twice() {
     assert_eq!(r["relay"]["chats"], 2);
     assert!(r["relay"]["messages"].as_u64() > Some(0));
 }
+
+#[test]
+fn the_suite_adds_the_process_figures_when_given_the_parley_binary() {
+    // `cargo test --workspace` builds the server's binary before any test runs; alone, this
+    // package's tests may run without it, and then there is nothing to measure.
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if !bin.exists() {
+        eprintln!("skipped: {} is not built", bin.display());
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "suite",
+        "--chats",
+        "1",
+        "--secs",
+        "0.1",
+        "--log-rows",
+        "10",
+        "--writers",
+        "1",
+        "--fsync-writes",
+        "1",
+        "--cold-starts",
+        "1",
+        "--idle-connections",
+        "5",
+        "--parley-bin",
+    ];
+    let r = bench(out.path(), "suite", &[&args[..], &[bin.to_str().expect("path")]].concat());
+    let ids: Vec<&str> =
+        r["rows"].as_array().expect("rows").iter().map(|row| row["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["R2", "R3", "R4", "A5", "A6"]);
+    let size = std::fs::metadata(&bin).expect("binary").len();
+    assert_eq!(r["startup"]["binary_bytes"].as_u64(), Some(size));
+    assert_eq!(r["startup"]["cold_start_ms"]["count"], 1);
+    assert_eq!(r["idle"]["connections"], 5);
+}

@@ -207,6 +207,12 @@ impl ServerProcess {
         self.base.replacen("http", "ws", 1)
     }
 
+    /// The process id (for reading its memory from `/proc`).
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGKILL: no chance to flush anything.
     ///
     /// # Errors
