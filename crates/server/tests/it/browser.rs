@@ -1,7 +1,7 @@
 //! The walking skeleton in real headless Chromium: the widget iframe on a customer's page (another
 //! origin) and the agent workspace in a second browser, against a real server.
 
-use crate::support::{browser_available, screenshot};
+use crate::support::{browser_available, screenshot, sign_in};
 use parley_testkit::host::HostPage;
 use parley_testkit::webdriver::Chromedriver;
 use parley_testkit::{TestServer, fixtures};
@@ -35,19 +35,7 @@ async fn visitor_and_agent_chat_through_the_real_pages() {
     let visitor = driver.new_session(1280, 800).await.unwrap();
 
     // The agent signs in and goes available.
-    agent.goto(&format!("{}/agent/login?tenant={}", server.base, t.slug)).await.unwrap();
-    agent.find("#email").await.unwrap().send_keys(&t.agents[0].email).await.unwrap();
-    agent.find("#password").await.unwrap().send_keys(&t.agents[0].password).await.unwrap();
-    agent.find("#sign-in").await.unwrap().click().await.unwrap();
-    agent
-        .wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000)
-        .await
-        .unwrap();
-    agent
-        .execute("const s = document.querySelector('#presence'); s.value = 'available'; s.dispatchEvent(new Event('change', {bubbles: true}));", vec![])
-        .await
-        .unwrap();
-    agent.wait_for("document.querySelector('#presence').value === 'available'", 5_000).await.unwrap();
+    sign_in(&agent, &server, &t, 0).await;
 
     // The visitor opens the customer's page, the launcher and the pre-chat form in the iframe.
     visitor.goto(&host.url).await.unwrap();

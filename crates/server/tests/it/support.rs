@@ -97,9 +97,14 @@ pub async fn sign_in(b: &Browser, server: &TestServer, t: &fixtures::Tenant, n: 
     b.find("#email").await.unwrap().send_keys(&t.agents[n].email).await.unwrap();
     b.find("#password").await.unwrap().send_keys(&t.agents[n].password).await.unwrap();
     b.find("#sign-in").await.unwrap().click().await.unwrap();
-    b.wait_for("location.pathname === '/agent' && !document.querySelector('#presence').disabled", 10_000)
-        .await
-        .unwrap();
+    // A script running while the page navigates dies with it, so first let the browser arrive
+    // (WebDriver's URL command waits for a navigation in progress), then wait in the new page.
+    // Each check is a WebDriver round trip (no sleeping); the password check may take a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !b.current_url().await.is_ok_and(|u| u.ends_with("/agent")) {
+        assert!(std::time::Instant::now() < deadline, "the sign-in did not lead to the workspace");
+    }
+    b.wait_for("!document.querySelector('#presence').disabled", 10_000).await.unwrap();
     choose_presence(b, "available").await;
 }
 
