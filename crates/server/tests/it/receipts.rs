@@ -157,7 +157,7 @@ async fn both_pages_mark_their_own_messages_read_once_the_other_side_has_seen_th
     visitor.wait_for(&format!("{theirs} === 'Read'"), 10_000).await.unwrap();
 
     // After a reload the widget shows the stored marks again.
-    visitor.execute("location.reload();", vec![]).await.unwrap();
+    visitor.refresh().await.unwrap();
     visitor.wait_for(&format!("{theirs} === 'Read'"), 10_000).await.unwrap();
 
     let conv =
