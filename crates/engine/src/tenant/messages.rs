@@ -184,13 +184,6 @@ impl TenantCore {
         }
         system_messages::agent_name_for_customer(cx.item.as_deref(), &self.facts(cx, names))
     }
-
-    /// The service name the customer reads for a chat of `service` started there.
-    #[must_use]
-    pub fn service_name_for_customer(&self, service: ServiceId) -> String {
-        let name = self.service_name(service);
-        system_messages::service_name_for_customer(self.item_of_service(service).as_deref(), &name, &name)
-    }
 }
 
 struct Names {

@@ -158,18 +158,35 @@ async fn own_chat(state: &AppState, agent: Agent, id: Uuid) -> ApiResult<Convers
     if held { Ok(c) } else { Err(ApiError::not_found("chat")) }
 }
 
-/// The codes on offer for a chat: its service's lists, or every code for a direct chat.
-async fn offered(state: &AppState, c: &Conversation) -> ApiResult<(Vec<Code>, Vec<Code>)> {
+/// The codes of a chat: those on offer (its service's lists, or every code for a direct chat)
+/// and those it carries that are no longer offered.
+struct Choice {
+    primary: Vec<Code>,
+    secondary: Vec<Code>,
+    retired: Vec<Code>,
+}
+
+impl Choice {
+    fn offers(&self, id: CodeId) -> bool {
+        self.primary.iter().chain(&self.secondary).any(|o| o.id == id)
+    }
+}
+
+async fn choice(state: &AppState, c: &Conversation) -> ApiResult<Choice> {
     let all = state.store.list_codes(c.tenant_id).await?;
-    let Some(service) = c.service_id else { return Ok((all, Vec::new())) };
-    let lists = match state.store.get_service(c.tenant_id, service).await {
-        Ok(s) => s.codes,
-        Err(StoreError::NotFound) => ServiceCodes::default(),
-        Err(e) => return Err(e.into()),
+    let chosen = c.wrap_up.as_ref().map(|w| w.codes.as_slice()).unwrap_or_default();
+    let lists = match c.service_id {
+        None => ServiceCodes { primary: all.iter().map(|code| code.id).collect(), secondary: Vec::new() },
+        Some(service) => match state.store.get_service(c.tenant_id, service).await {
+            Ok(s) => s.codes,
+            Err(StoreError::NotFound) => ServiceCodes::default(),
+            Err(e) => return Err(e.into()),
+        },
     };
-    let by_id: HashMap<CodeId, Code> = all.into_iter().map(|c| (c.id, c)).collect();
-    let pick = |ids: &[CodeId]| ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-    Ok((pick(&lists.primary), pick(&lists.secondary)))
+    let by_id: HashMap<CodeId, &Code> = all.iter().map(|code| (code.id, code)).collect();
+    let pick = |ids: &[CodeId]| ids.iter().filter_map(|id| by_id.get(id).map(|&code| code.clone())).collect();
+    let retired = all.iter().filter(|code| chosen.contains(&code.id) && !lists.contains(code.id)).cloned().collect();
+    Ok(Choice { primary: pick(&lists.primary), secondary: pick(&lists.secondary), retired })
 }
 
 fn editable_until(c: &Conversation) -> Option<time::OffsetDateTime> {
@@ -185,15 +202,7 @@ pub async fn get_wrap_up(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<WrapUpView>> {
     let c = own_chat(&state, agent, id).await?;
-    let (primary, secondary) = offered(&state, &c).await?;
-    let chosen = c.wrap_up.as_ref().map(|w| w.codes.clone()).unwrap_or_default();
-    let retired = state
-        .store
-        .list_codes(c.tenant_id)
-        .await?
-        .into_iter()
-        .filter(|code| chosen.contains(&code.id) && !primary.iter().chain(&secondary).any(|o| o.id == code.id))
-        .collect();
+    let Choice { primary, secondary, retired } = choice(&state, &c).await?;
     Ok(Json(WrapUpView { primary, secondary, retired, editable_until: editable_until(&c), wrap_up: c.wrap_up }))
 }
 
@@ -219,12 +228,12 @@ pub async fn put_wrap_up(
             "a chat's codes and tags can be changed for a day after it ended",
         ));
     }
-    let (primary, secondary) = offered(&state, &c).await?;
+    let choice = choice(&state, &c).await?;
     // A code the chat already carries may stay, even once its service stopped offering it.
     let kept = c.wrap_up.as_ref().map(|w| w.codes.as_slice()).unwrap_or_default();
     let mut e = ValidationErrors::default();
     for (i, code) in sent.iter().enumerate() {
-        if !primary.iter().chain(&secondary).any(|o| o.id == *code) && !kept.contains(code) {
+        if !choice.offers(*code) && !kept.contains(code) {
             e.push(format!("/codes/{i}"), "code_not_offered", "this chat's service does not offer this code");
         }
     }
