@@ -1,67 +1,117 @@
 //! The logic of `Store::append_batch` that both backends share: idempotency, seq assignment,
 //! per-entry outcomes and the fall back to one transaction per entry.
 //!
-//! A backend supplies two statements ([`LogTx`]) and a way to run a batch in one transaction;
-//! everything that decides what an entry's outcome is lives here, once, so SQLite and PostgreSQL
-//! cannot disagree about it.
+//! A backend supplies three set-wise statements ([`LogTx`]) and a way to run a batch in one
+//! transaction; everything that decides what an entry's outcome is lives here, once, so SQLite
+//! and PostgreSQL cannot disagree about it. A batch costs three round trips whatever its size
+//! (read the conversations, look up the keys, insert the rows): the group-commit writer's batch
+//! is then bound by the commit, not by one statement per entry.
 
 use crate::sql::CLIENT_MSG_ID;
 use crate::{Appended, NewEntry, Result, StoreError};
-use parley_domain::LogEntry;
+use parley_domain::{ConversationId, LogEntry, TenantId};
+use std::collections::HashMap;
 use std::future::Future;
 
-/// The statements of one append, run inside the caller's transaction.
-pub(crate) trait LogTx: Send {
-    /// Writes the entry at its conversation's next seq (`last_seq` + 1, advancing `last_seq`)
-    /// and returns that seq; writes nothing and returns `None` when the tenant has no such
-    /// conversation or the entry's `client_msg_id` is already used in it. One statement, so the
-    /// common case costs one round trip.
-    fn insert_next(&mut self, entry: &NewEntry) -> impl Future<Output = Result<Option<i64>>> + Send;
+/// A conversation as an append needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub last_seq: i64,
+    pub ended: bool,
+}
 
-    /// The entry of `entry`'s conversation (and tenant) already written with `key`.
-    fn find_by_client_msg_id(
+/// The statements of one batch, run inside the caller's transaction.
+pub(crate) trait LogTx: Send {
+    /// The named conversations that exist in their tenants, keyed by (tenant, id). Where the
+    /// backend has row locks, the rows stay locked until commit, taken in the order given
+    /// (sorted), so appenders on several nodes queue per conversation and cannot deadlock.
+    fn heads(
         &mut self,
-        entry: &NewEntry,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<LogEntry>>> + Send;
+        conversations: &[(TenantId, ConversationId)],
+    ) -> impl Future<Output = Result<HashMap<(TenantId, ConversationId), Head>>> + Send;
+
+    /// The entries already written under these (tenant, conversation, `client_msg_id`) keys.
+    fn keyed(
+        &mut self,
+        keys: &[(TenantId, ConversationId, &str)],
+    ) -> impl Future<Output = Result<Vec<LogEntry>>> + Send;
+
+    /// Writes each entry at its seq (ascending within a conversation) and advances each
+    /// conversation's `last_seq` to its highest.
+    fn insert(&mut self, rows: &[(&NewEntry, i64)]) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// Appends `entries` on `tx` (already inside a transaction) and returns each one's outcome in
 /// input order. `Err` means the transaction must be rolled back: a statement failed.
 pub(crate) async fn append_all<T: LogTx>(tx: &mut T, entries: &[NewEntry]) -> Result<Vec<Result<Appended>>> {
-    // Visit conversations in one global order (stable, so seq still follows input order within a
-    // conversation): two nodes' batches then take conversation row locks in the same order and
-    // cannot deadlock each other.
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by_key(|&i| entries[i].conversation_id);
+    let mut conversations: Vec<(TenantId, ConversationId)> =
+        entries.iter().map(|e| (e.tenant_id, e.conversation_id)).collect();
+    // One global order, so two nodes' batches lock conversation rows in the same order.
+    conversations.sort_unstable_by_key(|&(t, c)| (c, t));
+    conversations.dedup();
+    let mut heads = tx.heads(&conversations).await?;
 
-    let mut outcomes = Vec::with_capacity(entries.len());
-    for i in order {
-        outcomes.push((i, append_one(tx, &entries[i]).await?));
+    let keys: Vec<(TenantId, ConversationId, &str)> = entries
+        .iter()
+        .filter_map(|e| e.client_msg_id.as_deref().map(|k| (e.tenant_id, e.conversation_id, k)))
+        .collect();
+    let mut known: HashMap<(ConversationId, String), LogEntry> = HashMap::new();
+    if !keys.is_empty() {
+        for entry in tx.keyed(&keys).await? {
+            if let Some(key) = entry.client_msg_id.clone() {
+                known.insert((entry.conversation_id, key), entry);
+            }
+        }
     }
-    outcomes.sort_unstable_by_key(|(i, _)| *i);
-    Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+
+    // Input order is commit order: within a conversation, seq follows it.
+    let mut outcomes = Vec::with_capacity(entries.len());
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        let outcome = decide(e, &mut heads, &mut known);
+        if let Ok(Appended { entry, duplicate: false }) = &outcome {
+            rows.push((e, entry.seq));
+        }
+        outcomes.push(outcome);
+    }
+    if !rows.is_empty() {
+        tx.insert(&rows).await?;
+    }
+    Ok(outcomes)
 }
 
-async fn append_one<T: LogTx>(tx: &mut T, e: &NewEntry) -> Result<Result<Appended>> {
-    if let Some(seq) = tx.insert_next(e).await? {
-        let entry = LogEntry {
-            conversation_id: e.conversation_id,
-            seq,
-            client_msg_id: e.client_msg_id.clone(),
-            body: e.body.clone(),
-            created_at: e.created_at,
-        };
-        return Ok(Ok(Appended { entry, duplicate: false }));
+/// One entry's outcome given what the batch knows so far; a new entry takes the next seq and
+/// its key, so a repeat later in the same batch answers as a duplicate of it.
+fn decide(
+    e: &NewEntry,
+    heads: &mut HashMap<(TenantId, ConversationId), Head>,
+    known: &mut HashMap<(ConversationId, String), LogEntry>,
+) -> Result<Appended> {
+    let Some(head) = heads.get_mut(&(e.tenant_id, e.conversation_id)) else {
+        return Err(StoreError::NotFound);
+    };
+    if let Some(key) = &e.client_msg_id {
+        if let Some(entry) = known.get(&(e.conversation_id, key.clone())) {
+            return Ok(Appended { entry: entry.clone(), duplicate: true });
+        }
+        // A keyed entry comes from a participant, who may no longer write once the chat ended;
+        // unkeyed ones are the server's own events, which may follow the end.
+        if head.ended {
+            return Err(StoreError::NotFound);
+        }
     }
-    // Nothing written: the key was used before (in an earlier commit or earlier in this very
-    // transaction, which the look-up sees too), or there is no such conversation.
-    if let Some(key) = e.client_msg_id.as_deref()
-        && let Some(entry) = tx.find_by_client_msg_id(e, key).await?
-    {
-        return Ok(Ok(Appended { entry, duplicate: true }));
+    head.last_seq += 1;
+    let entry = LogEntry {
+        conversation_id: e.conversation_id,
+        seq: head.last_seq,
+        client_msg_id: e.client_msg_id.clone(),
+        body: e.body.clone(),
+        created_at: e.created_at,
+    };
+    if let Some(key) = &e.client_msg_id {
+        known.insert((e.conversation_id, key.clone()), entry.clone());
     }
-    Ok(Err(StoreError::NotFound))
+    Ok(Appended { entry, duplicate: false })
 }
 
 /// Runs the whole batch in one transaction with `run`; if that fails, runs each entry in its own

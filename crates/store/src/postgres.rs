@@ -7,7 +7,7 @@
 //! duplicate answer (see `append.rs`).
 
 use crate::append::{self, LogTx};
-use crate::sql::{self, Cols, db_error, decode_error, one_row, select, windowed};
+use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
     AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, QueueEntry, ReportWindow, Result, Store,
     VisitorCredential,
@@ -26,6 +26,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Executor, Postgres, Row};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -175,46 +176,103 @@ async fn insert_workflow_version<'c>(db: impl Executor<'c, Database = Postgres>,
 }
 
 impl LogTx for PgConnection {
-    async fn insert_next(&mut self, e: &NewEntry) -> Result<Option<i64>> {
-        // One round trip. The UPDATE row-locks the conversation until commit, ordering appenders
-        // from every node. Its NOT EXISTS sees keys committed before this statement began; a
-        // node that commits the same key while we wait for the lock makes our INSERT fail with
-        // a unique violation instead, which the shared fallback answers as a duplicate.
-        let row = sqlx::query(
-            "WITH bumped AS ( \
-                 UPDATE conversations SET last_seq = last_seq + 1 \
-                 WHERE tenant_id = $1 AND id = $2 \
-                   AND ($3::text IS NULL OR status <> 'ended') \
-                   AND NOT EXISTS (SELECT 1 FROM log_entries WHERE conversation_id = $2 AND client_msg_id = $3) \
-                 RETURNING last_seq) \
-             INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
-             SELECT $2, last_seq, $1, $3, $4, $5 FROM bumped \
-             RETURNING seq",
+    async fn heads(
+        &mut self,
+        conversations: &[(TenantId, ConversationId)],
+    ) -> Result<HashMap<(TenantId, ConversationId), append::Head>> {
+        // FOR UPDATE holds each conversation until commit: appenders on every node queue per
+        // conversation, so the key look-up below sees every earlier commit and seq cannot clash.
+        // ORDER BY makes the locks come in one global order.
+        let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = conversations.iter().map(|(t, c)| (t.0, c.0)).unzip();
+        let rows = sqlx::query(
+            "SELECT c.tenant_id, c.id, c.last_seq, c.status FROM conversations AS c \
+             JOIN UNNEST($1::uuid[], $2::uuid[]) AS k (tenant_id, id) ON c.id = k.id AND c.tenant_id = k.tenant_id \
+             ORDER BY c.id FOR UPDATE OF c",
         )
-        .bind(e.tenant_id.0)
-        .bind(e.conversation_id.0)
-        .bind(e.client_msg_id.as_deref())
-        .bind(Json(&e.body))
-        .bind(e.created_at)
-        .fetch_optional(&mut *self)
+        .bind(tenants)
+        .bind(ids)
+        .fetch_all(&mut *self)
         .await
         .map_err(db_error)?;
-        row.as_ref().map(|r| r.int("seq")).transpose()
+        let mut heads = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let key = (TenantId(r.uuid("tenant_id")?), ConversationId(r.uuid("id")?));
+            heads.insert(key, append::Head { last_seq: r.int("last_seq")?, ended: r.text("status")? == "ended" });
+        }
+        Ok(heads)
     }
 
-    async fn find_by_client_msg_id(&mut self, e: &NewEntry, key: &str) -> Result<Option<LogEntry>> {
-        let row = sqlx::query(concat!(
-            select!(log_entries),
-            " WHERE tenant_id = $1 AND conversation_id = $2 AND client_msg_id = $3"
-        ))
-        .bind(e.tenant_id.0)
-        .bind(e.conversation_id.0)
-        .bind(key)
-        .fetch_optional(&mut *self)
+    async fn keyed(&mut self, keys: &[(TenantId, ConversationId, &str)]) -> Result<Vec<LogEntry>> {
+        let tenants: Vec<Uuid> = keys.iter().map(|k| k.0.0).collect();
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.1.0).collect();
+        let client_ids: Vec<&str> = keys.iter().map(|k| k.2).collect();
+        let rows = sqlx::query(
+            "SELECT l.conversation_id, l.seq, l.client_msg_id, l.body, l.created_at \
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS k (tenant_id, conversation_id, client_msg_id) \
+             JOIN log_entries AS l ON l.conversation_id = k.conversation_id \
+               AND l.client_msg_id = k.client_msg_id AND l.tenant_id = k.tenant_id",
+        )
+        .bind(tenants)
+        .bind(ids)
+        .bind(client_ids)
+        .fetch_all(&mut *self)
         .await
         .map_err(db_error)?;
-        row.as_ref().map(sql::log_entry).transpose()
+        rows.iter().map(sql::log_entry).collect()
     }
+
+    async fn insert(&mut self, rows: &[(&NewEntry, i64)]) -> Result<()> {
+        let mut cols = InsertColumns::default();
+        for (e, seq) in rows {
+            cols.conversations.push(e.conversation_id.0);
+            cols.seqs.push(*seq);
+            cols.tenants.push(e.tenant_id.0);
+            cols.keys.push(e.client_msg_id.clone());
+            cols.bodies.push(to_json(&e.body)?);
+            cols.times.push(e.created_at);
+        }
+        sqlx::query(
+            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
+             SELECT c, s, t, k, b::jsonb, a FROM UNNEST($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], \
+               $5::text[], $6::timestamptz[]) AS r (c, s, t, k, b, a)",
+        )
+        .bind(&cols.conversations)
+        .bind(&cols.seqs)
+        .bind(&cols.tenants)
+        .bind(&cols.keys)
+        .bind(&cols.bodies)
+        .bind(&cols.times)
+        .execute(&mut *self)
+        .await
+        .map_err(db_error)?;
+        // Rows of a conversation come in ascending seq: its last one is its new last_seq.
+        let mut last: HashMap<Uuid, i64> = HashMap::new();
+        for (c, s) in cols.conversations.iter().zip(&cols.seqs) {
+            last.insert(*c, *s);
+        }
+        let (ids, seqs): (Vec<Uuid>, Vec<i64>) = last.into_iter().unzip();
+        sqlx::query(
+            "UPDATE conversations AS c SET last_seq = u.seq \
+             FROM UNNEST($1::uuid[], $2::bigint[]) AS u (id, seq) WHERE c.id = u.id",
+        )
+        .bind(ids)
+        .bind(seqs)
+        .execute(&mut *self)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+/// The columns of a multi-row insert, as arrays for `UNNEST`.
+#[derive(Default)]
+struct InsertColumns {
+    conversations: Vec<Uuid>,
+    seqs: Vec<i64>,
+    tenants: Vec<Uuid>,
+    keys: Vec<Option<String>>,
+    bodies: Vec<String>,
+    times: Vec<OffsetDateTime>,
 }
 
 #[async_trait]

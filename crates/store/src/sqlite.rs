@@ -30,6 +30,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Executor, Row, Sqlite};
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -226,41 +227,82 @@ async fn insert_workflow_version<'c>(db: impl Executor<'c, Database = Sqlite>, v
     Ok(())
 }
 
+/// Rows per multi-row statement: far below SQLite's bound on bound parameters (32766), and a
+/// handful of statement shapes for the cache whatever the batch.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// `(?, ?), (?, ?)…`: `rows` groups of `cols` placeholders.
+fn placeholders(rows: usize, cols: usize) -> String {
+    let group = format!("({})", vec!["?"; cols].join(", "));
+    vec![group; rows].join(", ")
+}
+
 impl LogTx for SqliteConnection {
-    async fn insert_next(&mut self, e: &NewEntry) -> Result<Option<i64>> {
-        // last_seq advances in the trigger log_entries_advance_last_seq, inside this statement.
-        // The conflict target is the client_msg_id index only: a clash on (conversation, seq)
-        // would be a broken invariant and must fail loudly, not read as a duplicate.
-        let row = sqlx::query(
-            "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) \
-             SELECT id, last_seq + 1, tenant_id, $3, $4, $5 FROM conversations WHERE tenant_id = $1 AND id = $2 \
-               AND ($3 IS NULL OR status <> 'ended') \
-             ON CONFLICT (conversation_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING \
-             RETURNING seq",
-        )
-        .bind(id(e.tenant_id.0))
-        .bind(id(e.conversation_id.0))
-        .bind(e.client_msg_id.as_deref())
-        .bind(to_json(&e.body)?)
-        .bind(micros(e.created_at))
-        .fetch_optional(&mut *self)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(|r| r.int("seq")).transpose()
+    async fn heads(
+        &mut self,
+        conversations: &[(TenantId, ConversationId)],
+    ) -> Result<HashMap<(TenantId, ConversationId), append::Head>> {
+        let mut heads = HashMap::with_capacity(conversations.len());
+        for chunk in conversations.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT c.tenant_id, c.id, c.last_seq, c.status FROM (VALUES {}) AS k \
+                 JOIN conversations AS c ON c.id = k.column2 AND c.tenant_id = k.column1",
+                placeholders(chunk.len(), 2)
+            );
+            // Not cached: the shape varies with the batch, and would push hot statements out.
+            let mut q = sqlx::query(&sql).persistent(false);
+            for (t, c) in chunk {
+                q = q.bind(id(t.0)).bind(id(c.0));
+            }
+            for r in q.fetch_all(&mut *self).await.map_err(db_error)? {
+                let key = (TenantId(r.uuid("tenant_id")?), ConversationId(r.uuid("id")?));
+                heads.insert(key, append::Head { last_seq: r.int("last_seq")?, ended: r.text("status")? == "ended" });
+            }
+        }
+        Ok(heads)
     }
 
-    async fn find_by_client_msg_id(&mut self, e: &NewEntry, key: &str) -> Result<Option<LogEntry>> {
-        let row = sqlx::query(concat!(
-            select!(log_entries),
-            " WHERE tenant_id = $1 AND conversation_id = $2 AND client_msg_id = $3"
-        ))
-        .bind(id(e.tenant_id.0))
-        .bind(id(e.conversation_id.0))
-        .bind(key)
-        .fetch_optional(&mut *self)
-        .await
-        .map_err(db_error)?;
-        row.as_ref().map(sql::log_entry).transpose()
+    async fn keyed(&mut self, keys: &[(TenantId, ConversationId, &str)]) -> Result<Vec<LogEntry>> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT l.conversation_id, l.seq, l.client_msg_id, l.body, l.created_at FROM (VALUES {}) AS k \
+                 JOIN log_entries AS l ON l.conversation_id = k.column2 AND l.client_msg_id = k.column3 \
+                   AND l.tenant_id = k.column1",
+                placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for (t, c, key) in chunk {
+                q = q.bind(id(t.0)).bind(id(c.0)).bind(*key);
+            }
+            for r in q.fetch_all(&mut *self).await.map_err(db_error)? {
+                found.push(sql::log_entry(&r)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn insert(&mut self, rows: &[(&NewEntry, i64)]) -> Result<()> {
+        // last_seq advances in the trigger log_entries_advance_last_seq, row by row; rows of a
+        // conversation come in ascending seq, so it ends at the highest.
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO log_entries (conversation_id, seq, tenant_id, client_msg_id, body, created_at) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql).persistent(false);
+            for (e, seq) in chunk {
+                q = q
+                    .bind(id(e.conversation_id.0))
+                    .bind(*seq)
+                    .bind(id(e.tenant_id.0))
+                    .bind(e.client_msg_id.as_deref())
+                    .bind(to_json(&e.body)?)
+                    .bind(micros(e.created_at));
+            }
+            q.execute(&mut *self).await.map_err(db_error)?;
+        }
+        Ok(())
     }
 }
 
