@@ -69,6 +69,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Most entries written in one conversation-log transaction.
     pub log_batch: usize,
+    /// Shortest gap between two typing signals a socket passes on (per chat); more are dropped.
+    pub typing_interval_ms: u64,
     /// Hosts workflow HTTP Request activities may call; empty refuses every call.
     pub http_allow_hosts: Vec<HostPattern>,
     /// Whether those calls may reach loopback, private, link-local and other internal addresses.
@@ -93,6 +95,7 @@ pub struct Layer {
     pub agent_session_ttl_secs: Option<u64>,
     pub shutdown_grace_secs: Option<u64>,
     pub log_batch: Option<usize>,
+    pub typing_interval_ms: Option<u64>,
     pub http_allow_hosts: Option<Vec<String>>,
     pub http_allow_private: Option<bool>,
     pub attachments_dir: Option<PathBuf>,
@@ -114,6 +117,7 @@ impl Layer {
             agent_session_ttl_secs: over.agent_session_ttl_secs.or(self.agent_session_ttl_secs),
             shutdown_grace_secs: over.shutdown_grace_secs.or(self.shutdown_grace_secs),
             log_batch: over.log_batch.or(self.log_batch),
+            typing_interval_ms: over.typing_interval_ms.or(self.typing_interval_ms),
             http_allow_hosts: over.http_allow_hosts.or(self.http_allow_hosts),
             http_allow_private: over.http_allow_private.or(self.http_allow_private),
             attachments_dir: over.attachments_dir.or(self.attachments_dir),
@@ -156,6 +160,7 @@ impl Layer {
                 "AGENT_SESSION_TTL_SECS" => l.agent_session_ttl_secs = Some(v.parse().map_err(|e| bad(&e))?),
                 "SHUTDOWN_GRACE_SECS" => l.shutdown_grace_secs = Some(v.parse().map_err(|e| bad(&e))?),
                 "LOG_BATCH" => l.log_batch = Some(v.parse().map_err(|e| bad(&e))?),
+                "TYPING_INTERVAL_MS" => l.typing_interval_ms = Some(v.parse().map_err(|e| bad(&e))?),
                 "HTTP_ALLOW_HOSTS" => {
                     let hosts: Vec<String> =
                         v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect();
@@ -195,6 +200,10 @@ impl Layer {
         if !(1..=10_000).contains(&log_batch) {
             anyhow::bail!("log_batch must be between 1 and 10000");
         }
+        let typing_interval_ms = self.typing_interval_ms.unwrap_or(1000);
+        if typing_interval_ms > 60_000 {
+            anyhow::bail!("typing_interval_ms must be at most 60000");
+        }
         const YEAR: u64 = 366 * 24 * 3600;
         for (name, v) in [
             ("visitor_token_ttl_secs", self.visitor_token_ttl_secs),
@@ -227,6 +236,7 @@ impl Layer {
             agent_session_ttl_secs: self.agent_session_ttl_secs.unwrap_or(12 * 3600),
             shutdown_grace_secs: self.shutdown_grace_secs.unwrap_or(10),
             log_batch,
+            typing_interval_ms,
             http_allow_hosts,
             http_allow_private: self.http_allow_private.unwrap_or(false),
             attachments_dir,
@@ -236,6 +246,12 @@ impl Layer {
 }
 
 impl Config {
+    /// [`Self::typing_interval_ms`] as a duration.
+    #[must_use]
+    pub fn typing_interval(&self) -> time::Duration {
+        time::Duration::milliseconds(i64::try_from(self.typing_interval_ms).unwrap_or(i64::MAX))
+    }
+
     /// `ws://` or `wss://` form of the public URL.
     #[must_use]
     pub fn public_ws_url(&self) -> String {
@@ -280,6 +296,14 @@ mod tests {
     fn lifetimes_are_bounded() {
         assert!(Layer { visitor_token_ttl_secs: Some(u64::MAX), ..Layer::default() }.finish().is_err());
         assert!(Layer { agent_session_ttl_secs: Some(1), ..Layer::default() }.finish().is_err());
+    }
+
+    #[test]
+    fn typing_interval_defaults_to_a_second_and_is_bounded() {
+        assert_eq!(Layer::default().finish().unwrap().typing_interval(), time::Duration::seconds(1));
+        let env = Layer::from_env([("PARLEY_TYPING_INTERVAL_MS".to_owned(), "0".to_owned())]).unwrap();
+        assert_eq!(env.finish().unwrap().typing_interval(), time::Duration::ZERO);
+        assert!(Layer { typing_interval_ms: Some(60_001), ..Layer::default() }.finish().is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The agent's socket: offers, chat changes and the entries of every chat the agent holds.
 //! Authenticated by the session cookie; each open socket counts as "online" for routing.
 
-use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, Seen, TYPING_MIN_INTERVAL, Typist};
-use super::{Cursor, MAX_FRAME_BYTES, Sink, close, record_receipt, send, upgrade_error};
+use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, Seen, Typist};
+use super::{Cursor, Sink, close, limits, record_receipt, send, upgrade_error};
 use crate::auth::Agent;
 use crate::bus::{BusEvent, Topic};
 use crate::error::ApiResult;
@@ -45,9 +45,7 @@ pub async fn upgrade(
     let user = state.store.get_user(agent.tenant_id, agent.user_id).await?;
     let ws = ws.map_err(|e| upgrade_error(&e))?;
     let tracker = state.tracker.clone();
-    Ok(ws
-        .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(session(state, user, socket))))
+    Ok(limits(ws).on_upgrade(move |socket| tracker.track_future(session(state, user, socket))))
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -378,7 +376,7 @@ impl Session {
     }
 
     /// Passes the agent's typing on to the chat's visitor, at most once per
-    /// [`TYPING_MIN_INTERVAL`] and chat (more often is dropped without a word); refused like a
+    /// `typing_interval_ms` (configuration) and chat (more often is dropped without a word); refused like a
     /// message for a chat that is not the agent's or has ended.
     async fn on_typing(&mut self, sink: &mut Sink, conversation: ConversationId) -> bool {
         let name = match self.writable(conversation) {
@@ -386,7 +384,11 @@ impl Session {
             Err(e) => return send(sink, &error(e.code(), e.to_string(), Some(conversation))).await,
         };
         let now = self.state.clock.now();
-        if self.last_typing.get(&conversation).is_some_and(|&t| (t..t + TYPING_MIN_INTERVAL).contains(&now)) {
+        if self
+            .last_typing
+            .get(&conversation)
+            .is_some_and(|&t| (t..t + self.state.config.typing_interval()).contains(&now))
+        {
             return true;
         }
         self.last_typing.insert(conversation, now);

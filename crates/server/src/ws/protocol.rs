@@ -276,9 +276,6 @@ pub enum VisitorFrame {
 /// WebSocket close code telling clients the server is restarting and they should reconnect.
 pub const CLOSE_RESTART: u16 = 1012;
 
-/// Typing frames count at most once per this long per socket (and chat); more are ignored.
-pub const TYPING_MIN_INTERVAL: time::Duration = time::Duration::seconds(1);
-
 #[cfg(test)]
 mod tests {
     use super::*;

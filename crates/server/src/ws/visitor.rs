@@ -1,7 +1,7 @@
 //! The visitor's socket: one conversation, authenticated by its visitor token.
 
-use super::protocol::{CLOSE_RESTART, Seen, TYPING_MIN_INTERVAL, Typist, VisitorFrame, VisitorIn};
-use super::{Cursor, MAX_FRAME_BYTES, Sink, close, record_receipt, send, upgrade_error};
+use super::protocol::{CLOSE_RESTART, Seen, Typist, VisitorFrame, VisitorIn};
+use super::{Cursor, Sink, close, limits, record_receipt, send, upgrade_error};
 use crate::auth::Visitor;
 use crate::bus::{BusEvent, Topic};
 use crate::error::ApiResult;
@@ -45,9 +45,7 @@ pub async fn upgrade(
     // A cursor past the end would silently hide new entries; nothing beyond `last_seq` exists.
     let since = q.since_seq.clamp(0, conversation.last_seq);
     let tracker = state.tracker.clone();
-    Ok(ws
-        .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| tracker.track_future(session(state, conversation, since, socket))))
+    Ok(limits(ws).on_upgrade(move |socket| tracker.track_future(session(state, conversation, since, socket))))
 }
 
 struct Session {
@@ -262,10 +260,10 @@ impl Session {
     }
 
     /// Passes the customer's typing on to the agents following the chat, at most once per
-    /// [`TYPING_MIN_INTERVAL`]; more often, or after the end, it is dropped without a word.
+    /// `typing_interval_ms` (configuration); more often, or after the end, it is dropped without a word.
     fn on_typing(&mut self) {
         let now = self.state.clock.now();
-        if self.ended || self.last_typing.is_some_and(|t| (t..t + TYPING_MIN_INTERVAL).contains(&now)) {
+        if self.ended || self.last_typing.is_some_and(|t| (t..t + self.state.config.typing_interval()).contains(&now)) {
             return;
         }
         self.last_typing = Some(now);

@@ -82,6 +82,20 @@ async fn over_long_text_is_refused_with_the_field_path() {
     assert_eq!(before, after);
 }
 
+/// The socket reads a few KiB at a time; a frame many reads long must still arrive whole.
+#[tokio::test]
+async fn longest_message_in_multibyte_text_arrives_whole() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "long", 1).await.unwrap();
+    let (_, token) = t.start_chat(&server.base, "Vic", None).await.unwrap();
+    let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
+    // 4000 characters of 3 bytes each: 12 KB, three times the read buffer.
+    let text = "字".repeat(4000);
+    v.send(&json!({"type": "send", "client_msg_id": "long", "text": text})).await.unwrap();
+    let e = v.until("entry", |f| f["type"] == "entry" && f["entry"]["client_msg_id"] == "long").await.unwrap();
+    assert_eq!(e["entry"]["text"].as_str(), Some(text.as_str()));
+}
+
 #[tokio::test]
 async fn pre_chat_form_without_consent_or_with_a_bad_email_is_refused() {
     let server = TestServer::sqlite().await;
