@@ -17,6 +17,7 @@ use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Membership, Outcome,
     Presence, Sender, Service, ServiceId, User, UserId, WorkflowId,
 };
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -322,8 +323,11 @@ pub struct TenantCore {
     timers: BTreeSet<(OffsetDateTime, ConversationId)>,
     /// Numbers HTTP calls so each answer finds its call.
     next_call: u64,
-    /// The queue position and estimated wait each waiting customer was last told.
-    told: HashMap<ConversationId, QueueStatus>,
+    /// The queue position and estimated wait each waiting customer was last told, and the
+    /// queue pass that last saw the chat waiting (an older pass: it no longer waits).
+    told: HashMap<ConversationId, (QueueStatus, u64)>,
+    /// Counts the queue passes of [`Self::queue_updates`].
+    queue_pass: u64,
     /// The router changed since the customers were last told (read-only commands skip the pass).
     queue_dirty: bool,
     /// Inactivity warnings and closes, earliest first (stale entries are skipped).
@@ -827,33 +831,61 @@ impl TenantCore {
     }
 
     /// What waiting customers must be told after the last inputs: every chat whose position or
-    /// estimated wait changed. One pass over the queues.
+    /// estimated wait changed, and the "position changed" text to those who moved. One pass over
+    /// the queues, counting positions as it goes (O(waiting chats), however many moved).
     pub fn queue_updates(&mut self) -> Vec<Out> {
         let mut out = Vec::new();
         if !std::mem::take(&mut self.queue_dirty) {
             return out;
         }
-        let mut now_waiting = HashMap::with_capacity(self.told.len());
-        let services: Vec<ServiceId> = self.services.keys().copied().collect();
-        for service in services {
+        self.queue_pass = self.queue_pass.wrapping_add(1);
+        let pass = self.queue_pass;
+        // (service, chat, status, whether its position changed) of every chat whose status changed.
+        let mut changed = Vec::new();
+        for &service in self.services.keys() {
             let estimate = self.router.wait_estimate(service);
-            for (i, conversation) in self.router.queue_of(service).into_iter().enumerate() {
+            for (i, conversation) in self.router.waiting_in(service).enumerate() {
                 let position = i + 1;
                 let status = QueueStatus {
                     position: u32::try_from(position).unwrap_or(u32::MAX),
                     estimated_wait_secs: estimate.map(|e| coarse(e.at(position).whole_seconds())),
                 };
-                let before = self.told.get(&conversation);
-                if before != Some(&status) {
-                    out.push(Out::Queue { conversation, status });
+                match self.told.entry(conversation) {
+                    Entry::Occupied(mut e) => {
+                        let (before, seen) = e.get_mut();
+                        *seen = pass;
+                        if *before != status {
+                            changed.push((service, conversation, status, before.position != status.position));
+                            *before = status;
+                        }
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert((status, pass));
+                        changed.push((service, conversation, status, false));
+                    }
                 }
-                if before.is_some_and(|b| b.position != status.position) {
-                    self.say(conversation, SystemEvent::CustomerPositionChanged, None, None, &mut out);
-                }
-                now_waiting.insert(conversation, status);
             }
         }
-        self.told = now_waiting;
+        // Chats no longer waiting are forgotten: back in a queue later, they start afresh.
+        self.told.retain(|_, (_, seen)| *seen == pass);
+        // The facts of the texts are counted once per service, not once per chat.
+        let mut free: Option<(ServiceId, u32)> = None;
+        for (service, conversation, status, moved) in changed {
+            out.push(Out::Queue { conversation, status });
+            if moved {
+                let available_users = match free {
+                    Some((s, n)) if s == service => n,
+                    _ => {
+                        let n = self.router.staffing(service).free;
+                        free = Some((service, n));
+                        n
+                    }
+                };
+                let known =
+                    messages::Known { queue_position: Some(status.position), available_users: Some(available_users) };
+                self.say_known(conversation, SystemEvent::CustomerPositionChanged, known, &mut out);
+            }
+        }
         out
     }
 

@@ -573,7 +573,13 @@ impl Router {
     /// The chats waiting in a service, in order.
     #[must_use]
     pub fn queue_of(&self, service: ServiceId) -> Vec<ConversationId> {
-        self.services.get(&service).map(|s| s.queue.iter().map(|k| k.3).collect()).unwrap_or_default()
+        self.waiting_in(service).collect()
+    }
+
+    /// The chats waiting in a service, in order, without collecting them: enumerating it gives
+    /// every chat's position in one pass ([`Self::position`] walks the queue ahead of one chat).
+    pub fn waiting_in(&self, service: ServiceId) -> impl Iterator<Item = ConversationId> + '_ {
+        self.services.get(&service).into_iter().flat_map(|s| s.queue.iter().map(|k| k.3))
     }
 
     /// Members who staff the service now, and how many of them could take a chat.

@@ -29,6 +29,15 @@ struct Context<'a> {
     initial_service: Option<ServiceId>,
     user: Option<UserId>,
     parameters: Option<&'a BTreeMap<String, String>>,
+    known: Known,
+}
+
+/// Facts a caller telling many chats at once has counted already: each is otherwise a walk,
+/// through the queue ahead of the chat or through the service's members.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Known {
+    pub queue_position: Option<u32>,
+    pub available_users: Option<u32>,
 }
 
 impl TenantCore {
@@ -58,6 +67,7 @@ impl TenantCore {
                 initial_service: Some(l.initial_service),
                 user: user.or(l.conversation.agent_id),
                 parameters: l.run.as_ref().map(|r| &r.session.params),
+                known: Known::default(),
             });
         }
         let d = self.direct.get(&id)?;
@@ -73,6 +83,7 @@ impl TenantCore {
             initial_service: None,
             user: c.direct_user_id,
             parameters: None,
+            known: Known::default(),
         }
     }
 
@@ -83,8 +94,11 @@ impl TenantCore {
             service_display_name: names.shown_service.as_deref(),
             initial_service_name: names.initial_service.as_deref(),
             user_name: names.user.as_deref(),
-            queue_position: self.router.position(cx.conversation.id).and_then(|p| u32::try_from(p).ok()),
-            available_users: cx.service.map(|s| self.router.staffing(s).free),
+            queue_position: cx
+                .known
+                .queue_position
+                .or_else(|| self.router.position(cx.conversation.id).and_then(|p| u32::try_from(p).ok())),
+            available_users: cx.known.available_users.or_else(|| cx.service.map(|s| self.router.staffing(s).free)),
             parameters: cx.parameters,
             parameter_defaults: Some(&self.parameter_defaults),
         }
@@ -108,6 +122,14 @@ impl TenantCore {
     /// The text of `event` for a chat in the customer's language, rendered; `fallback` when the
     /// item has none; `None` when that leaves nothing to say.
     fn render_in(&self, cx: &Context<'_>, event: SystemEvent, fallback: Option<String>) -> Option<String> {
+        let language = cx.conversation.customer.language.as_deref();
+        // Names and facts only for a text to render: most events of most items have none, and
+        // the facts cost a walk through the queue (once per waiting chat when a queue moves).
+        let Some(template) = cx.item.as_deref().and_then(|i| i.text_for(event, language)) else {
+            let text = fallback?;
+            let text = text.trim();
+            return (!text.is_empty()).then(|| text.to_owned());
+        };
         let mut names = self.names(cx);
         if event.audience() == Audience::Customer {
             // The customer only ever reads the user under the name the item gives them, so
@@ -117,12 +139,7 @@ impl TenantCore {
                 shown => shown,
             });
         }
-        let facts = self.facts(cx, &names);
-        let language = cx.conversation.customer.language.as_deref();
-        let text = match cx.item.as_deref().and_then(|i| i.text_for(event, language)) {
-            Some(t) => system_messages::render(t, &facts),
-            None => fallback?,
-        };
+        let text = system_messages::render(template, &self.facts(cx, &names));
         let text = text.trim();
         (!text.is_empty()).then(|| text.to_owned())
     }
@@ -138,7 +155,18 @@ impl TenantCore {
         out: &mut Vec<Out>,
     ) {
         let Some(cx) = self.context(id, user) else { return };
-        let Some(text) = self.render_in(&cx, event, fallback) else { return };
+        self.say_in(&cx, event, fallback, out);
+    }
+
+    /// [`Self::say`] with facts the caller has just counted.
+    pub(super) fn say_known(&self, id: ConversationId, event: SystemEvent, known: Known, out: &mut Vec<Out>) {
+        let Some(cx) = self.context(id, None) else { return };
+        self.say_in(&Context { known, ..cx }, event, None, out);
+    }
+
+    fn say_in(&self, cx: &Context<'_>, event: SystemEvent, fallback: Option<String>, out: &mut Vec<Out>) {
+        let Some(text) = self.render_in(cx, event, fallback) else { return };
+        let id = cx.conversation.id;
         match event.audience() {
             Audience::Customer => out.push(system_text(id, text)),
             Audience::User => {

@@ -6,7 +6,7 @@ use parley_domain::SystemMessagesId;
 use parley_domain::system_messages::SystemMessages;
 use serde_json::json;
 
-fn item(n: u128, content: serde_json::Value) -> SystemMessages {
+pub(super) fn item(n: u128, content: serde_json::Value) -> SystemMessages {
     SystemMessages {
         id: SystemMessagesId::from_uuid(Uuid::from_u128(700 + n)),
         tenant_id: tenant(),
@@ -20,7 +20,7 @@ fn item(n: u128, content: serde_json::Value) -> SystemMessages {
 }
 
 /// Every service-scope text, in English and German, naming the event and its facts.
-fn service_texts() -> SystemMessages {
+pub(super) fn service_texts() -> SystemMessages {
     item(
         1,
         json!({"name": "Support texts", "scope": "service",
@@ -46,7 +46,7 @@ fn service_texts() -> SystemMessages {
     )
 }
 
-fn linked(p: &Pinned, texts: &SystemMessages) -> ServiceSetup {
+pub(super) fn linked(p: &Pinned, texts: &SystemMessages) -> ServiceSetup {
     let mut s = setup(1, Some(p.clone()));
     s.service.system_messages_id = Some(texts.id);
     s
@@ -67,7 +67,7 @@ fn german(mut c: Conversation) -> Conversation {
 }
 
 /// A core whose service 1 links the texts and has agent 1 (and 2) able to take chats.
-fn core_with(p: &Pinned, agents: &[u128]) -> TenantCore {
+pub(super) fn core_with(p: &Pinned, agents: &[u128]) -> TenantCore {
     let mut core = TenantCore::new();
     let texts = service_texts();
     core.set_system_messages(vec![texts.clone()]);
