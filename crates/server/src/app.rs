@@ -14,7 +14,7 @@ use parley_store::ConversationLog;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -47,7 +47,7 @@ impl App {
         store.migrate().await.context("migrating the database")?;
         let listener = match overrides.listener {
             Some(l) => l,
-            None => TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?,
+            None => bind(config.listen).with_context(|| format!("binding {}", config.listen))?,
         };
         // With port 0 the default public URL only becomes known once bound.
         if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
@@ -130,6 +130,25 @@ impl App {
     }
 }
 
+/// Connections the kernel may hold completed but not yet accepted (Linux caps it at
+/// `net.core.somaxconn`, 4096 by default since 5.4).
+// Why: after a restart every widget reconnects at once (close code 1012); with the default of 128
+// the SYNs beyond it are dropped and retried only after 1, 3, 7 s.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listening socket as `TcpListener::bind` does (address reuse on Unix, so a restart
+/// binds while old connections linger in TIME_WAIT), with a backlog of [`LISTEN_BACKLOG`].
+///
+/// # Errors
+/// The socket cannot be created, bound or put to listen.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Cancels `token` on SIGTERM or Ctrl-C.
 pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
@@ -151,4 +170,47 @@ pub fn cancel_on_signal(token: CancellationToken) {
         tracing::info!("shutdown requested");
         token.cancel();
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More connections than the old default backlog (128) complete while nobody accepts: none
+    /// of their SYNs is dropped.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_listener_holds_more_than_128_unaccepted_connections() {
+        let cap =
+            std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok().and_then(|s| s.trim().parse::<u32>().ok());
+        if cap.is_some_and(|c| c < 300) {
+            eprintln!("skipped: net.core.somaxconn {cap:?} caps every backlog below 300");
+            return;
+        }
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connect = tokio::task::spawn_blocking(move || {
+            (0..300)
+                .map(|i| {
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                        .unwrap_or_else(|e| panic!("connection {i}: {e}"))
+                })
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(connect.await.unwrap().len(), 300);
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn a_port_is_bound_again_while_its_last_connection_lingers() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // The server side closes first, so its end of the connection waits in TIME_WAIT.
+        drop(server);
+        drop(listener);
+        drop(client);
+        bind(addr).unwrap();
+    }
 }

@@ -91,6 +91,9 @@ pub fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
+    if !matches!(cli.command, Command::Migrate) {
+        raise_open_file_limit();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -105,6 +108,25 @@ pub fn main() -> ExitCode {
             eprintln!("parley: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit, logging both; a failure is only a
+/// warning (the server still runs, with fewer sockets).
+// Why: every widget, agent workspace and database connection holds a descriptor, and the usual
+// soft limit (1024) would stop accepts at about a thousand widgets while the hard limit, which
+// an unprivileged process may raise its soft limit to, is far higher.
+pub fn raise_open_file_limit() {
+    let before = rlimit::Resource::NOFILE.get();
+    // Up to the hard limit (on macOS also capped at kern.maxfilesperproc, as setrlimit requires).
+    match (before, rlimit::increase_nofile_limit(rlimit::INFINITY)) {
+        (Ok((soft, hard)), Ok(now)) => {
+            tracing::info!(soft_before = soft, hard, soft_now = now, "open-file limit");
+        }
+        (Ok((soft, hard)), Err(e)) => {
+            tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit");
+        }
+        (Err(e), _) => tracing::warn!(error = %e, "could not read the open-file limit"),
     }
 }
 
@@ -160,6 +182,27 @@ mod tests {
     fn redact_url_hides_only_the_password() {
         assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("sqlite://data/parley.db"), "sqlite://data/parley.db");
+    }
+
+    #[test]
+    fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+        let (mut soft, hard) = rlimit::Resource::NOFILE.get().unwrap();
+        // Lowering the soft limit is always allowed, so the raise is tried even where the two
+        // are equal already; one below the hard limit leaves the other tests of this process
+        // the descriptors they had.
+        if soft == hard && hard > 1024 && hard != rlimit::INFINITY {
+            soft = hard - 1;
+            rlimit::Resource::NOFILE.set(soft, hard).unwrap();
+        }
+        raise_open_file_limit();
+        let (now, hard_now) = rlimit::Resource::NOFILE.get().unwrap();
+        assert_eq!(hard_now, hard, "the hard limit stays");
+        if cfg!(target_os = "linux") {
+            assert_eq!(now, hard, "raised from {soft}");
+        } else {
+            // macOS caps the soft limit at kern.maxfilesperproc, below an unlimited hard one.
+            assert!(now >= soft, "{now} < {soft}");
+        }
     }
 
     #[test]
