@@ -6,7 +6,8 @@
 //!   sends every text frame back, driven closed-loop by the same client the scenarios use;
 //! - [`fsync`]: appends of one page to a file, each made durable with `fdatasync`;
 //! - [`sqlite_rows`]: raw inserts into a table shaped like Parley's log, in SQLite's WAL mode
-//!   with `synchronous=FULL` as Parley runs it, `batch` rows per transaction.
+//!   with `synchronous=FULL` as Parley runs it, `batch` rows per transaction in multi-row
+//!   statements as Parley's log writes them.
 
 use crate::stats::{Percentiles, nanos};
 use anyhow::Context;
@@ -70,7 +71,13 @@ async fn echo(mut socket: WebSocket) {
 
 /// Serves the bare echo on a fresh loopback port; returns its `ws://` URL and the serving task.
 pub async fn echo_server() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
-    let app = Router::new().route("/echo", get(|ws: WebSocketUpgrade| async { ws.on_upgrade(echo) }));
+    // Parley's read buffer: the ceiling shares its configuration, not only its crates.
+    let app = Router::new().route(
+        "/echo",
+        get(|ws: WebSocketUpgrade| async {
+            ws.read_buffer_size(parley_server::ws::READ_BUFFER_BYTES).on_upgrade(echo)
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind the echo server")?;
     let url = format!("ws://{}/echo", listener.local_addr()?);
     let task = tokio::spawn(async move {
@@ -79,16 +86,26 @@ pub async fn echo_server() -> anyhow::Result<(String, tokio::task::JoinHandle<()
     Ok((url, task))
 }
 
-/// `connections` clients each send a frame and wait for it to come back, for `duration`.
+/// `connections` clients each send a frame and wait for it to come back, for `duration`, on an
+/// in-process echo server.
 ///
 /// # Errors
 /// If the server cannot start or a client cannot connect.
 pub async fn bare_echo(connections: usize, duration: Duration) -> anyhow::Result<Echo> {
     let (url, server) = echo_server().await?;
+    let echo = echo_closed_loop(&url, connections, duration).await;
+    server.abort();
+    echo
+}
+
+/// [`bare_echo`] against the echo at `url` (a process of its own, say).
+///
+/// # Errors
+/// If a client cannot connect.
+pub async fn echo_closed_loop(url: &str, connections: usize, duration: Duration) -> anyhow::Result<Echo> {
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("connect to the echo")?;
-        clients.push(ws);
+        clients.push(crate::client::connect(url).await?);
     }
     let started = Instant::now();
     let deadline = started + duration;
@@ -115,7 +132,6 @@ pub async fn bare_echo(connections: usize, duration: Duration) -> anyhow::Result
         samples.extend(t.await.context("echo client")?);
     }
     let secs = started.elapsed().as_secs_f64();
-    server.abort();
     let echoes = samples.len() as u64;
     Ok(Echo {
         connections,
@@ -174,20 +190,26 @@ pub async fn sqlite_rows(dir: &std::path::Path, rows: usize, batch: usize) -> an
     let mut written = 0usize;
     while written < rows {
         let mut tx = db.begin().await?;
-        for _ in 0..batch.min(rows - written) {
-            let conversation = &conversations[written % conversations.len()];
-            let seq = i64::try_from(written / conversations.len()).unwrap_or(i64::MAX) + 1;
-            sqlx::query("INSERT INTO log VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(conversation)
-                .bind(seq)
-                .bind(&tenant)
-                .bind(format!("m-{written}"))
-                .bind(body)
-                .bind(i64::try_from(written).unwrap_or(i64::MAX))
-                .execute(&mut *tx)
-                .await?;
-            written += 1;
+        let n = batch.min(rows - written);
+        // As Parley's log writes a batch: multi-row statements of at most 256 rows.
+        for chunk_start in (0..n).step_by(256) {
+            let m = 256.min(n - chunk_start);
+            let sql = format!("INSERT INTO log VALUES {}", vec!["(?, ?, ?, ?, ?, ?)"; m].join(", "));
+            let mut q = sqlx::query(&sql).persistent(false);
+            for k in written + chunk_start..written + chunk_start + m {
+                let conversation = &conversations[k % conversations.len()];
+                let seq = i64::try_from(k / conversations.len()).unwrap_or(i64::MAX) + 1;
+                q = q
+                    .bind(conversation)
+                    .bind(seq)
+                    .bind(&tenant)
+                    .bind(format!("m-{k}"))
+                    .bind(body)
+                    .bind(i64::try_from(k).unwrap_or(i64::MAX));
+            }
+            q.execute(&mut *tx).await?;
         }
+        written += n;
         tx.commit().await?;
     }
     let secs = started.elapsed().as_secs_f64();

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use parley_bench::{offer_latency, report, routing, suite};
+use parley_bench::{coldstart, crash, load, offer_latency, report, routing, set, soak, suite};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -24,6 +24,20 @@ enum Command {
     OfferLatency(offer_latency::Params),
     /// Ceilings, Parley's durable relay and log rates, ceilings again: ratios and verdicts.
     Suite(suite::Params),
+    /// Idle soak (A1: widgets held, RSS, idle CPU) and connect storm of the `parley` binary.
+    Soak(soak::Params),
+    /// A client worker of `soak`: opens and holds sockets, driven through stdin and stdout.
+    #[command(hide = true)]
+    SoakClient(soak::ClientParams),
+    /// `kill -9` of the `parley` binary under load, restart, resume (A4: nothing lost or duplicated).
+    Crash(crash::Params),
+    /// Agents holding every chat: typing closed-loop (R1), messages at a fixed rate (R5, A2), slow
+    /// consumers (A7), and the bare echo at the same rate.
+    Load(load::Params),
+    /// Cold start on a data folder with open chats and messages (A5 with data): listening and ready.
+    ColdStart(coldstart::Params),
+    /// Runs a scenario set from a file and writes one table of every goal (`set.md`, `set.json`).
+    Run(set::RunArgs),
     /// Serves the bare echo and prints its URL (the suite's memory ceiling runs it as a process).
     #[command(hide = true)]
     EchoServer,
@@ -45,6 +59,35 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(suite::run(params))?;
             report::write(&cli.out, "suite", &r, &suite::markdown(&r))?
+        }
+        Command::Soak(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(soak::run(params))?;
+            report::write(&cli.out, "soak", &r, &soak::markdown(&r))?
+        }
+        Command::SoakClient(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            return runtime.block_on(soak::client(params));
+        }
+        Command::Crash(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(crash::run(params))?;
+            report::write(&cli.out, "crash", &r, &crash::markdown(&r))?
+        }
+        Command::Load(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(load::run(params))?;
+            report::write(&cli.out, "load", &r, &load::markdown(&r))?
+        }
+        Command::ColdStart(params) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(coldstart::run(params))?;
+            report::write(&cli.out, "cold-start", &r, &coldstart::markdown(&r))?
+        }
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+            let r = runtime.block_on(set::run(args, &cli.out))?;
+            report::write(&cli.out, "set", &r, &set::markdown(&r))?
         }
         Command::EchoServer => {
             let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;

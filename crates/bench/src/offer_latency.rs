@@ -18,7 +18,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// The scenario's parameters.
-#[derive(Debug, Clone, clap::Args, Serialize)]
+#[derive(Debug, Clone, clap::Args, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     /// Chats measured, one after the other.
     #[arg(long, default_value_t = 200)]

@@ -34,7 +34,10 @@ pub struct IdleMemory {
 }
 
 /// `VmRSS` of a process, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<f64> {
+///
+/// # Errors
+/// If `/proc/<pid>/status` cannot be read or has no `VmRSS` (the process is gone).
+pub fn rss_kib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("read /proc status")?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     let kib: f64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
@@ -64,7 +67,7 @@ async fn per_connection(pid: u32, urls: &[String], greeted: bool) -> anyhow::Res
     let before = rss_kib(pid)?;
     let mut sockets = Vec::with_capacity(urls.len());
     for url in urls {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("connect")?;
+        let mut ws = crate::client::connect(url).await?;
         if greeted {
             use futures_util::StreamExt;
             ws.next().await.context("no hello")??;
@@ -98,19 +101,29 @@ pub async fn idle_memory(parley_bin: &Path, bench_bin: &Path, connections: usize
     let parley = per_connection(pid, &urls, true).await?;
     server.terminate().await?;
 
+    let (mut echo, url) = echo_process(bench_bin).await?;
+    let echo_pid = echo.id().context("echo pid")?;
+    let echo_urls = vec![url; connections];
+    let bare = per_connection(echo_pid, &echo_urls, false).await?;
+    echo.kill().await?;
+    Ok(IdleMemory { connections, parley_kib_per_connection: parley, echo_kib_per_connection: bare })
+}
+
+/// Starts `bench_bin echo-server` (the bare echo as a process of its own); returns the child
+/// (killed when dropped) and the URL it serves.
+///
+/// # Errors
+/// If it does not start or prints no address.
+pub async fn echo_process(bench_bin: &Path) -> anyhow::Result<(tokio::process::Child, String)> {
     let mut echo = Command::new(bench_bin)
         .arg("echo-server")
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .context("start the echo process")?;
-    let echo_pid = echo.id().context("echo pid")?;
     let mut lines = BufReader::new(echo.stdout.take().context("echo stdout")?).lines();
     let url = lines.next_line().await?.context("the echo process printed no address")?;
-    let echo_urls = vec![url; connections];
-    let bare = per_connection(echo_pid, &echo_urls, false).await?;
-    echo.kill().await?;
-    Ok(IdleMemory { connections, parley_kib_per_connection: parley, echo_kib_per_connection: bare })
+    Ok((echo, url))
 }
 
 /// `parley-bench echo-server`: serves the bare echo and prints its URL (for [`idle_memory`]).

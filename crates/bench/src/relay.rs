@@ -81,7 +81,7 @@ pub async fn durable_relay(
     let mut sockets = Vec::with_capacity(tokens.len());
     for (_, token) in tokens {
         let url = format!("{ws_base}/ws/v1/visitor?token={token}&since_seq=0");
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.context("visitor socket")?;
+        let mut ws = crate::client::connect(&url).await?;
         until(&mut ws, |f| f["type"] == "hello").await?;
         sockets.push(ws);
     }

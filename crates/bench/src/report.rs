@@ -77,3 +77,99 @@ pub fn write(dir: &Path, name: &str, report: &impl Serialize, markdown: &str) ->
     std::fs::write(&markdown_path, markdown).with_context(|| format!("writing {}", markdown_path.display()))?;
     Ok(Written { json_path, markdown_path, markdown: markdown.to_owned() })
 }
+
+/// One line of a goals table: a figure, the ceiling it is held against (for an absolute goal,
+/// the bound itself, so the ratio reads as a share of it), and the verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub id: &'static str,
+    pub measure: &'static str,
+    pub value: f64,
+    pub ceiling: f64,
+    pub ratio: f64,
+    /// What the ratio must be, as text (`>= 0.5`, `<= 1`, `= 1`).
+    pub goal: &'static str,
+    pub pass: bool,
+    /// A ceiling moved more than 10 % between its two measurements: the ratio is not to be trusted.
+    pub noisy: bool,
+}
+
+impl Row {
+    /// A row whose verdict the caller decided.
+    #[must_use]
+    pub fn new(
+        id: &'static str,
+        measure: &'static str,
+        value: f64,
+        ceiling: f64,
+        goal: &'static str,
+        pass: bool,
+    ) -> Self {
+        let ratio = if ceiling > 0.0 { value / ceiling } else { 0.0 };
+        Self { id, measure, value, ceiling, ratio, goal, pass, noisy: false }
+    }
+
+    /// A row whose ratio must be at least `min`.
+    #[must_use]
+    pub fn at_least(
+        id: &'static str,
+        measure: &'static str,
+        value: f64,
+        ceiling: f64,
+        min: f64,
+        goal: &'static str,
+    ) -> Self {
+        let row = Self::new(id, measure, value, ceiling, goal, false);
+        Self { pass: row.ratio >= min, ..row }
+    }
+
+    /// A row whose ratio must be at most `max`.
+    #[must_use]
+    pub fn at_most(
+        id: &'static str,
+        measure: &'static str,
+        value: f64,
+        ceiling: f64,
+        max: f64,
+        goal: &'static str,
+    ) -> Self {
+        let row = Self::new(id, measure, value, ceiling, goal, false);
+        Self { pass: ceiling > 0.0 && row.ratio <= max, ..row }
+    }
+
+    /// The same row, NOISY when `noisy`.
+    #[must_use]
+    pub fn noisy(self, noisy: bool) -> Self {
+        Self { noisy, ..self }
+    }
+
+    fn verdict(&self) -> &'static str {
+        match (self.pass, self.noisy) {
+            (true, false) => "pass",
+            (false, false) => "FAIL",
+            (true, true) => "pass (NOISY)",
+            (false, true) => "FAIL (NOISY)",
+        }
+    }
+}
+
+/// The Markdown table of `rows`.
+#[must_use]
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| id | measure | value | ceiling | ratio | goal | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {:.1} | {:.1} | {:.2} | {} | {} |\n",
+            r.id,
+            r.measure,
+            r.value,
+            r.ceiling,
+            r.ratio,
+            r.goal,
+            r.verdict()
+        ));
+    }
+    s
+}

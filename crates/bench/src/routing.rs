@@ -37,7 +37,8 @@ const GOAL_QUEUED: u32 = 10_000;
 const STEP: Duration = Duration::milliseconds(1);
 
 /// The scenario's parameters.
-#[derive(Debug, Clone, clap::Args, Serialize)]
+#[derive(Debug, Clone, clap::Args, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     /// Agents, all Available with capacity 1.
     #[arg(long, default_value_t = 5_000)]

@@ -6,7 +6,7 @@
 use crate::ceilings::{self, Echo, Fsync, SqliteRows};
 use crate::process::{self, IdleMemory, Startup};
 use crate::relay::{self, LogRows, Relay};
-use crate::report::RunInfo;
+use crate::report::{self, Row, RunInfo};
 use anyhow::Context;
 use clap::Args;
 use parley_domain::{ConversationId, TenantId};
@@ -15,7 +15,8 @@ use serde::Serialize;
 use std::time::Duration;
 
 /// Every parameter of the suite; the defaults are the documented run.
-#[derive(Debug, Clone, Args, Serialize)]
+#[derive(Debug, Clone, Args, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Params {
     /// Chats (and echo connections) driven at once, closed-loop.
     #[arg(long, default_value_t = 32)]
@@ -35,6 +36,7 @@ pub struct Params {
     pub fsync_writes: usize,
     /// The `parley` binary for the process figures (size, cold start, idle memory); they are
     /// left out without it. Build it with `cargo build --release -p parley-server`.
+    #[serde(default, skip_deserializing)]
     #[arg(long)]
     pub parley_bin: Option<std::path::PathBuf>,
     /// Cold starts timed.
@@ -47,20 +49,6 @@ pub struct Params {
 
 /// How far a ceiling may move between its two measurements before the run is NOISY.
 const NOISE: f64 = 0.10;
-
-/// One line of the table.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub id: &'static str,
-    pub measure: &'static str,
-    pub value: f64,
-    pub ceiling: f64,
-    pub ratio: f64,
-    /// `>= x` or `<= x` on the ratio.
-    pub goal: &'static str,
-    pub pass: bool,
-    pub noisy: bool,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ceilings {
@@ -134,52 +122,22 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
     let raw = before.sqlite.rows_per_sec.min(after.sqlite.rows_per_sec);
     // The lower of the two ceilings: the machine's worst moment, so a ratio is not flattered.
     let mut rows = vec![
-        ratio_row(
-            "R2",
-            "durable relay msgs/s ÷ bare echo",
-            relay.messages_per_sec,
-            echo,
-            Goal::AtLeast(0.5),
-            echo_noisy,
-        ),
-        ratio_row("R3", "log rows/s ÷ raw SQLite, same batch", log.rows_per_sec, raw, Goal::AtLeast(0.5), sqlite_noisy),
+        Row::at_least("R2", "durable relay msgs/s ÷ bare echo", relay.messages_per_sec, echo, 0.5, ">= 0.5")
+            .noisy(echo_noisy),
+        Row::at_least("R3", "log rows/s ÷ raw SQLite, same batch", log.rows_per_sec, raw, 0.5, ">= 0.5")
+            .noisy(sqlite_noisy),
     ];
     if let Some(m) = &idle {
         let (parley, bare) = (m.parley_kib_per_connection, m.echo_kib_per_connection);
-        rows.push(ratio_row("R4", "KiB per idle widget ÷ bare echo's", parley, bare, Goal::AtMost(1.5), false));
+        rows.push(Row::at_most("R4", "KiB per idle widget ÷ bare echo's", parley, bare, 1.5, "<= 1.5"));
     }
     if let Some(s) = &startup {
         // Absolute goals: the "ceiling" column holds the goal itself, so the ratio reads as a share of it.
-        rows.push(ratio_row(
-            "A5",
-            "cold start, empty, p50 ms (goal ms)",
-            s.cold_start_ms.p50,
-            50.0,
-            Goal::AtMost(1.0),
-            false,
-        ));
+        rows.push(Row::at_most("A5", "cold start, empty, p50 ms (goal ms)", s.cold_start_ms.p50, 50.0, 1.0, "<= 1"));
         let mb = s.binary_bytes as f64 / 1_000_000.0;
-        rows.push(ratio_row("A6", "release binary MB (goal MB)", mb, 20.0, Goal::AtMost(1.0), false));
+        rows.push(Row::at_most("A6", "release binary MB (goal MB)", mb, 20.0, 1.0, "<= 1"));
     }
     Ok(Report { run, params: p.clone(), before, after, relay, log, startup, idle, rows })
-}
-
-/// What a ratio must reach.
-#[derive(Debug, Clone, Copy)]
-enum Goal {
-    AtLeast(f64),
-    AtMost(f64),
-}
-
-fn ratio_row(id: &'static str, measure: &'static str, value: f64, ceiling: f64, goal: Goal, noisy: bool) -> Row {
-    let ratio = if ceiling > 0.0 { value / ceiling } else { 0.0 };
-    let (text, pass) = match goal {
-        Goal::AtLeast(x) if (x - 0.5).abs() < f64::EPSILON => (">= 0.5", ratio >= x),
-        Goal::AtMost(x) if (x - 1.5).abs() < f64::EPSILON => ("<= 1.5", ratio <= x),
-        Goal::AtMost(x) => ("<= 1", ratio <= x),
-        Goal::AtLeast(x) => (">= 1", ratio >= x),
-    };
-    Row { id, measure, value, ceiling, ratio, goal: text, pass, noisy }
 }
 
 /// The Markdown report.
@@ -191,21 +149,7 @@ pub fn markdown(r: &Report) -> String {
         "\nParameters: {} chats closed-loop for {} s, {} log rows by {} writers, {} fsync writes.\n\n",
         r.params.chats, r.params.secs, r.params.log_rows, r.params.writers, r.params.fsync_writes
     ));
-    s.push_str(
-        "| id | measure | value | ceiling | ratio | goal | verdict |\n| --- | --- | --- | --- | --- | --- | --- |\n",
-    );
-    for row in &r.rows {
-        let verdict = match (row.pass, row.noisy) {
-            (true, false) => "pass",
-            (false, false) => "FAIL",
-            (true, true) => "pass (NOISY)",
-            (false, true) => "FAIL (NOISY)",
-        };
-        s.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.2} | {} | {} |\n",
-            row.id, row.measure, row.value, row.ceiling, row.ratio, row.goal, verdict
-        ));
-    }
+    s.push_str(&report::table(&r.rows));
     let c = |label: &str, b: f64, a: f64| format!("| {label} | {b:.0} | {a:.0} |\n");
     s.push_str("\n| ceiling | before | after |\n| --- | --- | --- |\n");
     s.push_str(&c("bare echo, echoes/s", r.before.echo.echoes_per_sec, r.after.echo.echoes_per_sec));

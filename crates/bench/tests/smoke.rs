@@ -123,3 +123,178 @@ fn the_suite_adds_the_process_figures_when_given_the_parley_binary() {
     assert_eq!(r["startup"]["cold_start_ms"]["count"], 1);
     assert_eq!(r["idle"]["connections"], 5);
 }
+
+#[test]
+fn the_soak_holds_every_widget_and_storms_both_servers() {
+    // Like the suite's process figures: nothing to measure without the server's binary.
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if !bin.exists() {
+        eprintln!("skipped: {} is not built", bin.display());
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "soak",
+        "--connections",
+        "50",
+        "--processes",
+        "2",
+        "--idle-secs",
+        "1",
+        "--storm-connections",
+        "20",
+        "--in-flight",
+        "8",
+        "--chat-concurrency",
+        "4",
+        "--per-source",
+        "10",
+        "--worker-deadline-secs",
+        "120",
+        "--parley-bin",
+    ];
+    let r = bench(out.path(), "soak", &[&args[..], &[bin.to_str().expect("path")]].concat());
+    assert_eq!(r["scenario"], "soak");
+    assert_eq!(r["chats"]["chats"], 50);
+    assert_eq!(r["chats"]["request_ms"]["count"], 50);
+    // Every chat waits (nobody staffs the service), so every widget socket opens and stays.
+    let idle = &r["idle"];
+    assert_eq!((idle["open"]["opened"].as_u64(), idle["open"]["failed"].as_u64()), (Some(50), Some(0)), "{idle}");
+    assert_eq!(idle["held"], 50);
+    assert_eq!(idle["open"]["connect_ms"]["count"], 50);
+    assert!(idle["files"]["holding"].as_u64() >= Some(50), "{idle}");
+    assert_eq!(r["echo_idle"]["open"]["opened"], 50);
+    for storm in ["echo_before", "parley", "echo_after"] {
+        let s = &r["storm"][storm];
+        assert_eq!((s["opened"].as_u64(), s["failed"].as_u64()), (Some(20), Some(0)), "{storm}: {s}");
+    }
+    // The chat that ended was waiting; everyone behind it was due a new place.
+    let d = &r["dequeue"];
+    let position = d["position"].as_u64().expect("position");
+    assert!((1..=50).contains(&position), "{d}");
+    assert_eq!(d["behind"].as_u64(), Some(50 - position));
+    assert!(d["frames"].as_u64() >= d["behind"].as_u64(), "{d}");
+    let ids: Vec<&str> =
+        r["rows"].as_array().expect("rows").iter().map(|row| row["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["A1", "A1", "A1", "R4", "storm"]);
+    assert_eq!(r["rows"][0]["pass"], true, "all 50 held");
+}
+
+#[test]
+fn the_crash_scenario_loses_and_duplicates_nothing_it_acknowledged() {
+    // Like the suite's process figures: nothing to kill without the server's binary.
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if !bin.exists() {
+        eprintln!("skipped: {} is not built", bin.display());
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let args = ["crash", "--chats", "4", "--rate", "200", "--kill-after-secs", "0.5", "--parley-bin"];
+    let r = bench(out.path(), "crash", &[&args[..], &[bin.to_str().expect("path")]].concat());
+    assert_eq!(r["scenario"], "crash");
+    let (load, before, resend, after) = (&r["load"], &r["after_restart"], &r["resend"], &r["after_resend"]);
+    let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    for check in [before, after] {
+        for k in ["lost", "moved", "duplicates", "seq_breaks", "order_broken"] {
+            assert_eq!(count(check, k), 0, "{k}: {check}");
+        }
+    }
+    assert_eq!(r["pass"], true);
+    let (sent, acked) = (count(load, "sent"), count(load, "acknowledged"));
+    assert!(sent > 0 && acked <= sent, "{load}");
+    assert_eq!(count(load, "unacknowledged"), sent - acked);
+    assert_eq!(load["ack_ms"]["count"].as_u64(), Some(acked));
+    // After the restart: every acknowledged message, plus those committed whose answer the kill cut.
+    let committed_unacked = count(before, "unacknowledged_present");
+    assert_eq!(count(before, "messages"), acked + committed_unacked, "{before}");
+    assert_eq!(count(before, "absent"), sent - acked - committed_unacked, "{before}");
+    // Every unanswered message was resent; those already committed came back as duplicates.
+    assert_eq!(count(resend, "resent"), sent - acked, "{resend}");
+    assert_eq!(count(resend, "unanswered"), 0, "{resend}");
+    assert_eq!(count(resend, "duplicate"), committed_unacked, "{resend}");
+    assert_eq!(count(resend, "written"), sent - acked - committed_unacked, "{resend}");
+    // In the end every message sent is in its chat's log exactly once.
+    assert_eq!((count(after, "messages"), count(after, "absent")), (sent, 0), "{after}");
+}
+
+#[test]
+fn cold_start_fills_the_folder_and_every_start_rebuilds_the_whole_queue() {
+    // Like the suite's process figures: nothing to start without the server's binary.
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if !bin.exists() {
+        eprintln!("skipped: {} is not built", bin.display());
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let args =
+        ["cold-start", "--open-chats", "20", "--messages", "500", "--batch", "100", "--starts", "1", "--parley-bin"];
+    let r = bench(out.path(), "cold-start", &[&args[..], &[bin.to_str().expect("path")]].concat());
+    assert_eq!(r["scenario"], "cold-start");
+    let f = &r["fill"];
+    assert_eq!(f["open_chats"], 21, "the API's chat and 20 clones: {f}");
+    assert_eq!((f["appended"].as_u64(), f["batches"].as_u64()), (Some(500), Some(5)), "{f}");
+    assert!(f["log_entries"].as_u64() > Some(500), "the API chat's own entries too: {f}");
+    assert!(f["db_bytes"].as_u64() > Some(0), "{f}");
+    let s = &r["starts"];
+    for measure in ["listening_ms", "hello_ms", "ready_ms"] {
+        assert_eq!(s[measure]["count"], 1, "{measure}: {s}");
+    }
+    // The probe is the last chat queued: its place counts every open chat, so all were rebuilt.
+    assert_eq!(s["queue_positions"], serde_json::json!([21]), "{s}");
+    assert_eq!(r["goal"]["id"], "A5");
+}
+
+#[test]
+fn the_load_delivers_every_message_to_the_agents_once_and_in_order() {
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if !bin.exists() {
+        eprintln!("skipped: {} is not built", bin.display());
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let args = ["load", "--chats", "60", "--agents", "4", "--rate", "200", "--secs", "0.5", "--parley-bin"];
+    let r = bench(out.path(), "load", &[&args[..], &[bin.to_str().expect("path")]].concat());
+    let count = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert!(count(&r["ephemeral"], "signals") > 0, "{}", r["ephemeral"]);
+    for phase in [&r["durable"], &r["slow"]] {
+        let sent = count(phase, "sent");
+        assert!(sent > 0, "{phase}");
+        for k in ["lost", "duplicates", "out_of_order"] {
+            assert_eq!(count(phase, k), 0, "{k}: {phase}");
+        }
+        assert_eq!((count(phase, "received"), count(phase, "acked")), (sent, sent), "{phase}");
+    }
+    assert_eq!(count(&r["echo"], "received"), count(&r["echo"], "sent"));
+    let ids: Vec<&str> = r["rows"].as_array().expect("rows").iter().filter_map(|row| row["id"].as_str()).collect();
+    for id in ["R1", "R5", "A2", "A7"] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+}
+
+#[test]
+fn the_smoke_set_runs_every_scenario_and_tables_every_goal() {
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if !bin.exists() {
+        eprintln!("skipped: {} is not built", bin.display());
+        return;
+    }
+    let out = tempfile::tempdir().expect("temp dir");
+    let set = parley_testkit::server::workspace_path("crates/bench/scenarios/smoke.toml");
+    let args = ["run", set.to_str().expect("path"), "--parley-bin", bin.to_str().expect("path")];
+    let r = bench(out.path(), "set", &args);
+    let ids: Vec<&str> = r["rows"].as_array().expect("rows").iter().filter_map(|row| row["id"].as_str()).collect();
+    for id in ["R1", "R2", "R3", "R4", "R5", "A1", "A2", "A3", "A4", "A5", "A6", "A7"] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+    for scenario in ["routing", "offer-latency", "suite", "load", "crash", "cold-start", "soak"] {
+        assert!(out.path().join(format!("{scenario}.md")).exists(), "{scenario} wrote no report");
+    }
+}
+
+#[test]
+fn the_documented_set_names_every_parameter_of_every_scenario() {
+    let path = parley_testkit::server::workspace_path("crates/bench/scenarios/goals.toml");
+    let set = parley_bench::set::read(&path).expect("a complete set");
+    assert!(set.routing.is_some() && set.suite.is_some() && set.load.is_some() && set.soak.is_some());
+    assert!(set.crash.is_some() && set.cold_start.is_some() && set.offer_latency.is_some());
+}

@@ -38,6 +38,14 @@ pub const WELCOME: &str = "Welcome! An agent will be with you shortly.";
 /// # Errors
 /// Any API call that does not answer as expected.
 pub async fn tenant(base: &str, slug: &str, agents: usize) -> anyhow::Result<Tenant> {
+    staffed_tenant(base, slug, agents, 2).await
+}
+
+/// [`tenant`] whose agents each take up to `max_chats` chats at once.
+///
+/// # Errors
+/// Any API call that does not answer as expected.
+pub async fn staffed_tenant(base: &str, slug: &str, agents: usize, max_chats: u32) -> anyhow::Result<Tenant> {
     let platform = Api::new(base).bearer(ADMIN_TOKEN);
     let r = platform.post("/api/v1/tenants", &json!({"slug": slug, "name": format!("Tenant {slug}")})).await?;
     ensure!(r.status == 201, "create tenant: {} {}", r.status, r.body);
@@ -56,7 +64,7 @@ pub async fn tenant(base: &str, slug: &str, agents: usize) -> anyhow::Result<Ten
             .post(
                 "/api/v1/users",
                 &json!({"ou_id": ou_id, "display_name": name, "email": email, "password": password,
-                        "licences": ["contact_center", "instant_messaging", "interact"], "max_chats": 2}),
+                        "licences": ["contact_center", "instant_messaging", "interact"], "max_chats": max_chats}),
             )
             .await?;
         ensure!(u.status == 201, "create user: {}", u.body);
@@ -156,6 +164,27 @@ impl Tenant {
     ///
     /// # Errors
     /// If the start is refused.
+    /// Another service of this tenant, running the same workflow with every agent a member;
+    /// the returned tenant starts chats on it. For loads beyond one service's task cap.
+    ///
+    /// # Errors
+    /// If the service is refused.
+    pub async fn another_service(&self, name: &str) -> anyhow::Result<Self> {
+        let first = self.admin.get(&format!("/api/v1/services/{}", self.service_id)).await?;
+        ensure!(first.status == 200, "read service: {}", first.body);
+        let members: Vec<Value> = self.agents.iter().map(|a| json!({"user_id": a.id})).collect();
+        let body =
+            json!({"ou_id": first.body["ou_id"], "name": name, "workflow_id": self.workflow_id, "members": members});
+        let s = self.admin.post("/api/v1/services", &body).await?;
+        ensure!(s.status == 201, "create service: {}", s.body);
+        Ok(Self {
+            service_id: s.body["id"].as_str().context("id")?.to_owned(),
+            contact_id: s.body["contact_id"].as_str().context("contact")?.to_owned(),
+            widget_key: s.body["widget_key"].as_str().context("key")?.to_owned(),
+            ..self.clone()
+        })
+    }
+
     pub async fn start_chat(
         &self,
         base: &str,

@@ -149,7 +149,16 @@ impl ServerProcess {
     /// # Errors
     /// If the process fails to start or exits before listening.
     pub async fn start(bin: &Path, data_dir: &Path) -> anyhow::Result<Self> {
-        Ok(Self::start_command(bin, "serve", data_dir).await?.0)
+        Self::start_with_env(bin, data_dir, &[]).await
+    }
+
+    /// [`Self::start`] with extra environment variables (configuration such as
+    /// `PARLEY_TYPING_INTERVAL_MS`).
+    ///
+    /// # Errors
+    /// If the process fails to start or exits before listening.
+    pub async fn start_with_env(bin: &Path, data_dir: &Path, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Ok(Self::start_command(bin, "serve", data_dir, env).await?.0)
     }
 
     /// Starts `bin demo` like [`Self::start`] and returns the banner it printed.
@@ -157,10 +166,15 @@ impl ServerProcess {
     /// # Errors
     /// If the process fails to start or exits before listening.
     pub async fn start_demo(bin: &Path, data_dir: &Path) -> anyhow::Result<(Self, String)> {
-        Self::start_command(bin, "demo", data_dir).await
+        Self::start_command(bin, "demo", data_dir, &[]).await
     }
 
-    async fn start_command(bin: &Path, command: &str, data_dir: &Path) -> anyhow::Result<(Self, String)> {
+    async fn start_command(
+        bin: &Path,
+        command: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Self, String)> {
         let mut child = Command::new(bin)
             .arg(command)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
@@ -168,6 +182,7 @@ impl ServerProcess {
             .arg(data_dir)
             .env("PARLEY_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
