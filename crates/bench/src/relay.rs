@@ -83,6 +83,10 @@ pub async fn durable_relay(
         let url = format!("{ws_base}/ws/v1/visitor?token={token}&since_seq=0");
         let mut ws = crate::client::connect(&url).await?;
         until(&mut ws, |f| f["type"] == "hello").await?;
+        // The socket reads nothing until the tenant engine has told it its queue place; chats
+        // started a moment ago may still be in the engine's backlog, and that wait is the
+        // start-up's, not the relay's.
+        until(&mut ws, |f| f["type"] == "queue").await?;
         sockets.push(ws);
     }
     let started = Instant::now();

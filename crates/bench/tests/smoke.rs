@@ -282,6 +282,7 @@ fn the_smoke_set_runs_every_scenario_and_tables_every_goal() {
     let set = parley_testkit::server::workspace_path("crates/bench/scenarios/smoke.toml");
     let args = ["run", set.to_str().expect("path"), "--parley-bin", bin.to_str().expect("path")];
     let r = bench(out.path(), "set", &args);
+    assert_eq!(r["failed"].as_array().map(Vec::len), Some(0), "{}", r["failed"]);
     let ids: Vec<&str> = r["rows"].as_array().expect("rows").iter().filter_map(|row| row["id"].as_str()).collect();
     for id in ["R1", "R2", "R3", "R4", "R5", "A1", "A2", "A3", "A4", "A5", "A6", "A7"] {
         assert!(ids.contains(&id), "{id} missing from {ids:?}");
