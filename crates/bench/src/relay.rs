@@ -37,6 +37,9 @@ pub struct LogRows {
     pub rows_per_sec: f64,
     /// Append until acknowledged (committed), in milliseconds.
     pub latency_ms: Percentiles,
+    /// Entries per transaction the group commit actually made: the batch size R3's raw ceiling
+    /// is measured again at.
+    pub mean_batch: f64,
 }
 
 /// A tenant with `chats` conversations started through the widget API; their ids and tokens.
@@ -138,6 +141,7 @@ pub async fn log_rows(
     rows: usize,
 ) -> anyhow::Result<LogRows> {
     ensure!(!conversations.is_empty() && writers > 0, "log_rows needs conversations and writers");
+    let before = server.state.log.stats();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(writers);
     for w in 0..writers {
@@ -172,7 +176,11 @@ pub async fn log_rows(
     }
     let secs = started.elapsed().as_secs_f64();
     let written = samples.len();
+    let after = server.state.log.stats();
+    let batches = after.batches.saturating_sub(before.batches).max(1);
+    let mean_batch = after.entries.saturating_sub(before.entries) as f64 / batches as f64;
     Ok(LogRows {
+        mean_batch,
         writers,
         rows: written,
         secs,

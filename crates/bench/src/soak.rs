@@ -1024,7 +1024,7 @@ fn rows(p: &Params, idle: &Idle, echo: &EchoIdle, storm: &Storm) -> Vec<Row> {
         ),
         Row::new(
             "R4",
-            "KiB per idle widget ÷ bare echo's",
+            "KiB per idle widget ÷ bare echo's (soak's sockets)",
             idle.kib_per_connection,
             echo.kib_per_connection,
             "<= 1.5",

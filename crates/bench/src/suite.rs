@@ -66,6 +66,8 @@ pub struct Report {
     pub after: Ceilings,
     pub relay: Relay,
     pub log: LogRows,
+    /// The raw SQLite ceiling at the mean batch the log reached (R3's ceiling).
+    pub raw_at_log_batch: SqliteRows,
     /// With `--parley-bin` only.
     pub startup: Option<Startup>,
     pub idle: Option<IdleMemory>,
@@ -104,6 +106,10 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
         .context("conversation ids")?;
     let log = relay::log_rows(&server, tenant, &conversations, p.writers, p.log_rows).await?;
     server.shutdown().await?;
+    // The writers cannot always refill a batch while the last one commits: the raw ceiling again,
+    // at the batch size Parley's log actually reached.
+    let parley_batch = log.mean_batch.round().max(1.0) as usize;
+    let raw_at_batch = ceilings::sqlite_rows(dir.path(), p.log_rows, parley_batch).await?;
 
     let (startup, idle) = match &p.parley_bin {
         Some(bin) => {
@@ -119,17 +125,30 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
     let echo_noisy = moved(before.echo.echoes_per_sec, after.echo.echoes_per_sec);
     let sqlite_noisy = moved(before.sqlite.rows_per_sec, after.sqlite.rows_per_sec);
     let echo = before.echo.echoes_per_sec.min(after.echo.echoes_per_sec);
-    let raw = before.sqlite.rows_per_sec.min(after.sqlite.rows_per_sec);
     // The lower of the two ceilings: the machine's worst moment, so a ratio is not flattered.
     let mut rows = vec![
         Row::at_least("R2", "durable relay msgs/s ÷ bare echo", relay.messages_per_sec, echo, 0.5, ">= 0.5")
             .noisy(echo_noisy),
-        Row::at_least("R3", "log rows/s ÷ raw SQLite, same batch", log.rows_per_sec, raw, 0.5, ">= 0.5")
-            .noisy(sqlite_noisy),
+        Row::at_least(
+            "R3",
+            "log rows/s ÷ raw SQLite at the log's batch",
+            log.rows_per_sec,
+            raw_at_batch.rows_per_sec,
+            0.5,
+            ">= 0.5",
+        )
+        .noisy(sqlite_noisy),
     ];
     if let Some(m) = &idle {
         let (parley, bare) = (m.parley_kib_per_connection, m.echo_kib_per_connection);
-        rows.push(Row::at_most("R4", "KiB per idle widget ÷ bare echo's", parley, bare, 1.5, "<= 1.5"));
+        rows.push(Row::at_most(
+            "R4",
+            "KiB per idle widget ÷ bare echo's (suite's sockets)",
+            parley,
+            bare,
+            1.5,
+            "<= 1.5",
+        ));
     }
     if let Some(s) = &startup {
         // Absolute goals: the "ceiling" column holds the goal itself, so the ratio reads as a share of it.
@@ -137,7 +156,18 @@ pub async fn run(p: &Params) -> anyhow::Result<Report> {
         let mb = s.binary_bytes as f64 / 1_000_000.0;
         rows.push(Row::at_most("A6", "release binary MB (goal MB)", mb, 20.0, 1.0, "<= 1"));
     }
-    Ok(Report { run, params: p.clone(), before, after, relay, log, startup, idle, rows })
+    Ok(Report {
+        run,
+        params: p.clone(),
+        before,
+        after,
+        relay,
+        log,
+        raw_at_log_batch: raw_at_batch,
+        startup,
+        idle,
+        rows,
+    })
 }
 
 /// The Markdown report.
@@ -154,6 +184,10 @@ pub fn markdown(r: &Report) -> String {
     s.push_str("\n| ceiling | before | after |\n| --- | --- | --- |\n");
     s.push_str(&c("bare echo, echoes/s", r.before.echo.echoes_per_sec, r.after.echo.echoes_per_sec));
     s.push_str(&c("raw SQLite, rows/s", r.before.sqlite.rows_per_sec, r.after.sqlite.rows_per_sec));
+    s.push_str(&format!(
+        "| raw SQLite at the log's mean batch ({:.1} rows), rows/s | {:.0} | |\n",
+        r.log.mean_batch, r.raw_at_log_batch.rows_per_sec
+    ));
     s.push_str(&format!(
         "| fsync p50 / p99, ms | {:.3} / {:.3} | {:.3} / {:.3} |\n",
         r.before.fsync.latency_ms.p50,

@@ -9,6 +9,7 @@
 use crate::{Appended, NewEntry, Result, Store, StoreError};
 use parley_domain::{LogEntry, TenantId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -35,6 +36,22 @@ enum Request {
 pub struct ConversationLog {
     tx: mpsc::Sender<Request>,
     store: Arc<dyn Store>,
+    counters: Arc<Counters>,
+}
+
+/// What the writer has done since it started: how well group commit is batching.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Transactions written.
+    pub batches: u64,
+    /// Entries in them (new, duplicate or refused).
+    pub entries: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    entries: AtomicU64,
 }
 
 impl std::fmt::Debug for ConversationLog {
@@ -51,8 +68,9 @@ impl ConversationLog {
     #[must_use]
     pub fn start(store: Arc<dyn Store>, max_batch: usize, hook: Arc<dyn CommitHook>) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(writer(Arc::clone(&store), rx, max_batch.max(1), hook));
-        (Self { tx, store }, task)
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(writer(Arc::clone(&store), rx, max_batch.max(1), hook, Arc::clone(&counters)));
+        (Self { tx, store, counters }, task)
     }
 
     /// Appends one entry and returns once it is committed (or found to be a duplicate).
@@ -76,6 +94,15 @@ impl ConversationLog {
         }
     }
 
+    /// Batches and entries written so far.
+    #[must_use]
+    pub fn stats(&self) -> CommitStats {
+        CommitStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            entries: self.counters.entries.load(Ordering::Relaxed),
+        }
+    }
+
     /// The store behind the log, for reads.
     #[must_use]
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -83,7 +110,13 @@ impl ConversationLog {
     }
 }
 
-async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batch: usize, hook: Arc<dyn CommitHook>) {
+async fn writer(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Request>,
+    max_batch: usize,
+    hook: Arc<dyn CommitHook>,
+    counters: Arc<Counters>,
+) {
     let mut entries = Vec::with_capacity(max_batch);
     let mut replies = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
@@ -106,6 +139,8 @@ async fn writer(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Request>, max_batc
         }
         if !entries.is_empty() {
             let results = store.append_batch(&entries).await;
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            counters.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
             for ((entry, reply), result) in entries.drain(..).zip(replies.drain(..)).zip(results) {
                 if let Ok(a) = &result
                     && !a.duplicate

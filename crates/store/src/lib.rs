@@ -16,7 +16,7 @@ mod sql;
 mod sqlite;
 pub mod testing;
 
-pub use group_commit::{CommitHook, ConversationLog};
+pub use group_commit::{CommitHook, CommitStats, ConversationLog};
 
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;

@@ -1433,6 +1433,9 @@ async fn story_concurrent_appends(store: Arc<dyn Store>) {
         assert!(mine.windows(2).all(|p| p[0] < p[1]), "one appender's entries keep their order");
         acked.extend(mine);
     }
+    let stats = log.stats();
+    assert_eq!(stats.entries, (TASKS * EACH) as u64, "every append counted once");
+    assert!((1..=stats.entries).contains(&stats.batches), "{stats:?}");
     log.stop().await;
     writer.await.expect("writer task");
 
