@@ -125,6 +125,9 @@ pub struct Load {
     pub rows: Vec<Row>,
 }
 
+/// Phases that send durable messages are numbered below this (1: durable, 2: slow consumers).
+const PHASES: usize = 3;
+
 /// Frames the agents' readers saw, shared with the phases.
 #[derive(Default)]
 struct Seen {
@@ -132,6 +135,9 @@ struct Seen {
     typing: Mutex<HashMap<String, Arc<Notify>>>,
     /// Entries with a load message's key: (conversation, phase, visitor index, latency ns, slow).
     entries: Mutex<Vec<Received>>,
+    /// How many of `entries` each phase has (indexed by phase), so the drain can watch the count
+    /// without walking every entry while late messages are still being timed.
+    per_phase: [AtomicU64; PHASES],
     /// Chats accepted so far.
     accepted: Mutex<Vec<String>>,
     accepted_signal: Notify,
@@ -236,6 +242,9 @@ async fn agent_reader(
                         latency_ns: clock.since().saturating_sub(intended),
                         slow: pace.slow.load(Ordering::Relaxed),
                     };
+                    if let Some(n) = seen.per_phase.get(usize::from(phase)) {
+                        n.fetch_add(1, Ordering::Relaxed);
+                    }
                     seen.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(r);
                 }
             }
@@ -345,8 +354,8 @@ async fn costed<T>(
     pid: u32,
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(T, ServerCost)> {
-    let ticks = crate::soak::clock_ticks().await;
-    let cpu_secs = |pid| crate::soak::cpu_ticks(pid).map(|t| t as f64 / ticks);
+    let ticks = crate::process::clock_ticks().await;
+    let cpu_secs = |pid| crate::process::cpu_ticks(pid).map(|t| t as f64 / ticks);
     let cpu = cpu_secs(pid)?;
     let (stop, sampler) = rss_sampler(pid);
     let out = work.await;
@@ -480,7 +489,8 @@ async fn durable(
             a.pace.pause_ns.store(0, Ordering::Relaxed);
         }
         let deadline = Instant::now() + Duration::from_secs_f64(p.drain_secs);
-        while (received(seen, phase).len() as u64) < sent || acked.load(Ordering::Relaxed) < sent {
+        let arrived = || seen.per_phase.get(usize::from(phase)).map_or(0, |n| n.load(Ordering::Relaxed));
+        while arrived() < sent || acked.load(Ordering::Relaxed) < sent {
             if Instant::now() > deadline {
                 break;
             }

@@ -45,52 +45,44 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
     let written = match &cli.command {
         Command::Routing(params) => {
             let r = routing::run(params)?;
             report::write(&cli.out, "routing", &r, &routing::markdown(&r))?
         }
         Command::OfferLatency(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(offer_latency::run(params))?;
             report::write(&cli.out, "offer-latency", &r, &offer_latency::markdown(&r))?
         }
         Command::Suite(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(suite::run(params))?;
             report::write(&cli.out, "suite", &r, &suite::markdown(&r))?
         }
         Command::Soak(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(soak::run(params))?;
             report::write(&cli.out, "soak", &r, &soak::markdown(&r))?
         }
         Command::SoakClient(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             return runtime.block_on(soak::client(params));
         }
         Command::Crash(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(crash::run(params))?;
             report::write(&cli.out, "crash", &r, &crash::markdown(&r))?
         }
         Command::Load(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(load::run(params))?;
             report::write(&cli.out, "load", &r, &load::markdown(&r))?
         }
         Command::ColdStart(params) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(coldstart::run(params))?;
             report::write(&cli.out, "cold-start", &r, &coldstart::markdown(&r))?
         }
         Command::Run(args) => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             let r = runtime.block_on(set::run(args, &cli.out))?;
             report::write(&cli.out, "set", &r, &set::markdown(&r))?
         }
         Command::EchoServer => {
-            let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
             return runtime.block_on(parley_bench::process::serve_echo());
         }
     };

@@ -1,6 +1,7 @@
 //! Figures of the `parley` binary as a process: its size (goal A6), how long it takes to accept
 //! connections from an empty data folder (A5, empty case), and the memory each idle widget
-//! connection costs it next to a bare echo process's (R4), read from `/proc/<pid>/status`.
+//! connection costs it next to a bare echo process's (R4), read from `/proc/<pid>/status`; and
+//! the `/proc` readers every process scenario uses (resident memory, CPU time).
 //!
 //! The bare echo runs as a process of its own (`parley-bench echo-server`), so both sides of the
 //! memory ratio are whole processes measured the same way.
@@ -42,6 +43,31 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<f64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
     let kib: f64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
     Ok(kib)
+}
+
+/// User plus system CPU of a process so far, in clock ticks (fields 14 and 15 of its `stat`).
+///
+/// # Errors
+/// If the process is gone or its `stat` is not as Linux writes it.
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("read /proc stat")?;
+    parse_cpu_ticks(&stat)
+}
+
+fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from its last `)`.
+    let rest = stat.rsplit_once(')').context("stat: no command name")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> anyhow::Result<u64> { Ok(fields.get(n - 3).context("stat: short")?.parse()?) };
+    Ok(field(14)? + field(15)?)
+}
+
+/// Clock ticks per second of `/proc` times: `getconf CLK_TCK`, else Linux's 100 (this crate has
+/// no unsafe code to call `sysconf` itself).
+pub async fn clock_ticks() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().await.ok();
+    let text = out.and_then(|o| String::from_utf8(o.stdout).ok());
+    text.and_then(|t| t.trim().parse::<f64>().ok()).filter(|t| *t > 0.0).unwrap_or(100.0)
 }
 
 /// Size of `bin`, and `runs` cold starts of it.
@@ -135,4 +161,15 @@ pub async fn serve_echo() -> anyhow::Result<()> {
     println!("{url}");
     task.await.context("echo server")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_the_command_name() {
+        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 12 0 0";
+        assert_eq!(parse_cpu_ticks(stat).unwrap(), 12);
+    }
 }

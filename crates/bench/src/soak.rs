@@ -23,7 +23,7 @@
 //! one source address has about 28k ephemeral ports. Everything goes to loopback, and workers
 //! close their sockets and exit at a deadline whatever happens.
 
-use crate::process::rss_kib;
+use crate::process::{clock_ticks, cpu_ticks, rss_kib};
 use crate::report::{self, Row, RunInfo};
 use crate::stats::{Percentiles, nanos};
 use anyhow::{Context, bail, ensure};
@@ -258,28 +258,6 @@ pub struct Report {
 }
 
 // ---- /proc ------------------------------------------------------------------------------------
-
-/// User plus system CPU of a process so far, in clock ticks (fields 14 and 15 of its `stat`).
-pub(crate) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("read /proc stat")?;
-    parse_cpu_ticks(&stat)
-}
-
-fn parse_cpu_ticks(stat: &str) -> anyhow::Result<u64> {
-    // The command name (field 2) may hold spaces and parentheses: count from its last `)`.
-    let rest = stat.rsplit_once(')').context("stat: no command name")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> anyhow::Result<u64> { Ok(fields.get(n - 3).context("stat: short")?.parse()?) };
-    Ok(field(14)? + field(15)?)
-}
-
-/// Clock ticks per second of `/proc` times: `getconf CLK_TCK`, else Linux's 100 (this crate has
-/// no unsafe code to call `sysconf` itself).
-pub(crate) async fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().await.ok();
-    let text = out.and_then(|o| String::from_utf8(o.stdout).ok());
-    text.and_then(|t| t.trim().parse::<f64>().ok()).filter(|t| *t > 0.0).unwrap_or(100.0)
-}
 
 fn open_files(pid: u32) -> anyhow::Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd")).context("read /proc fd")?.count())
@@ -1130,12 +1108,6 @@ mod tests {
         assert_eq!(source_addr(249), Ipv4Addr::new(127, 0, 0, 251));
         assert_eq!(source_addr(250), Ipv4Addr::new(127, 0, 1, 2));
         assert_eq!(source_addr(250 * 256), Ipv4Addr::new(127, 1, 0, 2));
-    }
-
-    #[test]
-    fn cpu_ticks_are_read_after_the_command_name() {
-        let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 5 0 0 20 0 1 0 12 0 0";
-        assert_eq!(parse_cpu_ticks(stat).unwrap(), 12);
     }
 
     #[test]

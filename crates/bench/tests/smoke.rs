@@ -17,6 +17,18 @@ fn bench(out: &Path, name: &str, args: &[&str]) -> Value {
     serde_json::from_str(&json).expect("json")
 }
 
+/// The server's debug binary, which the process scenarios start; `None` (the test is skipped,
+/// saying so) when it is not built.
+fn parley_binary() -> Option<std::path::PathBuf> {
+    let bin = parley_testkit::server::workspace_path("target/debug/parley");
+    if bin.exists() {
+        Some(bin)
+    } else {
+        eprintln!("skipped: {} is not built", bin.display());
+        None
+    }
+}
+
 #[test]
 fn routing_reports_the_decisions_it_was_asked_for() {
     let out = tempfile::tempdir().expect("temp dir");
@@ -90,11 +102,7 @@ fn the_suite_reports_every_ratio_with_its_ceilings_measured_twice() {
 fn the_suite_adds_the_process_figures_when_given_the_parley_binary() {
     // `cargo test --workspace` builds the server's binary before any test runs; alone, this
     // package's tests may run without it, and then there is nothing to measure.
-    let bin = parley_testkit::server::workspace_path("target/debug/parley");
-    if !bin.exists() {
-        eprintln!("skipped: {} is not built", bin.display());
-        return;
-    }
+    let Some(bin) = parley_binary() else { return };
     let out = tempfile::tempdir().expect("temp dir");
     let args = [
         "suite",
@@ -127,11 +135,7 @@ fn the_suite_adds_the_process_figures_when_given_the_parley_binary() {
 #[test]
 fn the_soak_holds_every_widget_and_storms_both_servers() {
     // Like the suite's process figures: nothing to measure without the server's binary.
-    let bin = parley_testkit::server::workspace_path("target/debug/parley");
-    if !bin.exists() {
-        eprintln!("skipped: {} is not built", bin.display());
-        return;
-    }
+    let Some(bin) = parley_binary() else { return };
     let out = tempfile::tempdir().expect("temp dir");
     let args = [
         "soak",
@@ -183,11 +187,7 @@ fn the_soak_holds_every_widget_and_storms_both_servers() {
 #[test]
 fn the_crash_scenario_loses_and_duplicates_nothing_it_acknowledged() {
     // Like the suite's process figures: nothing to kill without the server's binary.
-    let bin = parley_testkit::server::workspace_path("target/debug/parley");
-    if !bin.exists() {
-        eprintln!("skipped: {} is not built", bin.display());
-        return;
-    }
+    let Some(bin) = parley_binary() else { return };
     let out = tempfile::tempdir().expect("temp dir");
     let args = ["crash", "--chats", "4", "--rate", "200", "--kill-after-secs", "0.5", "--parley-bin"];
     let r = bench(out.path(), "crash", &[&args[..], &[bin.to_str().expect("path")]].concat());
@@ -220,11 +220,7 @@ fn the_crash_scenario_loses_and_duplicates_nothing_it_acknowledged() {
 #[test]
 fn cold_start_fills_the_folder_and_every_start_rebuilds_the_whole_queue() {
     // Like the suite's process figures: nothing to start without the server's binary.
-    let bin = parley_testkit::server::workspace_path("target/debug/parley");
-    if !bin.exists() {
-        eprintln!("skipped: {} is not built", bin.display());
-        return;
-    }
+    let Some(bin) = parley_binary() else { return };
     let out = tempfile::tempdir().expect("temp dir");
     let args =
         ["cold-start", "--open-chats", "20", "--messages", "500", "--batch", "100", "--starts", "1", "--parley-bin"];
@@ -246,11 +242,7 @@ fn cold_start_fills_the_folder_and_every_start_rebuilds_the_whole_queue() {
 
 #[test]
 fn the_load_delivers_every_message_to_the_agents_once_and_in_order() {
-    let bin = parley_testkit::server::workspace_path("target/debug/parley");
-    if !bin.exists() {
-        eprintln!("skipped: {} is not built", bin.display());
-        return;
-    }
+    let Some(bin) = parley_binary() else { return };
     let out = tempfile::tempdir().expect("temp dir");
     let args = ["load", "--chats", "60", "--agents", "4", "--rate", "200", "--secs", "0.5", "--parley-bin"];
     let r = bench(out.path(), "load", &[&args[..], &[bin.to_str().expect("path")]].concat());
@@ -273,11 +265,7 @@ fn the_load_delivers_every_message_to_the_agents_once_and_in_order() {
 
 #[test]
 fn the_smoke_set_runs_every_scenario_and_tables_every_goal() {
-    let bin = parley_testkit::server::workspace_path("target/debug/parley");
-    if !bin.exists() {
-        eprintln!("skipped: {} is not built", bin.display());
-        return;
-    }
+    let Some(bin) = parley_binary() else { return };
     let out = tempfile::tempdir().expect("temp dir");
     let set = parley_testkit::server::workspace_path("crates/bench/scenarios/smoke.toml");
     let args = ["run", set.to_str().expect("path"), "--parley-bin", bin.to_str().expect("path")];
