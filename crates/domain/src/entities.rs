@@ -394,6 +394,9 @@ pub struct RoutingSettings {
     pub away_opt_in: bool,
     /// A returning customer's last agent gets their chat first for this many seconds (0–3600; 0: off).
     pub last_user_secs: u32,
+    /// An agent who declined or let an offer run out gets the same chat again only when no one
+    /// else can take it, this many seconds after (0–3600; 0: at once).
+    pub reoffer_secs: u32,
     /// Skill-based distribution: the levels of the policy, widening over waiting time. Empty:
     /// every active member may take the chats.
     pub policy: Vec<crate::skill::PolicyLevel>,
@@ -418,6 +421,7 @@ impl Default for RoutingSettings {
             busy_opt_in: false,
             away_opt_in: false,
             last_user_secs: 0,
+            reoffer_secs: 0,
             policy: Vec::new(),
             idle_warning_secs: 0,
             idle_close_secs: 0,
@@ -448,6 +452,7 @@ impl RoutingSettings {
         range("acw_secs", self.acw_secs, 0, 3600);
         range("acw_max_extensions", u32::from(self.acw_max_extensions), 0, 10);
         range("last_user_secs", self.last_user_secs, 0, 3600);
+        range("reoffer_secs", self.reoffer_secs, 0, 3600);
         crate::skill::check_policy(e, &format!("{prefix}/policy"), &self.policy);
         check_idle(e, prefix, self.idle_warning_secs, self.idle_close_secs, &self.idle_warning_text);
     }

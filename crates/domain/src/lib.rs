@@ -12,6 +12,7 @@ pub mod entities;
 pub mod error;
 pub mod ids;
 pub mod parameter;
+pub mod pattern;
 pub mod report;
 pub mod skill;
 pub mod system_messages;

@@ -937,6 +937,21 @@ fn check_text(e: &mut ValidationErrors, node: &str, path: &str, text: &str) {
     }
 }
 
+/// A pattern must have 1-500 characters and compile exactly as the run will compile it.
+fn check_pattern(
+    e: &mut ValidationErrors,
+    node: &str,
+    path: String,
+    pattern: &str,
+    anchoring: crate::pattern::Anchoring,
+) {
+    if pattern.is_empty() || pattern.len() > 500 {
+        e.push_node(node, path, "invalid_regex", "a pattern of 1-500 characters is required");
+    } else if let Err(why) = crate::pattern::compile(pattern, anchoring) {
+        e.push_node(node, path, "invalid_regex", format!("the pattern does not compile: {why}"));
+    }
+}
+
 fn check_properties(e: &mut ValidationErrors, n: &Node, path: &str) {
     let id = n.id.as_str();
     match &n.activity {
@@ -954,15 +969,8 @@ fn check_properties(e: &mut ValidationErrors, n: &Node, path: &str) {
             if let Some(t) = retry_text {
                 check_text(e, id, &format!("{path}/retry_text"), t);
             }
-            if let AnswerRule::Regex(p) = rule
-                && (p.is_empty() || p.len() > 500)
-            {
-                e.push_node(
-                    id,
-                    format!("{path}/rule/pattern"),
-                    "invalid_regex",
-                    "a pattern of 1-500 characters is required",
-                );
+            if let AnswerRule::Regex(p) = rule {
+                check_pattern(e, id, format!("{path}/rule/pattern"), p, crate::pattern::Anchoring::Whole);
             }
         }
         Activity::InputCustomer { prompt, options, timeout_secs, retries, retry_text, parameter } => {
@@ -1021,13 +1029,9 @@ fn check_properties(e: &mut ValidationErrors, n: &Node, path: &str) {
                 if c.op.is_numeric() && c.value.trim().parse::<f64>().is_err() {
                     e.push_node(id, format!("{cp}/value"), "not_a_number", "a numeric comparison needs a number");
                 }
-                if c.op == CompareOp::Regex && (c.value.is_empty() || c.value.len() > 500) {
-                    e.push_node(
-                        id,
-                        format!("{cp}/value"),
-                        "invalid_regex",
-                        "a pattern of 1-500 characters is required",
-                    );
+                if c.op == CompareOp::Regex {
+                    let anchoring = crate::pattern::Anchoring::Search { ignore_case: c.ignore_case };
+                    check_pattern(e, id, format!("{cp}/value"), &c.value, anchoring);
                 }
             }
         }

@@ -50,6 +50,17 @@ pub struct Pinned {
     pub workflow_id: WorkflowId,
     pub version: u32,
     pub definition: Arc<WorkflowDefinition>,
+    /// The definition's patterns, compiled once for every conversation that runs it.
+    pub patterns: Arc<parley_domain::pattern::Patterns>,
+}
+
+impl Pinned {
+    /// A version ready to run: its patterns are compiled here, once.
+    #[must_use]
+    pub fn new(workflow_id: WorkflowId, version: u32, definition: WorkflowDefinition) -> Self {
+        let patterns = Arc::new(parley_domain::pattern::Patterns::of(&definition));
+        Self { workflow_id, version, definition: Arc::new(definition), patterns }
+    }
 }
 
 /// A service as the core needs it: its settings, its calendars and the workflow version new
@@ -669,6 +680,7 @@ impl TenantCore {
             let mut reached = false;
             if run.limit_at == Some(at) && in_router {
                 run.limit_reached = true;
+                self.router.handle(router::Input::LimitReached { conversation: id }, now);
                 // One offered now hears it if the offer comes back (see `Requeued`).
                 reached = waiting && !run.limit_told;
                 run.limit_told |= reached;
@@ -1185,7 +1197,8 @@ impl TenantCore {
                 limit_reached: run.limit_reached,
                 parameter_defaults: &self.parameter_defaults,
             };
-            let outcome = workflow::handle(&run.pinned.definition, &mut run.session, input, now, &facts);
+            let outcome =
+                workflow::handle(&run.pinned.definition, &run.pinned.patterns, &mut run.session, input, now, &facts);
             run.trace.extend(outcome.trace);
             // A finished run stays (for its trace) until the conversation ends.
             live.run = Some(run);
@@ -1408,6 +1421,7 @@ fn rules_of(r: &parley_domain::RoutingSettings) -> router::ServiceRules {
         away_opt_in: r.away_opt_in,
         last_user_secs: r.last_user_secs,
         policy: r.policy.clone(),
+        reoffer_secs: r.reoffer_secs,
     }
 }
 

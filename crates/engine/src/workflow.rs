@@ -8,6 +8,7 @@
 //! by the simulator from a script, so a simulation and a live run take the same steps.
 
 use parley_domain::ServiceId;
+use parley_domain::pattern::{Anchoring, Patterns};
 use parley_domain::workflow::{
     Activity, AnswerRule, CompareOp, Condition, HttpMethod, NEXT, Node, Priority, ServiceTarget, WorkflowDefinition,
     exits, option_exit,
@@ -213,6 +214,7 @@ enum Next {
 
 struct Run<'a> {
     def: &'a WorkflowDefinition,
+    patterns: &'a Patterns,
     session: &'a mut Session,
     facts: &'a dyn Facts,
     now: OffsetDateTime,
@@ -222,12 +224,13 @@ struct Run<'a> {
 /// Applies one input to a session and returns the effects and the trace.
 pub fn handle(
     def: &WorkflowDefinition,
+    patterns: &Patterns,
     session: &mut Session,
     input: Input,
     now: OffsetDateTime,
     facts: &dyn Facts,
 ) -> Outcome {
-    let mut run = Run { def, session, facts, now, out: Outcome::default() };
+    let mut run = Run { def, patterns, session, facts, now, out: Outcome::default() };
     let resume = match (&run.session.status, input) {
         (Status::NotStarted, Input::Start) => Some(Resume::At(def.start.clone())),
         (Status::Waiting { node, wait }, input) => {
@@ -397,7 +400,10 @@ impl Run<'_> {
             }
             Activity::CheckParameter { parameter, conditions } => {
                 let value = self.session.params.get(parameter).cloned().unwrap_or_default();
-                let exit = conditions.iter().find(|c| holds(c, &value)).map_or(exits::DEFAULT, |c| c.exit.as_str());
+                let exit = conditions
+                    .iter()
+                    .find(|c| holds(c, &value, self.patterns))
+                    .map_or(exits::DEFAULT, |c| c.exit.as_str());
                 Next::Exit(exit.to_owned())
             }
             Activity::GetAvailableUsers { service, parameter } => {
@@ -474,7 +480,7 @@ impl Run<'_> {
             _ => return Resume::Stay,
         };
         let chosen = match &node.activity {
-            Activity::CollectInformation { parameter, rule, .. } => accepts(rule, text).then(|| {
+            Activity::CollectInformation { parameter, rule, .. } => accepts(rule, text, self.patterns).then(|| {
                 self.set_param(parameter, text.to_owned());
                 exits::ANSWERED.to_owned()
             }),
@@ -522,9 +528,10 @@ impl Run<'_> {
     }
 }
 
-/// Whether a Check Parameter condition holds for `value`.
+/// Whether a Check Parameter condition holds for `value` (patterns from the version's compiled
+/// ones).
 #[must_use]
-pub fn holds(c: &Condition, value: &str) -> bool {
+pub fn holds(c: &Condition, value: &str, patterns: &Patterns) -> bool {
     let fold = |s: &str| if c.ignore_case { s.to_lowercase() } else { s.to_owned() };
     let number = |s: &str| s.trim().parse::<f64>().ok();
     match c.op {
@@ -532,11 +539,7 @@ pub fn holds(c: &Condition, value: &str) -> bool {
         CompareOp::NotEquals => fold(value) != fold(&c.value),
         CompareOp::Contains => fold(value).contains(&fold(&c.value)),
         CompareOp::StartsWith => fold(value).starts_with(&fold(&c.value)),
-        CompareOp::Regex => regex::RegexBuilder::new(&c.value)
-            .case_insensitive(c.ignore_case)
-            .size_limit(1 << 20)
-            .build()
-            .is_ok_and(|r| r.is_match(value)),
+        CompareOp::Regex => patterns.is_match(&c.value, Anchoring::Search { ignore_case: c.ignore_case }, value),
         CompareOp::Empty => value.trim().is_empty(),
         CompareOp::NotEmpty => !value.trim().is_empty(),
         CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le => match (number(value), number(&c.value)) {
@@ -553,7 +556,7 @@ pub fn holds(c: &Condition, value: &str) -> bool {
 
 /// Whether an answer satisfies a Collect Information rule.
 #[must_use]
-pub fn accepts(rule: &AnswerRule, text: &str) -> bool {
+pub fn accepts(rule: &AnswerRule, text: &str, patterns: &Patterns) -> bool {
     if text.is_empty() {
         return false;
     }
@@ -569,7 +572,7 @@ pub fn accepts(rule: &AnswerRule, text: &str) -> bool {
             (5..=20).contains(&digits) && text.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
         }
         AnswerRule::Number => text.replace(',', ".").parse::<f64>().is_ok_and(f64::is_finite),
-        AnswerRule::Regex(p) => regex::Regex::new(&format!("^(?:{p})$")).is_ok_and(|r| r.is_match(text)),
+        AnswerRule::Regex(p) => patterns.is_match(p, Anchoring::Whole, text),
     }
 }
 

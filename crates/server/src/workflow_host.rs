@@ -9,7 +9,6 @@ use parley_engine::workflow::Status;
 use parley_store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 /// A tenant's configuration as the core needs it.
 pub struct TenantConfig {
@@ -73,7 +72,7 @@ pub async fn pinned(
     version: u32,
 ) -> Result<Pinned, StoreError> {
     let v = store.get_workflow_version(tenant, workflow, version).await?;
-    Ok(Pinned { workflow_id: workflow, version, definition: Arc::new(v.definition) })
+    Ok(Pinned::new(workflow, version, v.definition))
 }
 
 /// A workflow run as the admin API shows it.

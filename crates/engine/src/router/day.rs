@@ -4,7 +4,8 @@
 //! random sequences; neither shows the rules working together over hours of realistic traffic.
 //! Here one router is driven through an eight-hour day as a discrete-event simulation: customers
 //! arrive at random (Poisson), wait, give up when their patience runs out; agents ring, answer,
-//! decline or miss offers, handle chats, do after-chat work and take breaks. The simulation keeps
+//! decline or miss offers (two of them decline a third of what they are offered), handle chats, do
+//! after-chat work and take breaks. The simulation keeps
 //! its own model of the world, built only from the inputs it sends and the effects it receives,
 //! and after every step checks the router against it.
 //!
@@ -48,6 +49,8 @@ fn plans() -> [ServicePlan; 2] {
             name: "sales",
             rules: ServiceRules {
                 aging_secs: Some(120),
+                // A chat passed on goes straight back when nobody else can take it.
+                reoffer_secs: 0,
                 rona_secs: 30,
                 acw_secs: 30,
                 acw_max_extensions: 1,
@@ -69,6 +72,7 @@ fn plans() -> [ServicePlan; 2] {
                 rona_reset_secs: Some(300),
                 acw_secs: 60,
                 acw_max_extensions: 2,
+                reoffer_secs: 90,
                 ..ServiceRules::default()
             },
             mean_gap_secs: 78.0,
@@ -95,6 +99,9 @@ const STAFF: [(u32, &[usize]); 12] = [
     (1, &[SALES, SUPPORT]),
     (2, &[SALES, SUPPORT]),
 ];
+/// Decline a third of their offers: the re-offer rules must still serve their customers.
+const RELUCTANT: [usize; 2] = [1, 6];
+const RELUCTANT_DECLINE: f64 = 0.35;
 /// Signs in half an hour late.
 const LATE_AGENT: usize = 11;
 /// Signs out half an hour early, possibly in the middle of chats.
@@ -128,8 +135,9 @@ struct Chat {
     /// earlier offer is recognised as stale.
     offer: Option<(usize, u32)>,
     offers: u32,
-    /// Agents who declined or missed it: the router never offers it to them again.
-    passed_by: BTreeSet<usize>,
+    /// Agents who declined or missed it, and when they last did: the router offers it to them
+    /// again only when no one else can take it and the service's re-offer wait is over.
+    passed_by: BTreeMap<usize, i64>,
 }
 
 impl Chat {
@@ -237,6 +245,8 @@ struct DayReport {
     arrivals_by_service: [usize; 2],
     offers: usize,
     declines: usize,
+    /// Offers of a chat to an agent who had passed on it.
+    reoffers: usize,
     ronas: usize,
     rona_flags: usize,
     rona_manual_resets: usize,
@@ -548,7 +558,7 @@ impl Day {
             abandoned: false,
             offer: None,
             offers: 0,
-            passed_by: BTreeSet::new(),
+            passed_by: BTreeMap::new(),
         });
         let rank = self.chats[chat].rank(chat, &self.plans[service].rules);
         self.waiting[service].insert((rank, chat));
@@ -603,7 +613,7 @@ impl Day {
                 let c = &mut self.chats[chat];
                 assert!(c.offer.is_none() && c.ended.is_none(), "requeued a chat that is not back: {effect:?}");
                 if reason != Requeue::AgentUnavailable {
-                    c.passed_by.insert(agent);
+                    c.passed_by.insert(agent, now);
                 }
                 let rank = c.rank(chat, &self.plans[c.service].rules);
                 self.waiting[c.service].insert((rank, chat));
@@ -686,15 +696,24 @@ impl Day {
         let a = &self.agents[agent];
         assert!(c.offer.is_none() && c.connected.is_none() && c.ended.is_none(), "chat {chat} offered twice: {c:?}");
         assert!(a.free_for(service), "chat {chat} offered to agent {agent}, who cannot take it: {a:?}");
-        assert!(!c.passed_by.contains(&agent), "chat {chat} offered again to agent {agent}, who passed on it");
+        let reoffer = i64::from(plan.rules.reoffer_secs);
+        if let Some(&at) = c.passed_by.get(&agent) {
+            // Offered again to someone who passed on it: only after the wait, and only when
+            // nobody who has not passed on it is free.
+            assert!(now >= at + reoffer, "chat {chat} offered again to agent {agent} {}s after they passed", now - at);
+            let fresh = (0..self.agents.len())
+                .find(|&b| b != agent && self.agents[b].free_for(service) && !c.passed_by.contains_key(&b));
+            assert!(fresh.is_none(), "chat {chat} offered again to agent {agent} while agent {fresh:?} is free");
+            self.report.reoffers += 1;
+        }
         assert!(self.active[service] < plan.rules.max_tasks, "{} offered beyond its capacity", plan.name);
         assert_eq!(secs(deadline), now + i64::from(plan.rules.rona_secs), "offer deadline is the RONA timeout");
         // Order: a chat ranked ahead of this one and still waiting may only be passed over by
-        // an agent who declined or missed it.
+        // an agent who declined or missed it and is still in its re-offer wait.
         let rank = c.rank(chat, &plan.rules);
         for &(_, ahead) in self.waiting[service].range(..(rank, chat)) {
             assert!(
-                self.chats[ahead].passed_by.contains(&agent),
+                self.chats[ahead].passed_by.get(&agent).is_some_and(|at| now < at + reoffer),
                 "chat {chat} ({:?}) offered to agent {agent} while chat {ahead} ({:?}) waits ahead of it",
                 c.priority,
                 self.chats[ahead].priority,
@@ -712,6 +731,7 @@ impl Day {
         self.report.offers += 1;
 
         let (no_answer, decline) = (plan.no_answer, plan.decline);
+        let decline = if RELUCTANT.contains(&agent) { RELUCTANT_DECLINE } else { decline };
         let u: f64 = self.rng.gen_range(0.0..1.0);
         if u >= no_answer {
             let ring = self.rng.gen_range(2..=MAX_RING_SECS);
@@ -761,9 +781,11 @@ impl Day {
                 self.plans[s].name
             );
             // Nobody waits while an agent who could take it is free; only having passed on a
-            // chat keeps an agent off it.
+            // chat keeps an agent off it, and only for the service's re-offer wait.
+            let reoffer = i64::from(rules.reoffer_secs);
             for &(_, c) in &self.waiting[s] {
-                if let Some(&a) = free.iter().find(|&&a| !self.chats[c].passed_by.contains(&a)) {
+                let waiting_out = |a: usize| self.chats[c].passed_by.get(&a).is_some_and(|at| self.now < at + reoffer);
+                if let Some(&a) = free.iter().find(|&&a| !waiting_out(a)) {
                     panic!("chat {c} waits at {} while agent {a} is free: {:?}", self.now, self.chats[c]);
                 }
             }
@@ -922,9 +944,11 @@ fn print(report: &DayReport) {
         report.slot_utilisation * 100.0
     );
     println!(
-        "offers {}, declines {}, RONA {} (flags {}, reset by hand {}), taken back as agent unavailable {}, stale answers {}",
+        "offers {}, declines {}, offered again to an agent who passed {}, RONA {} (flags {}, reset by hand {}), \
+         taken back as agent unavailable {}, stale answers {}",
         report.offers,
         report.declines,
+        report.reoffers,
         report.ronas,
         report.rona_flags,
         report.rona_manual_resets,
@@ -962,6 +986,7 @@ fn a_simulated_day_keeps_every_invariant_and_reports_waits_occupancy_and_rona() 
     assert!(0.0 < report.occupancy && report.occupancy <= 1.0, "occupancy {}", report.occupancy);
     assert!(0.0 < report.slot_utilisation && report.slot_utilisation <= report.occupancy);
     assert!(report.ronas > 0 && report.rona_flags > 0 && report.declines > 0, "the unhappy paths ran");
+    assert!(report.reoffers > 0, "chats went back to agents who had passed on them");
     assert!(report.acw_early_ends > 0 && report.acw_extensions > 0);
     assert!(report.rona_flags <= report.ronas, "only support's misses flag the agent");
     let served: usize = by_priority.values().map(|t| t.served).sum();

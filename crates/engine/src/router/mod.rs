@@ -17,8 +17,10 @@
 //! - A chat goes to its last agent while their head start lasts, else to its preferred users in
 //!   their order, else to the agent with the fewest chats who has waited longest, ties by id.
 //! - Offers run one at a time per agent and per chat; no answer within the RONA timeout puts the
-//!   chat back with its place, and may flag the agent; declining puts it back and skips that
-//!   agent for this chat.
+//!   chat back with its place, and may flag the agent; declining puts it back. Either way the chat
+//!   goes to the next eligible agent who has not passed on it. When none is free, an agent who
+//!   passed on it gets it again once they are selectable and the service's `reoffer_secs` have
+//!   run since they passed (0: at once), so a chat never waits for good beside a free agent.
 
 use parley_domain::workflow::Priority;
 use parley_domain::{ConversationId, PolicyLevel, Presence, ServiceId, SkillId, UserId, UserSkill};
@@ -66,6 +68,9 @@ pub struct ServiceRules {
     pub last_user_secs: u32,
     /// Skill levels an agent needs, widening with the wait (empty: any member).
     pub policy: Vec<PolicyLevel>,
+    /// An agent who declined or missed a chat may be offered it again this long after, when no
+    /// one else can take it (0: at once).
+    pub reoffer_secs: u32,
 }
 
 impl Default for ServiceRules {
@@ -82,6 +87,7 @@ impl Default for ServiceRules {
             away_opt_in: false,
             last_user_secs: 0,
             policy: Vec::new(),
+            reoffer_secs: 0,
         }
     }
 }
@@ -161,6 +167,11 @@ pub enum Input {
     SetPriority {
         conversation: ConversationId,
         priority: Priority,
+    },
+    /// The chat's queue limit passed: its workflow takes it out of the queue at its next check,
+    /// so until then it is offered only to agents who have not passed on it.
+    LimitReached {
+        conversation: ConversationId,
     },
     /// The chat's preferred users changed (at most [`MAX_PREFERRED`], priority 1 first).
     SetPreferred {
@@ -332,6 +343,8 @@ enum Deadline {
     LastUser(ConversationId),
     /// The chat's distribution policy widens to its next level.
     Level(ConversationId),
+    /// An agent who passed on the chat may be offered it again.
+    Reoffer(ConversationId),
 }
 
 #[derive(Debug, Clone)]
@@ -433,7 +446,11 @@ struct Task {
     entered_at: OffsetDateTime,
     order: u64,
     key: QueueKey,
-    declined_by: BTreeSet<UserId>,
+    /// Agents who declined or missed the chat, and when they last did: they get it again only
+    /// when nobody else can take it, `reoffer_secs` later.
+    declined_by: BTreeMap<UserId, OffsetDateTime>,
+    /// Its queue limit passed: no more re-offers to agents who passed on it.
+    past_limit: bool,
     preferred: Vec<(UserId, u8)>,
     last_user: Option<UserId>,
     /// The last agent's head start ends here.
@@ -636,6 +653,7 @@ impl Router {
                 let s = self.services.entry(service).or_default();
                 let aging_changed = s.rules.aging_secs != rules.aging_secs;
                 let policy_changed = s.rules.policy != rules.policy;
+                let reoffer_changed = s.rules.reoffer_secs != rules.reoffer_secs;
                 s.unsettle();
                 s.rules = ServiceRules { max_tasks: rules.max_tasks.max(1), ..rules };
                 let members: Vec<UserId> = s.members.keys().copied().collect();
@@ -652,6 +670,9 @@ impl Router {
                     for (id, entered) in waiting {
                         self.schedule_levels(service, id, entered, now);
                     }
+                }
+                if reoffer_changed {
+                    self.schedule_reoffers(service, now);
                 }
                 for a in members {
                     self.reindex(a);
@@ -720,6 +741,11 @@ impl Router {
                 }
                 touched.insert(service);
             }
+            Input::LimitReached { conversation } => {
+                if let Some(t) = self.tasks.get_mut(&conversation) {
+                    t.past_limit = true;
+                }
+            }
             Input::SetPreferred { conversation, mut preferred } => {
                 let Some(t) = self.tasks.get_mut(&conversation) else { return };
                 preferred.truncate(MAX_PREFERRED);
@@ -743,7 +769,8 @@ impl Router {
                         entered_at: now,
                         order,
                         key,
-                        declined_by: BTreeSet::new(),
+                        declined_by: BTreeMap::new(),
+                        past_limit: false,
                         preferred: Vec::new(),
                         last_user: None,
                         last_user_until: None,
@@ -900,7 +927,8 @@ impl Router {
                 entered_at,
                 order,
                 key,
-                declined_by: BTreeSet::new(),
+                declined_by: BTreeMap::new(),
+                past_limit: false,
                 preferred,
                 last_user: a.last_user,
                 last_user_until,
@@ -956,9 +984,13 @@ impl Router {
             self.deadlines.remove(&(d, Deadline::Offer(conversation)));
         }
         if reason != Requeue::AgentUnavailable {
-            t.declined_by.insert(agent);
+            t.declined_by.insert(agent, now);
         }
         let (service, key) = (t.service, t.key);
+        let reoffer = self.rules(service).reoffer_secs;
+        if reason != Requeue::AgentUnavailable && reoffer > 0 {
+            self.deadlines.insert((now + Duration::seconds(i64::from(reoffer)), Deadline::Reoffer(conversation)));
+        }
         if let Some(s) = self.services.get_mut(&service) {
             s.queue.insert(key);
             s.recheck(conversation);
@@ -1107,7 +1139,7 @@ impl Router {
                         self.agent_changed(agent, now, effects, touched);
                     }
                 }
-                Deadline::LastUser(c) | Deadline::Level(c) => {
+                Deadline::LastUser(c) | Deadline::Level(c) | Deadline::Reoffer(c) => {
                     if let Some(service) = self.tasks.get(&c).map(|t| t.service) {
                         if let Some(s) = self.services.get_mut(&service) {
                             s.recheck(c);
@@ -1116,6 +1148,22 @@ impl Router {
                     }
                 }
             }
+        }
+    }
+
+    /// After the service's re-offer wait changed: every pass still waiting out the new wait
+    /// gets its deadline, so no chat waits past it.
+    fn schedule_reoffers(&mut self, service: ServiceId, now: OffsetDateTime) {
+        let wait = Duration::seconds(i64::from(self.rules(service).reoffer_secs));
+        let due: Vec<(OffsetDateTime, ConversationId)> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.service == service)
+            .flat_map(|(id, t)| t.declined_by.values().map(move |at| (*at + wait, *id)))
+            .filter(|(at, _)| *at > now)
+            .collect();
+        for (at, id) in due {
+            self.deadlines.insert((at, Deadline::Reoffer(id)));
         }
     }
 
@@ -1197,12 +1245,12 @@ impl Router {
         let qualifies = |id: &UserId| self.agents.get(id).is_some_and(|a| a.meets(level));
         let free = |id: &UserId| {
             self.agents.get(id).is_some_and(|a| service.free.contains(&a.free_key(*id)))
-                && !task.declined_by.contains(id)
+                && !task.declined_by.contains_key(id)
                 && qualifies(id)
         };
         if let (Some(last), Some(until)) = (task.last_user, task.last_user_until)
             && now < until
-            && !task.declined_by.contains(&last)
+            && !task.declined_by.contains_key(&last)
         {
             // The head start: only the last agent, or nobody yet.
             return free(&last).then_some(last);
@@ -1210,7 +1258,17 @@ impl Router {
         if let Some((id, _)) = task.preferred.iter().find(|(id, _)| free(id)) {
             return Some(*id);
         }
-        service.free.iter().map(|k| k.2).find(|id| !task.declined_by.contains(id) && qualifies(id))
+        let fresh = service.free.iter().map(|k| k.2).find(|id| !task.declined_by.contains_key(id) && qualifies(id));
+        if fresh.is_some() || task.declined_by.is_empty() || task.past_limit {
+            return fresh;
+        }
+        // Nobody new can take it: an agent who passed on it gets it again once the wait is over.
+        let wait = Duration::seconds(i64::from(service.rules.reoffer_secs));
+        service
+            .free
+            .iter()
+            .map(|k| k.2)
+            .find(|id| task.declined_by.get(id).is_some_and(|at| *at + wait <= now) && qualifies(id))
     }
 
     /// Offers chats of the touched services while a match exists, best-ranked chat first across

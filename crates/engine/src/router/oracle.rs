@@ -12,7 +12,8 @@ use super::*;
 use proptest::prelude::*;
 
 impl Router {
-    /// Could `agent` be offered `task` now, judged from the raw state only?
+    /// Could `agent` be offered `task` now, judged from the raw state only, had they never
+    /// passed on it?
     fn oracle_can_take(&self, agent: UserId, task: &Task, now: OffsetDateTime) -> bool {
         let Some(s) = self.services.get(&task.service) else { return false };
         let Some(a) = self.agents.get(&agent) else { return false };
@@ -23,7 +24,7 @@ impl Router {
             Presence::Offline => false,
         };
         let head_start_blocks = match (task.last_user, task.last_user_until) {
-            (Some(last), Some(until)) => now < until && !task.declined_by.contains(&last) && last != agent,
+            (Some(last), Some(until)) => now < until && !task.declined_by.contains_key(&last) && last != agent,
             _ => false,
         };
         let level = policy_level(&s.rules.policy, task.entered_at, now);
@@ -38,23 +39,33 @@ impl Router {
             && a.acw_until.is_none()
             && a.rona.is_none()
             && a.chats.len() < a.max_chats as usize
-            && !task.declined_by.contains(&agent)
             && !head_start_blocks
     }
 
     /// The agent the rules pick for `task`: the last agent, else the first preferred, else the
-    /// fewest chats and longest idle, ties by id.
+    /// fewest chats and longest idle, ties by id; among those who never passed on it, else among
+    /// those who did and have waited out the service's re-offer time.
     fn oracle_pick(&self, task: &Task, now: OffsetDateTime) -> Option<UserId> {
-        let mut candidates: Vec<UserId> =
-            self.agents.keys().copied().filter(|a| self.oracle_can_take(*a, task, now)).collect();
-        if candidates.is_empty() {
-            return None;
-        }
-        if let Some((p, _)) = task.preferred.iter().find(|(p, _)| candidates.contains(p)) {
+        let able: Vec<UserId> = self.agents.keys().copied().filter(|a| self.oracle_can_take(*a, task, now)).collect();
+        let by_load = |ids: &mut Vec<UserId>| {
+            ids.sort_by_key(|id| (self.agents[id].chats.len(), self.agents[id].idle_since, *id));
+        };
+        let mut fresh: Vec<UserId> = able.iter().copied().filter(|a| !task.declined_by.contains_key(a)).collect();
+        if let Some((p, _)) = task.preferred.iter().find(|(p, _)| fresh.contains(p)) {
             return Some(*p);
         }
-        candidates.sort_by_key(|id| (self.agents[id].chats.len(), self.agents[id].idle_since, *id));
-        candidates.first().copied()
+        by_load(&mut fresh);
+        if let Some(first) = fresh.first() {
+            return Some(*first);
+        }
+        if task.past_limit {
+            return None;
+        }
+        let wait = Duration::seconds(i64::from(self.services[&task.service].rules.reoffer_secs));
+        let mut again: Vec<UserId> =
+            able.into_iter().filter(|a| task.declined_by.get(a).is_some_and(|at| *at + wait <= now)).collect();
+        by_load(&mut again);
+        again.first().copied()
     }
 
     /// The offers a fresh greedy scan makes from this state, in order.
@@ -124,6 +135,20 @@ impl Router {
                         "{:?} waits while an agent who could take it is free",
                         c
                     );
+                    // An agent who passed on it is not kept off it for good: the end of each
+                    // re-offer wait is a deadline that looks at the chat again.
+                    let wait = Duration::seconds(i64::from(self.services[&task.service].rules.reoffer_secs));
+                    for (agent, at) in &task.declined_by {
+                        let due = *at + wait;
+                        prop_assert!(
+                            due <= now || self.deadlines.contains(&(due, Deadline::Reoffer(*c))),
+                            "{:?} passed by {:?} at {} has no re-offer deadline at {}",
+                            c,
+                            agent,
+                            at,
+                            due
+                        );
+                    }
                 }
             }
         }
@@ -133,15 +158,31 @@ impl Router {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Rules { service: u8, max_tasks: u32, aging: Option<u32>, persistent: bool, acw: u32, busy_ok: bool, skilled: bool },
+    Rules {
+        service: u8,
+        max_tasks: u32,
+        aging: Option<u32>,
+        persistent: bool,
+        acw: u32,
+        busy_ok: bool,
+        skilled: bool,
+        reoffer: u32,
+    },
     Skill(u8, u8),
     Agent(u8, u32, bool),
     Presence(u8, u8),
     Online(u8, bool),
     Member(u8, u8, bool),
     Leave(u8, u8),
-    Enqueue { chat: u8, service: u8, priority: u8, preferred: Option<u8>, last: Option<u8> },
+    Enqueue {
+        chat: u8,
+        service: u8,
+        priority: u8,
+        preferred: Option<u8>,
+        last: Option<u8>,
+    },
     SetPriority(u8, u8),
+    LimitReached(u8),
     Accept(u8),
     Decline(u8),
     Finish(u8),
@@ -163,16 +204,18 @@ fn op() -> impl Strategy<Value = Op> {
             any::<bool>(),
             0u32..90,
             any::<bool>(),
-            any::<bool>()
+            any::<bool>(),
+            prop_oneof![Just(0u32), Just(0), Just(30), Just(150)],
         )
-            .prop_map(|(service, max_tasks, aging, persistent, acw, busy_ok, skilled)| Op::Rules {
+            .prop_map(|(service, max_tasks, aging, persistent, acw, busy_ok, skilled, reoffer)| Op::Rules {
                 service,
                 max_tasks,
                 aging,
                 persistent,
                 acw,
                 busy_ok,
-                skilled
+                skilled,
+                reoffer
             }),
         (agent.clone(), 0u8..6).prop_map(|(a, l)| Op::Skill(a, l)),
         (agent.clone(), 0u32..4, any::<bool>()).prop_map(|(a, m, c)| Op::Agent(a, m, c)),
@@ -189,6 +232,7 @@ fn op() -> impl Strategy<Value = Op> {
                 last
             }),
         (chat.clone(), 0u8..4).prop_map(|(c, p)| Op::SetPriority(c, p)),
+        chat.clone().prop_map(Op::LimitReached),
         chat.clone().prop_map(Op::Accept),
         chat.clone().prop_map(Op::Decline),
         chat.prop_map(Op::Finish),
@@ -220,7 +264,7 @@ fn to_input(r: &Router, op: &Op) -> Input {
             agent: a(x),
             skills: if level == 0 { Vec::new() } else { vec![UserSkill { skill_id: skill(), level }] },
         },
-        Op::Rules { service, max_tasks, aging, persistent, acw, busy_ok, skilled } => Input::ServiceUpdated {
+        Op::Rules { service, max_tasks, aging, persistent, acw, busy_ok, skilled, reoffer } => Input::ServiceUpdated {
             service: s(service),
             rules: ServiceRules {
                 max_tasks,
@@ -231,6 +275,7 @@ fn to_input(r: &Router, op: &Op) -> Input {
                 acw_max_extensions: 2,
                 busy_opt_in: busy_ok,
                 last_user_secs: 60,
+                reoffer_secs: reoffer,
                 // Level 3 of the skill at first, anyone after a minute.
                 policy: if skilled {
                     vec![
@@ -260,6 +305,7 @@ fn to_input(r: &Router, op: &Op) -> Input {
             last_user: last.map(a),
         }),
         Op::SetPriority(cv, p) => Input::SetPriority { conversation: c(cv), priority: prio(p) },
+        Op::LimitReached(cv) => Input::LimitReached { conversation: c(cv) },
         // Answer as whoever holds the offer, so the interesting paths are exercised.
         Op::Accept(cv) => Input::Accept { conversation: c(cv), agent: r.offered_to(c(cv)).unwrap_or(a(0)) },
         Op::Decline(cv) => Input::Decline { conversation: c(cv), agent: r.offered_to(c(cv)).unwrap_or(a(0)) },

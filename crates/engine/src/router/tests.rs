@@ -106,8 +106,9 @@ fn an_agent_holds_one_offer_at_a_time_even_with_spare_capacity() {
 }
 
 #[test]
-fn decline_offers_the_chat_to_the_next_agent_and_never_back_to_the_decliner() {
-    let mut r = ready(2, 1);
+fn decline_offers_the_chat_to_the_next_agent_then_back_to_a_decliner_when_nobody_else_can_take_it() {
+    let mut r = ready(3, 1);
+    r.handle(Input::PresenceChanged { agent: uid(3), presence: Presence::Away }, t(5));
     enqueue(&mut r, 1, 10);
     let fx = r.handle(Input::Decline { conversation: cid(1), agent: uid(1) }, t(11));
     assert_eq!(
@@ -118,14 +119,55 @@ fn decline_offers_the_chat_to_the_next_agent_and_never_back_to_the_decliner() {
             offer(1, 2, 11),
         ]
     );
+    // Both declined and agent 3 is away: it goes back to the longest idle of the two at once.
     let fx = r.handle(Input::Decline { conversation: cid(1), agent: uid(2) }, t(12));
-    assert!(offers(&fx).is_empty(), "both declined: it waits for someone else");
-    assert_eq!(r.position(cid(1)), Some(1));
+    assert_eq!(offers(&fx), [(cid(1), uid(1))]);
+    // Someone who has not passed on it yet comes first.
+    r.handle(Input::PresenceChanged { agent: uid(3), presence: Presence::Available }, t(13));
+    let fx = r.handle(Input::Decline { conversation: cid(1), agent: uid(1) }, t(14));
+    assert_eq!(offers(&fx), [(cid(1), uid(3))]);
+}
+
+#[test]
+fn a_lone_agent_who_declined_gets_the_chat_again_after_the_services_reoffer_wait() {
+    let rules = ServiceRules { reoffer_secs: 60, ..ServiceRules::default() };
+    let mut r = ready_with(1, 1, rules);
+    enqueue(&mut r, 1, 10);
+    let fx = r.handle(Input::Decline { conversation: cid(1), agent: uid(1) }, t(11));
+    assert!(offers(&fx).is_empty(), "not at once: {fx:?}");
+    assert_eq!(r.next_deadline(), Some(t(71)));
+    assert!(offers(&r.handle(Input::Tick, t(70))).is_empty());
+    let fx = r.handle(Input::Tick, t(71));
+    assert_eq!(offers(&fx), [(cid(1), uid(1))]);
+}
+
+#[test]
+fn a_missed_chat_goes_back_to_the_agent_once_they_are_ready_again() {
+    let rules = ServiceRules { persistent_rona: true, ..ServiceRules::default() };
+    let mut r = ready_with(1, 1, rules);
+    enqueue(&mut r, 1, 10);
+    let fx = r.handle(Input::Tick, t(40));
+    assert!(fx.contains(&Effect::RonaFlagged { agent: uid(1), until: None }), "{fx:?}");
+    assert!(offers(&fx).is_empty(), "flagged agents get nothing");
+    let fx = r.handle(Input::ResetRona { agent: uid(1) }, t(300));
+    assert_eq!(fx, [Effect::RonaCleared { agent: uid(1) }, offer(1, 1, 300)]);
+}
+
+#[test]
+fn changing_the_reoffer_wait_reschedules_the_chats_already_passed_on() {
+    let rules = ServiceRules { reoffer_secs: 600, ..ServiceRules::default() };
+    let mut r = ready_with(1, 1, rules.clone());
+    enqueue(&mut r, 1, 10);
+    r.handle(Input::Decline { conversation: cid(1), agent: uid(1) }, t(11));
+    r.handle(Input::ServiceUpdated { service: sid(1), rules: ServiceRules { reoffer_secs: 30, ..rules } }, t(20));
+    assert_eq!(r.next_deadline(), Some(t(41)));
+    assert_eq!(offers(&r.handle(Input::Tick, t(41))), [(cid(1), uid(1))]);
 }
 
 #[test]
 fn no_answer_in_time_redirects_the_offer_keeping_the_place_in_the_queue() {
-    let mut r = ready(2, 1);
+    // A long re-offer wait keeps agent 1 off chat 1 for this test.
+    let mut r = ready_with(2, 1, ServiceRules { reoffer_secs: 600, ..ServiceRules::default() });
     r.handle(Input::MembershipSet { service: sid(1), agent: uid(2), active: false }, t(5));
     enqueue(&mut r, 1, 10);
     enqueue(&mut r, 2, 11);
@@ -155,15 +197,16 @@ fn persistent_rona_blocks_the_agent_until_reset_by_hand_by_going_offline_or_by_t
     assert!(fx.contains(&Effect::RonaFlagged { agent: uid(1), until: Some(t(640)) }), "{fx:?}");
     assert!(r.agent_status(uid(1)).unwrap().rona);
     assert_eq!(r.staffing(sid(1)).free, 0);
-    // Manual reset: the chat is offered again at once (declined_by keeps them off chat 1 only).
+    // Manual reset: the agent is offered again at once, the chat they missed first (nobody
+    // else can take it, and it is ahead of chat 2).
     enqueue(&mut r, 2, 50);
     let fx = r.handle(Input::ResetRona { agent: uid(1) }, t(60));
-    assert_eq!(fx, [Effect::RonaCleared { agent: uid(1) }, offer(2, 1, 60)]);
+    assert_eq!(fx, [Effect::RonaCleared { agent: uid(1) }, offer(1, 1, 60)]);
     // Missing again, then the timed reset clears the flag.
     let fx = r.handle(Input::Tick, t(90));
     assert!(fx.contains(&Effect::RonaFlagged { agent: uid(1), until: Some(t(690)) }));
     let fx = r.handle(Input::Tick, t(690));
-    assert_eq!(fx, [Effect::RonaCleared { agent: uid(1) }]);
+    assert_eq!(fx, [Effect::RonaCleared { agent: uid(1) }, offer(1, 1, 690)]);
     // Going offline clears it as well.
     enqueue(&mut r, 3, 700);
     r.handle(Input::Tick, t(730));

@@ -26,7 +26,7 @@ fn uid(n: u128) -> UserId {
 }
 
 fn pinned(workflow: u128, def: WorkflowDefinition) -> Pinned {
-    Pinned { workflow_id: WorkflowId::from_uuid(Uuid::from_u128(workflow)), version: 1, definition: Arc::new(def) }
+    Pinned::new(WorkflowId::from_uuid(Uuid::from_u128(workflow)), 1, def)
 }
 
 fn setup(n: u128, workflow: Option<Pinned>) -> ServiceSetup {
@@ -430,7 +430,10 @@ fn facts(out: &[Out]) -> (Vec<UserSessionFact>, Vec<ServiceSessionFact>) {
 fn every_offer_and_every_stay_in_a_service_becomes_a_reporting_fact() {
     let p = pinned(201, queue_only(None));
     let mut core = TenantCore::new();
-    let _ = core.set_service(setup(1, Some(p.clone())), T0);
+    let mut s = setup(1, Some(p.clone()));
+    // Agent 1 does not get the chat back while nobody else is there.
+    s.service.routing.reoffer_secs = 600;
+    let _ = core.set_service(s, T0);
     let members: Vec<Membership> =
         (1..=2).map(|n| Membership { service_id: sid(1), user_id: uid(n), active: true }).collect();
     let _ = core.set_people(vec![agent(1), agent(2)], &members, T0);

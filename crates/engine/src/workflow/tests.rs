@@ -2,6 +2,7 @@
 //! ends a call waiting, finished or failed, and only ever names nodes that exist.
 
 use super::*;
+use parley_domain::pattern::Patterns;
 use parley_domain::workflow::{HeaderTemplate, MenuOption, ResponseMapping};
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -90,7 +91,7 @@ impl Case {
         self
     }
     fn input(&mut self, i: Input) -> Outcome {
-        handle(&self.def, &mut self.session, i, self.now, &self.world)
+        handle(&self.def, &Patterns::of(&self.def), &mut self.session, i, self.now, &self.world)
     }
     fn start(&mut self) -> Outcome {
         self.input(Input::Start)
@@ -181,13 +182,16 @@ fn collect_information_times_out() {
 
 #[test]
 fn answer_rules_accept_what_they_should() {
-    assert!(accepts(&AnswerRule::Phone, "+41 (44) 123-45-67"));
-    assert!(!accepts(&AnswerRule::Phone, "call me"));
-    assert!(accepts(&AnswerRule::Number, "3,5"));
-    assert!(!accepts(&AnswerRule::Number, "NaN"));
-    assert!(accepts(&AnswerRule::Regex("[A-Z]{2}\\d+".into()), "CH123"));
-    assert!(!accepts(&AnswerRule::Regex("[A-Z]{2}\\d+".into()), "xCH123"), "the whole answer must match");
-    assert!(!accepts(&AnswerRule::Any, ""));
+    assert!(accepts(&AnswerRule::Phone, "+41 (44) 123-45-67", &Patterns::default()));
+    assert!(!accepts(&AnswerRule::Phone, "call me", &Patterns::default()));
+    assert!(accepts(&AnswerRule::Number, "3,5", &Patterns::default()));
+    assert!(!accepts(&AnswerRule::Number, "NaN", &Patterns::default()));
+    assert!(accepts(&AnswerRule::Regex("[A-Z]{2}\\d+".into()), "CH123", &Patterns::default()));
+    assert!(
+        !accepts(&AnswerRule::Regex("[A-Z]{2}\\d+".into()), "xCH123", &Patterns::default()),
+        "the whole answer must match"
+    );
+    assert!(!accepts(&AnswerRule::Any, "", &Patterns::default()));
 }
 
 fn menu() -> Activity {
@@ -303,16 +307,16 @@ fn check_parameter_picks_the_first_condition_that_holds_or_default() {
 #[test]
 fn compare_operators() {
     let c = |op, value: &str, ic| Condition { exit: "e".into(), op, value: value.into(), ignore_case: ic };
-    assert!(holds(&c(CompareOp::Equals, "GOLD", true), "gold"));
-    assert!(!holds(&c(CompareOp::Equals, "GOLD", false), "gold"));
-    assert!(holds(&c(CompareOp::NotEquals, "a", false), "b"));
-    assert!(holds(&c(CompareOp::Contains, "vip", true), "Super VIP customer"));
-    assert!(holds(&c(CompareOp::StartsWith, "+41", false), "+41 44"));
-    assert!(holds(&c(CompareOp::Regex, "^order-\\d+$", false), "order-17"));
-    assert!(!holds(&c(CompareOp::Regex, "(", false), "("), "a broken pattern never matches");
-    assert!(holds(&c(CompareOp::NotEmpty, "", false), "x"));
-    assert!(holds(&c(CompareOp::Gt, "1.5", false), "2"));
-    assert!(holds(&c(CompareOp::Le, "2", false), "2"));
+    assert!(holds(&c(CompareOp::Equals, "GOLD", true), "gold", &Patterns::default()));
+    assert!(!holds(&c(CompareOp::Equals, "GOLD", false), "gold", &Patterns::default()));
+    assert!(holds(&c(CompareOp::NotEquals, "a", false), "b", &Patterns::default()));
+    assert!(holds(&c(CompareOp::Contains, "vip", true), "Super VIP customer", &Patterns::default()));
+    assert!(holds(&c(CompareOp::StartsWith, "+41", false), "+41 44", &Patterns::default()));
+    assert!(holds(&c(CompareOp::Regex, "^order-\\d+$", false), "order-17", &Patterns::default()));
+    assert!(!holds(&c(CompareOp::Regex, "(", false), "(", &Patterns::default()), "a broken pattern never matches");
+    assert!(holds(&c(CompareOp::NotEmpty, "", false), "x", &Patterns::default()));
+    assert!(holds(&c(CompareOp::Gt, "1.5", false), "2", &Patterns::default()));
+    assert!(holds(&c(CompareOp::Le, "2", false), "2", &Patterns::default()));
 }
 
 #[test]
@@ -447,7 +451,7 @@ fn a_loop_without_a_pause_fails_instead_of_spinning() {
         ],
     };
     let mut s = Session::new(BTreeMap::new());
-    let out = handle(&def, &mut s, Input::Start, t0(), &World::default());
+    let out = handle(&def, &Patterns::of(&def), &mut s, Input::Start, t0(), &World::default());
     assert!(matches!(out.effects.last(), Some(Effect::Failed { .. })));
 }
 
@@ -564,7 +568,7 @@ proptest! {
                 ..World::default()
             };
             now += Duration::seconds(i64::from(w % 90));
-            let out = handle(&def, &mut session, input, now, &world);
+            let out = handle(&def, &Patterns::of(&def), &mut session, input, now, &world);
             prop_assert!(!matches!(session.status, Status::NotStarted) , "started sessions never go back");
             for step in &out.trace {
                 prop_assert!(ids.contains(step.node.as_str()), "trace names {}", step.node);

@@ -24,7 +24,6 @@ use parley_engine::simulate::{self, Script, Simulation};
 use parley_engine::tenant::{Pinned, ServiceSetup};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -348,7 +347,7 @@ pub async fn simulate(
             // A draft may break reference rules (the trace shows where), but not the structure
             // the interpreter relies on (timeouts, loops that never pause).
             wf.draft.validate()?;
-            Pinned { workflow_id: wf.id, version: 0, definition: Arc::new(wf.draft.clone()) }
+            Pinned::new(wf.id, 0, wf.draft.clone())
         }
         (false, Some(v)) => {
             let r = workflow_host::pinned(state.store.as_ref(), tenant, wf.id, v).await;

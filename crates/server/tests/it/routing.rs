@@ -54,7 +54,7 @@ async fn an_unanswered_offer_goes_to_the_next_agent_when_its_deadline_passes() {
 }
 
 #[tokio::test]
-async fn a_decline_moves_the_offer_on_and_the_decliner_is_not_asked_again() {
+async fn a_decline_moves_the_offer_on_then_back_to_the_first_decliner_when_nobody_else_is_free() {
     let server = TestServer::sqlite().await;
     let t = fixtures::tenant(&server.base, "decline", 2).await.unwrap();
     let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
@@ -64,10 +64,64 @@ async fn a_decline_moves_the_offer_on_and_the_decliner_is_not_asked_again() {
     first.send(&json!({"type": "decline", "conversation_id": conv})).await.unwrap();
     assert_eq!(offer_of(&mut second).await["conversation_id"], conv.as_str());
     second.send(&json!({"type": "decline", "conversation_id": conv})).await.unwrap();
-    second.until("withdrawn", |f| f["type"] == "offer_withdrawn").await.unwrap();
-    // Both declined: it waits, first in line, for someone else.
+    // Both declined and nobody else is there: it rings the one who has waited longest again.
+    assert_eq!(offer_of(&mut first).await["conversation_id"], conv.as_str());
+    first.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    first.until("chat", |f| f["type"] == "chat").await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_agent_who_declined_is_offered_the_chat_again_once_ready_after_the_reoffer_wait() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "alone", 1).await.unwrap();
+    with_routing(&t, json!({"reoffer_secs": 60})).await;
+    let (mut agent, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let state = t.login(&server.base, 0).await.unwrap();
+    let me = parley_testkit::Api::new(&server.base).cookie(&state);
+    let (conv, _) = t.start_chat(&server.base, "Lone", None).await.unwrap();
+    offer_of(&mut agent).await;
+    agent.send(&json!({"type": "decline", "conversation_id": conv})).await.unwrap();
+    agent.until("withdrawn", |f| f["type"] == "offer_withdrawn").await.unwrap();
+    // The agent steps away; the wait passes while they are away.
+    let r = me.send("PUT", "/api/v1/agent/presence", &json!({"presence": "away"})).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    server.clock.advance(time::Duration::seconds(61));
+    assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]), "away: no offer");
     let c = t.admin.get(&format!("/api/v1/conversations/{conv}")).await.unwrap();
     assert_eq!(c.body["status"], "queued");
+    // Ready again: the chat they declined is theirs to take.
+    let r = me.send("PUT", "/api/v1/agent/presence", &json!({"presence": "available"})).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(offer_of(&mut agent).await["conversation_id"], conv.as_str());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn when_both_agents_missed_a_chat_the_first_to_press_ready_gets_it_at_once() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "missed", 2).await.unwrap();
+    with_routing(&t, json!({"rona_secs": 15, "persistent_rona": true})).await;
+    let (mut first, _) = t.agent_online(&server.base, &server.ws_base(), 0).await.unwrap();
+    let (mut second, _) = t.agent_online(&server.base, &server.ws_base(), 1).await.unwrap();
+    let (conv, _) = t.start_chat(&server.base, "Mia", None).await.unwrap();
+    offer_of(&mut first).await;
+    server.clock.advance(time::Duration::seconds(15));
+    first.until("flagged", |f| f["type"] == "routing" && f["routing"]["rona"] == true).await.unwrap();
+    assert_eq!(offer_of(&mut second).await["conversation_id"], conv.as_str());
+    server.clock.advance(time::Duration::seconds(15));
+    second.until("flagged", |f| f["type"] == "routing" && f["routing"]["rona"] == true).await.unwrap();
+    // The engine answers this after it has carried out the whole missed offer.
+    let me = parley_testkit::Api::new(&server.base).cookie(&t.login(&server.base, 1).await.unwrap());
+    let state = me.get("/api/v1/agent/state").await.unwrap().body;
+    assert_eq!((&state["offers"], &state["routing"]["rona"]), (&json!([]), &json!(true)), "{state}");
+    let c = t.admin.get(&format!("/api/v1/conversations/{conv}")).await.unwrap();
+    assert_eq!(c.body["status"], "queued", "both flagged: it waits");
+
+    second.send(&json!({"type": "reset_rona"})).await.unwrap();
+    assert_eq!(offer_of(&mut second).await["conversation_id"], conv.as_str());
+    second.send(&json!({"type": "accept", "conversation_id": conv})).await.unwrap();
+    second.until("chat", |f| f["type"] == "chat").await.unwrap();
     server.shutdown().await.unwrap();
 }
 

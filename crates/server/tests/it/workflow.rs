@@ -557,3 +557,47 @@ async fn the_agent_sees_what_the_workflow_collected_with_the_offer_and_the_chat(
     assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["chats"][0]["details"], expected);
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_pattern_that_does_not_compile_is_refused_at_save_with_its_node_and_path() {
+    let server = TestServer::sqlite().await;
+    let t = fixtures::tenant(&server.base, "patterns", 1).await.unwrap();
+    let p = t.admin.post("/api/v1/parameters", &json!({"id": "Order", "name": "Order"})).await.unwrap();
+    assert_eq!(p.status, 201, "{}", p.body);
+    let broken = ask_then_queue().to_string().replace("^[0-9]+$", "([0-9]+");
+    let def: Value = serde_json::from_str(&broken).unwrap();
+    let r = t
+        .admin
+        .post("/api/v1/workflows", &json!({"name": "Broken", "kind": "instant_messaging", "definition": def, "publish": true}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 422, "{}", r.body);
+    let e = &r.body["errors"][0];
+    assert_eq!((e["node"].as_str(), e["code"].as_str()), (Some("ask"), Some("invalid_regex")), "{}", r.body);
+    assert!(e["path"].as_str().unwrap().ends_with("/activity/rule/pattern"), "{}", r.body);
+    assert!(e["message"].as_str().unwrap().contains("unclosed group"), "{}", r.body);
+    let list = t.admin.get("/api/v1/workflows").await.unwrap();
+    assert!(list.body.to_string().find("Broken").is_none(), "nothing was stored: {}", list.body);
+
+    // A condition's pattern is checked with its own flags, in a draft's issues as well.
+    let check = json!({"start": "check", "nodes": [
+        {"id": "check", "activity": {"kind": "check_parameter", "parameter": "Order",
+            "conditions": [{"exit": "vip", "op": "regex", "value": "[a-", "ignore_case": true}]},
+         "exits": {"vip": "bye", "default": "bye"}},
+        {"id": "bye", "activity": {"kind": "disconnect"}}
+    ]});
+    let r = t
+        .admin
+        .post("/api/v1/workflows", &json!({"name": "Draft", "kind": "instant_messaging", "definition": check}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let issues = r.body["issues"].as_array().unwrap();
+    assert!(
+        issues.iter().any(|i| i["code"] == "invalid_regex" && i["node"] == "check"
+            && i["path"].as_str().unwrap().ends_with("/conditions/0/value")),
+        "{}",
+        r.body
+    );
+    server.shutdown().await.unwrap();
+}
