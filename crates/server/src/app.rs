@@ -10,7 +10,7 @@ use crate::state::{AppState, Inner};
 use crate::tenant_engine::{EngineDeps, Engines};
 use anyhow::Context;
 use parley_domain::{LogEntry, TenantId};
-use parley_store::ConversationLog;
+use parley_store::{ConversationLog, NodeClaim};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +24,28 @@ pub struct App {
     pub state: AppState,
     listener: TcpListener,
     log_task: tokio::task::JoinHandle<()>,
+    /// This process's claim on the database, released after the store closes.
+    claim: NodeClaim,
+}
+
+/// How long start-up waits for a predecessor's claim to go: a process killed a moment ago may
+/// still hold its PostgreSQL connection (and so its lock) until the server notices.
+const CLAIM_WAIT: Duration = Duration::from_secs(3);
+const CLAIM_RETRY: Duration = Duration::from_millis(250);
+
+/// Claims the database for this process, or says who else serves it.
+async fn claim(store: &dyn parley_store::Store) -> anyhow::Result<NodeClaim> {
+    let until = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        match store.claim_node().await {
+            Ok(claim) => return Ok(claim),
+            Err(parley_store::StoreError::InUse(why)) if tokio::time::Instant::now() >= until => {
+                anyhow::bail!("{why}")
+            }
+            Err(parley_store::StoreError::InUse(_)) => tokio::time::sleep(CLAIM_RETRY).await,
+            Err(e) => return Err(e).context("claiming the database"),
+        }
+    }
 }
 
 /// Optional parts tests replace.
@@ -44,6 +66,7 @@ impl App {
                 .with_context(|| format!("creating data folder {}", config.data_dir.display()))?;
         }
         let store = parley_store::connect(&config.database_url).await.context("opening the database")?;
+        let claim = claim(store.as_ref()).await?;
         store.migrate().await.context("migrating the database")?;
         let listener = match overrides.listener {
             Some(l) => l,
@@ -85,7 +108,7 @@ impl App {
             shutdown: CancellationToken::new(),
             tracker,
         });
-        Ok(Self { state, listener, log_task })
+        Ok(Self { state, listener, log_task, claim })
     }
 
     /// The bound address.
@@ -101,7 +124,7 @@ impl App {
     /// # Errors
     /// Serving errors.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Self { state, listener, log_task } = self;
+        let Self { state, listener, log_task, claim } = self;
         let router = http::router(state.clone());
         let shutdown = state.shutdown.clone();
         tracing::info!(addr = %listener.local_addr()?, store = ?state.store.backend(), "parley is listening");
@@ -125,6 +148,7 @@ impl App {
         state.log.stop().await;
         let _ = log_task.await;
         state.store.close().await;
+        drop(claim);
         tracing::info!("parley stopped");
         Ok(())
     }

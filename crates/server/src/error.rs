@@ -108,7 +108,7 @@ impl From<StoreError> for ApiError {
                     "the database is unavailable, retry later",
                 )
             }
-            StoreError::Other(m) => Self::internal(&m),
+            StoreError::Other(m) | StoreError::InUse(m) => Self::internal(&m),
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The database could not be reached or is shutting down.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Another Parley process serves this database; the text says which, for the operator.
+    #[error("{0}")]
+    InUse(String),
     /// Anything else; the text is for logs, not for clients.
     #[error("store error: {0}")]
     Other(String),
@@ -57,6 +60,7 @@ impl StoreError {
             Self::NotFound => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "store_unavailable",
+            Self::InUse(_) => "database_in_use",
             Self::Other(_) => "store_error",
         }
     }
@@ -64,6 +68,23 @@ impl StoreError {
 
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// This process's claim on its database, held until dropped (or the process dies). Until
+/// several nodes share a database through leases, two processes on one database would each
+/// run every tenant's engine and strand each other's chats, so the second one refuses to start.
+pub struct NodeClaim(#[allow(dead_code)] Box<dyn std::any::Any + Send + Sync>);
+
+impl NodeClaim {
+    pub(crate) fn new(held: impl std::any::Any + Send + Sync) -> Self {
+        Self(Box::new(held))
+    }
+}
+
+impl std::fmt::Debug for NodeClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeClaim")
+    }
+}
 
 /// Which implementation is behind the trait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +222,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Closes the pools after in-flight work.
     async fn close(&self);
+    /// Claims the database for this process: a lock file beside a SQLite file, an advisory lock
+    /// held on its own connection in PostgreSQL. `InUse` (saying who holds it) when another
+    /// process has it.
+    async fn claim_node(&self) -> Result<NodeClaim>;
 
     /// Creates a tenant with its root organization unit and first admin key, atomically.
     /// `Conflict("tenant_slug")` when the slug is taken.

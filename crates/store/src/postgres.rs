@@ -9,8 +9,8 @@
 use crate::append::{self, LogTx};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
-    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, QueueEntry, ReportWindow, Result, Store,
-    VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, NodeClaim, QueueEntry, ReportWindow,
+    Result, Store, StoreError, VisitorCredential,
 };
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
@@ -39,6 +39,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 const MAX_CONNECTIONS: u32 = 10;
 
 /// [`Store`] on a PostgreSQL database.
+/// The advisory lock key one Parley process holds on its database ("parley" in ASCII).
+const NODE_LOCK: i64 = 0x7061_726c_6579;
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -288,6 +291,38 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db_error)?;
         Ok(())
+    }
+
+    async fn claim_node(&self) -> Result<NodeClaim> {
+        // Its own connection, outside the pool: the lock lives exactly as long as it does.
+        let options = self.pool.connect_options().as_ref().clone();
+        let mut conn = <PgConnection as sqlx::Connection>::connect_with(&options).await.map_err(db_error)?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(NODE_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_error)?;
+        if held {
+            // Dropping the claim closes the connection, which frees the lock.
+            return Ok(NodeClaim::new(std::sync::Mutex::new(conn)));
+        }
+        let holder: Option<(i32, Option<String>)> = sqlx::query_as(
+            "SELECT a.pid, a.client_addr::text FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+        )
+        .bind(NODE_LOCK)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(db_error)?;
+        let who = holder.map_or_else(String::new, |(pid, addr)| {
+            format!(" (its connection is backend {pid} from {})", addr.unwrap_or_else(|| "a local socket".into()))
+        });
+        Err(StoreError::InUse(format!(
+            "another Parley process is serving this PostgreSQL database{who}: run one process per database until \
+             several nodes are supported"
+        )))
     }
 
     async fn close(&self) {

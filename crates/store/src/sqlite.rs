@@ -11,8 +11,8 @@
 use crate::append::{self, LogTx};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
-    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, QueueEntry, ReportWindow, Result, Store,
-    StoreError, VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, NodeClaim, QueueEntry, ReportWindow,
+    Result, Store, StoreError, VisitorCredential,
 };
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
@@ -51,6 +51,46 @@ pub struct SqliteStore {
     /// Read-only connections (the writer's pool itself for an in-memory database, which other
     /// connections could not share safely).
     read: SqlitePool,
+    /// The database file (`None` in memory), whose lock file claims it for one process.
+    path: Option<std::path::PathBuf>,
+}
+
+/// Claims `<database>.lock` with an exclusive advisory lock (released by the kernel when the
+/// process dies, even by kill -9) and writes this process's id into it for the next one to name.
+fn claim_lock_file(db: &std::path::Path) -> Result<NodeClaim> {
+    use std::io::{Read, Seek, Write};
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let unavailable = |e: std::io::Error| StoreError::Unavailable(format!("lock file {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(unavailable)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+            return Err(StoreError::InUse(format!(
+                "another Parley process{who} is serving {}: run one process per database until several nodes \
+                 are supported (its lock is {})",
+                db.display(),
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(unavailable(e)),
+    }
+    file.set_len(0).map_err(unavailable)?;
+    file.rewind().map_err(unavailable)?;
+    write!(file, "{}", std::process::id()).map_err(unavailable)?;
+    file.flush().map_err(unavailable)?;
+    Ok(NodeClaim::new(file))
 }
 
 impl SqliteStore {
@@ -81,6 +121,7 @@ impl SqliteStore {
             .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full))
             .await
             .map_err(db_error)?;
+        let path = (!in_memory).then(|| options.get_filename().to_path_buf());
         let read = if in_memory {
             write.clone()
         } else {
@@ -91,7 +132,7 @@ impl SqliteStore {
                 .await
                 .map_err(db_error)?
         };
-        Ok(Self { write, read })
+        Ok(Self { write, read, path })
     }
 
     /// Starts a write transaction. IMMEDIATE takes the write lock up front, so a second process
@@ -333,6 +374,11 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_error)?;
         Ok(())
+    }
+
+    async fn claim_node(&self) -> Result<NodeClaim> {
+        let Some(db) = &self.path else { return Ok(NodeClaim::new(())) };
+        claim_lock_file(db)
     }
 
     async fn close(&self) {

@@ -14,6 +14,7 @@ mod receipts;
 mod routing;
 mod sdk;
 mod shutdown;
+mod single_node;
 mod support;
 mod system_messages;
 mod transcript;

@@ -568,7 +568,10 @@ async fn a_pattern_that_does_not_compile_is_refused_at_save_with_its_node_and_pa
     let def: Value = serde_json::from_str(&broken).unwrap();
     let r = t
         .admin
-        .post("/api/v1/workflows", &json!({"name": "Broken", "kind": "instant_messaging", "definition": def, "publish": true}))
+        .post(
+            "/api/v1/workflows",
+            &json!({"name": "Broken", "kind": "instant_messaging", "definition": def, "publish": true}),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 422, "{}", r.body);
@@ -594,7 +597,8 @@ async fn a_pattern_that_does_not_compile_is_refused_at_save_with_its_node_and_pa
     assert_eq!(r.status, 201, "{}", r.body);
     let issues = r.body["issues"].as_array().unwrap();
     assert!(
-        issues.iter().any(|i| i["code"] == "invalid_regex" && i["node"] == "check"
+        issues.iter().any(|i| i["code"] == "invalid_regex"
+            && i["node"] == "check"
             && i["path"].as_str().unwrap().ends_with("/conditions/0/value")),
         "{}",
         r.body

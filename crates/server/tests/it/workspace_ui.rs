@@ -38,7 +38,8 @@ async fn an_offer_counts_down_and_disappears_when_its_deadline_passes() {
     let server = TestServer::sqlite().await;
     align_clock(&server);
     let t = fixtures::tenant(&server.base, "countdown", 1).await.unwrap();
-    with_routing(&t, json!({"rona_secs": 20})).await;
+    // A long re-offer wait: the missed chat does not ring the lone agent again at once.
+    with_routing(&t, json!({"rona_secs": 20, "reoffer_secs": 3600})).await;
     // The service's system messages give the agent a line with each offer.
     let texts = json!({"name": "Texts", "scope": "service",
         "texts": [{"event": "user.incoming", "text": "<b>$(Customer.DisplayName)</b> waits"}]});
@@ -190,7 +191,8 @@ async fn a_missed_offer_shows_the_rona_banner_until_the_agent_is_ready() {
     let me = Api::new(&server.base).cookie(&t.login(&server.base, 0).await.unwrap());
     assert_eq!(me.get("/api/v1/agent/state").await.unwrap().body["offers"], json!([]));
 
-    // Ready again, by keyboard: the banner goes and the waiting chat comes.
+    // Ready again, by keyboard: the banner goes and the chat they missed comes back first (it
+    // is ahead, and nobody else can take it), then, once that one is done, the next.
     agent.execute("document.querySelector('#rona-reset').focus();", vec![]).await.unwrap();
     agent.find("#rona-reset").await.unwrap().send_keys(parley_testkit::webdriver::keys::ENTER).await.unwrap();
     agent.wait_for(&gone("#rona-banner"), 10_000).await.unwrap();
@@ -199,6 +201,11 @@ async fn a_missed_offer_shows_the_rona_banner_until_the_agent_is_ready() {
         "offers-title",
         "the focus stays near the offers, not lost on <body>"
     );
+    agent.wait_for_text(&format!("#offers .offer[data-conversation-id='{missed}']"), "Ada").await.unwrap();
+    let r = me.post(&format!("/api/v1/agent/offers/{missed}/accept"), &json!({})).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = me.post(&format!("/api/v1/agent/chats/{missed}/end"), &json!({})).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
     agent.wait_for_text(&format!("#offers .offer[data-conversation-id='{next}']"), "Hello?").await.unwrap();
 
     assert_no_page_errors(&agent).await;
