@@ -10,6 +10,7 @@
 //! This crate knows nothing of HTTP, WebSockets or the engine.
 
 mod append;
+mod engine_tx;
 mod group_commit;
 mod postgres;
 mod sql;
@@ -68,6 +69,71 @@ impl StoreError {
 
 /// Result of a store call.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One durable effect of a tenant engine's input. [`Store::commit_engine`] writes all of one
+/// input's effects in one transaction, so a failure leaves the store at the last input that
+/// committed, never halfway through one; the engine then rebuilds from there.
+// Room to grow: the outbox rows of external deliveries (Twilio, Teams) join this list, written
+// with the state change that causes them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineWrite {
+    /// Status, agent and end time together. `NotFound` for another tenant's conversation or agent.
+    Status {
+        conversation: ConversationId,
+        status: ConversationStatus,
+        agent: Option<UserId>,
+        ended_at: Option<OffsetDateTime>,
+    },
+    /// The name the customer reads for the connected agent.
+    AgentAlias { conversation: ConversationId, alias: String },
+    /// The conversation's new service and the workflow version it now runs (not for a direct chat).
+    Transferred { conversation: ConversationId, service: ServiceId, workflow: WorkflowId, version: u32 },
+    /// How the conversation ended (a later one replaces it).
+    Outcome { conversation: ConversationId, outcome: Outcome, reason: Option<String> },
+    /// The record of what its workflow did (opaque JSON for the store).
+    WorkflowRun { conversation: ConversationId, run: serde_json::Value },
+    /// When it entered its queue and with which priority.
+    QueueEntry(QueueEntry),
+    /// A finished user session (its `tenant_id` must be the committing tenant).
+    UserSession(UserSession),
+    /// A finished service session (its `tenant_id` must be the committing tenant).
+    ServiceSession(ServiceSession),
+    /// The user's presence.
+    Presence { user: UserId, presence: Presence },
+    /// A server entry of the conversation's log (no `client_msg_id`).
+    Append { conversation: ConversationId, body: EntryBody, created_at: OffsetDateTime },
+    /// What the engine keeps of an open conversation; `None` forgets it (the chat ended).
+    ChatState { conversation: ConversationId, state: Option<serde_json::Value> },
+    /// What the engine keeps of an agent; `None` when there is nothing to keep.
+    AgentState { agent: UserId, state: Option<serde_json::Value> },
+}
+
+impl EngineWrite {
+    /// The conversation the write changes, if it changes one.
+    #[must_use]
+    pub const fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Self::Status { conversation, .. }
+            | Self::AgentAlias { conversation, .. }
+            | Self::Transferred { conversation, .. }
+            | Self::Outcome { conversation, .. }
+            | Self::WorkflowRun { conversation, .. }
+            | Self::Append { conversation, .. }
+            | Self::ChatState { conversation, .. } => Some(*conversation),
+            Self::QueueEntry(e) => Some(e.conversation_id),
+            Self::UserSession(s) => Some(s.conversation_id),
+            Self::ServiceSession(s) => Some(s.conversation_id),
+            Self::Presence { .. } | Self::AgentState { .. } => None,
+        }
+    }
+}
+
+/// What a tenant's engine kept, read back when it rebuilds (opaque JSON for the store).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineState {
+    pub chats: Vec<(ConversationId, serde_json::Value)>,
+    pub agents: Vec<(UserId, serde_json::Value)>,
+}
 
 /// This process's claim on its database, held until dropped (or the process dies). Until
 /// several nodes share a database through leases, two processes on one database would each
@@ -227,6 +293,12 @@ pub trait Store: Send + Sync + 'static {
     /// process has it.
     async fn claim_node(&self) -> Result<NodeClaim>;
 
+    /// Writes one engine input's effects in order, in one transaction: all of them or none. The
+    /// log entries it appended are returned (with their `seq`) for the caller to publish.
+    async fn commit_engine(&self, tenant: TenantId, writes: &[EngineWrite]) -> Result<Vec<LogEntry>>;
+    /// Everything the tenant's engine kept (chats and agents), for its rebuild.
+    async fn load_engine_state(&self, tenant: TenantId) -> Result<EngineState>;
+
     /// Creates a tenant with its root organization unit and first admin key, atomically.
     /// `Conflict("tenant_slug")` when the slug is taken.
     async fn create_tenant(&self, tenant: &Tenant, root: &OrgUnit, key: &ApiKeyRecord) -> Result<()>;
@@ -254,7 +326,9 @@ pub trait Store: Send + Sync + 'static {
     /// The user with this (lowercase) e-mail and their password hash, if any.
     async fn find_user_login(&self, tenant: TenantId, email: &str) -> Result<(User, Option<String>)>;
     /// `NotFound` when the tenant has no such user.
-    async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()>;
+    async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()> {
+        self.commit_engine(tenant, &[EngineWrite::Presence { user, presence }]).await.map(drop)
+    }
     /// Credential lookup by the personal snippet's Contact ID: the user names their tenant.
     async fn find_user_by_contact_id(&self, contact_id: &str) -> Result<User>;
     /// Replaces the settings of the user's personal snippet (its credentials never change here)
@@ -355,10 +429,16 @@ pub trait Store: Send + Sync + 'static {
         status: ConversationStatus,
         agent: Option<UserId>,
         ended_at: Option<OffsetDateTime>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let w = EngineWrite::Status { conversation: id, status, agent, ended_at };
+        self.commit_engine(tenant, &[w]).await.map(drop)
+    }
     /// Sets the name the customer reads for the connected agent. `NotFound` for another
     /// tenant's conversation.
-    async fn set_agent_alias(&self, tenant: TenantId, id: ConversationId, alias: &str) -> Result<()>;
+    async fn set_agent_alias(&self, tenant: TenantId, id: ConversationId, alias: &str) -> Result<()> {
+        let w = EngineWrite::AgentAlias { conversation: id, alias: alias.to_owned() };
+        self.commit_engine(tenant, &[w]).await.map(drop)
+    }
     /// Moves the conversation to another service and the version of its workflow it now runs.
     /// A direct chat is not transferred (`Other`: it would name a service and a user).
     async fn transfer_conversation(
@@ -368,7 +448,10 @@ pub trait Store: Send + Sync + 'static {
         service: ServiceId,
         workflow: WorkflowId,
         version: u32,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let w = EngineWrite::Transferred { conversation: id, service, workflow, version };
+        self.commit_engine(tenant, &[w]).await.map(drop)
+    }
     /// Records how the conversation ended (set once, when it ends; a later call replaces it).
     async fn set_outcome(
         &self,
@@ -376,9 +459,15 @@ pub trait Store: Send + Sync + 'static {
         id: ConversationId,
         outcome: Outcome,
         reason: Option<&str>,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let w = EngineWrite::Outcome { conversation: id, outcome, reason: reason.map(str::to_owned) };
+        self.commit_engine(tenant, &[w]).await.map(drop)
+    }
     /// Keeps the record of what the conversation's workflow did (opaque JSON for the store).
-    async fn save_workflow_run(&self, tenant: TenantId, id: ConversationId, run: &serde_json::Value) -> Result<()>;
+    async fn save_workflow_run(&self, tenant: TenantId, id: ConversationId, run: &serde_json::Value) -> Result<()> {
+        let w = EngineWrite::WorkflowRun { conversation: id, run: run.clone() };
+        self.commit_engine(tenant, &[w]).await.map(drop)
+    }
     /// The saved workflow record; `None` when none was saved, `NotFound` for an unknown
     /// conversation.
     async fn get_workflow_run(&self, tenant: TenantId, id: ConversationId) -> Result<Option<serde_json::Value>>;
@@ -454,16 +543,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records when the conversation entered its queue and with which priority (called again
     /// when the priority changes or it is queued anew after a transfer).
-    async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()>;
+    async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()> {
+        self.commit_engine(tenant, &[EngineWrite::QueueEntry(*entry)]).await.map(drop)
+    }
     /// The queue entries of the tenant's open conversations (any order).
     async fn list_queue_entries(&self, tenant: TenantId) -> Result<Vec<QueueEntry>>;
 
     /// Writes a finished user session (an offer, or a direct chat's invitation without a service,
     /// and what came of it). `NotFound` when the conversation, service or user is not the tenant's.
-    async fn record_user_session(&self, session: &UserSession) -> Result<()>;
+    async fn record_user_session(&self, session: &UserSession) -> Result<()> {
+        self.commit_engine(session.tenant_id, &[EngineWrite::UserSession(session.clone())]).await.map(drop)
+    }
     /// Writes a finished service session. `NotFound` when the conversation, service or user is
     /// not the tenant's.
-    async fn record_service_session(&self, session: &ServiceSession) -> Result<()>;
+    async fn record_service_session(&self, session: &ServiceSession) -> Result<()> {
+        self.commit_engine(session.tenant_id, &[EngineWrite::ServiceSession(session.clone())]).await.map(drop)
+    }
     /// User sessions that ended in the window, newest first, optionally of one user.
     async fn list_user_sessions(
         &self,

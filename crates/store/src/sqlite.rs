@@ -9,18 +9,19 @@
 //! acknowledged message survives kill -9 and power loss, which `NORMAL` would not promise.
 
 use crate::append::{self, LogTx};
+use crate::engine_tx::{self, EngineTx};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
-    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, NewEntry, NodeClaim, QueueEntry, ReportWindow,
-    Result, Store, StoreError, VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, EngineState, EngineWrite, NewEntry, NodeClaim,
+    QueueEntry, ReportWindow, Result, Store, StoreError, VisitorCredential,
 };
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;
 use parley_domain::workflow::{Workflow, WorkflowDefinition, WorkflowVersion};
 use parley_domain::{
-    ApiKeyId, CalendarId, Conversation, ConversationId, ConversationStatus, CustomParameter, DirectChatSettings,
-    DomainTemplate, DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Presence, Service, ServiceId,
-    ServiceSession, Skill, SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
+    ApiKeyId, CalendarId, Conversation, ConversationId, CustomParameter, DirectChatSettings, DomainTemplate,
+    DomainTemplateId, LogEntry, Membership, OrgUnit, OrgUnitId, Outcome, Service, ServiceId, ServiceSession, Skill,
+    SkillId, Tenant, TenantId, User, UserId, UserSession, UserSkill, WorkflowId,
 };
 use parley_domain::{AttachmentId, Reader, Receipts, SystemMessages, SystemMessagesId, Watermark};
 use parley_domain::{Code, CodeId, WrapUp};
@@ -278,6 +279,163 @@ fn placeholders(rows: usize, cols: usize) -> String {
     vec![group; rows].join(", ")
 }
 
+impl EngineTx for SqliteConnection {
+    async fn write(&mut self, tenant: TenantId, w: &EngineWrite) -> Result<()> {
+        let t = id(tenant.0);
+        let done = match w {
+            EngineWrite::Status { conversation, status, agent, ended_at } => sqlx::query(
+                "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(t)
+            .bind(id(conversation.0))
+            .bind(status.as_str())
+            .bind(agent.map(|a| id(a.0)))
+            .bind(ended_at.map(micros))
+            .execute(&mut *self)
+            .await,
+            EngineWrite::AgentAlias { conversation, alias } => {
+                sqlx::query("UPDATE conversations SET agent_alias = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(id(conversation.0))
+                    .bind(alias)
+                    .execute(&mut *self)
+                    .await
+            }
+            EngineWrite::Transferred { conversation, service, workflow, version } => {
+                sqlx::query(
+                    "UPDATE conversations SET service_id = $3, workflow_id = $4, workflow_version = $5 \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(t)
+                .bind(id(conversation.0))
+                .bind(id(service.0))
+                .bind(id(workflow.0))
+                .bind(i64::from(*version))
+                .execute(&mut *self)
+                .await
+            }
+            EngineWrite::Outcome { conversation, outcome, reason } => {
+                sqlx::query(
+                    "UPDATE conversations SET outcome = $3, outcome_reason = $4 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(t)
+                .bind(id(conversation.0))
+                .bind(outcome.as_str())
+                .bind(reason.as_deref())
+                .execute(&mut *self)
+                .await
+            }
+            EngineWrite::WorkflowRun { conversation, run } => {
+                sqlx::query("UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(id(conversation.0))
+                    .bind(run.to_string())
+                    .execute(&mut *self)
+                    .await
+            }
+            EngineWrite::QueueEntry(entry) => {
+                sqlx::query("UPDATE conversations SET queued_at = $3, priority = $4 WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(id(entry.conversation_id.0))
+                    .bind(micros(entry.queued_at))
+                    .bind(sql::priority(entry.priority))
+                    .execute(&mut *self)
+                    .await
+            }
+            EngineWrite::UserSession(s) => {
+                sqlx::query(
+                    "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, \
+                     offered_at, answered_at, ended_at, ring_secs, connected_secs) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(id(s.id))
+                .bind(t)
+                .bind(id(s.conversation_id.0))
+                .bind(s.service_id.map(|v| id(v.0)))
+                .bind(id(s.user_id.0))
+                .bind(s.outcome.as_str())
+                .bind(micros(s.offered_at))
+                .bind(s.answered_at.map(micros))
+                .bind(micros(s.ended_at))
+                .bind(s.ring_secs)
+                .bind(s.connected_secs)
+                .execute(&mut *self)
+                .await
+            }
+            EngineWrite::ServiceSession(s) => {
+                sqlx::query(
+                    "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, \
+                     started_at, ended_at, ivr_secs, queue_secs, connected_secs, offers) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(id(s.id))
+                .bind(t)
+                .bind(id(s.conversation_id.0))
+                .bind(id(s.service_id.0))
+                .bind(s.outcome.map(Outcome::as_str))
+                .bind(s.user_id.map(|u| id(u.0)))
+                .bind(micros(s.started_at))
+                .bind(micros(s.ended_at))
+                .bind(s.ivr_secs)
+                .bind(s.queue_secs)
+                .bind(s.connected_secs)
+                .bind(i64::from(s.offers))
+                .execute(&mut *self)
+                .await
+            }
+            EngineWrite::Presence { user, presence } => {
+                sqlx::query("UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(id(user.0))
+                    .bind(presence.as_str())
+                    .execute(&mut *self)
+                    .await
+            }
+            EngineWrite::ChatState { conversation, state: Some(state) } => {
+                sqlx::query(
+                    "INSERT INTO engine_chats (tenant_id, conversation_id, state) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET state = excluded.state",
+                )
+                .bind(t)
+                .bind(id(conversation.0))
+                .bind(state.to_string())
+                .execute(&mut *self)
+                .await
+            }
+            EngineWrite::ChatState { conversation, state: None } => {
+                let gone = sqlx::query("DELETE FROM engine_chats WHERE tenant_id = $1 AND conversation_id = $2")
+                    .bind(t)
+                    .bind(id(conversation.0))
+                    .execute(&mut *self)
+                    .await;
+                // Forgetting what was never kept is no error.
+                return gone.map(drop).map_err(db_error);
+            }
+            EngineWrite::AgentState { agent, state: Some(state) } => {
+                sqlx::query(
+                    "INSERT INTO engine_agents (tenant_id, user_id, state) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = excluded.state",
+                )
+                .bind(t)
+                .bind(id(agent.0))
+                .bind(state.to_string())
+                .execute(&mut *self)
+                .await
+            }
+            EngineWrite::AgentState { agent, state: None } => {
+                let gone = sqlx::query("DELETE FROM engine_agents WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(t)
+                    .bind(id(agent.0))
+                    .execute(&mut *self)
+                    .await;
+                return gone.map(drop).map_err(db_error);
+            }
+            EngineWrite::Append { .. } => return Err(StoreError::Other("log entries are appended in batches".into())),
+        };
+        one_row(done.map_err(db_error)?.rows_affected())
+    }
+}
+
 impl LogTx for SqliteConnection {
     async fn heads(
         &mut self,
@@ -374,6 +532,39 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await.map_err(db_error)?;
         Ok(())
+    }
+
+    async fn commit_engine(&self, tenant: TenantId, writes: &[EngineWrite]) -> Result<Vec<LogEntry>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let appended = engine_tx::commit_all(&mut *tx, tenant, writes).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(appended)
+    }
+
+    async fn load_engine_state(&self, tenant: TenantId) -> Result<EngineState> {
+        let chats = sqlx::query("SELECT conversation_id, state FROM engine_chats WHERE tenant_id = $1")
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        let agents = sqlx::query("SELECT user_id, state FROM engine_agents WHERE tenant_id = $1")
+            .bind(id(tenant.0))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_error)?;
+        let state = |r: &SqliteRow| -> Result<serde_json::Value> {
+            serde_json::from_str(&r.text("state")?).map_err(|e| decode_error("state", e))
+        };
+        Ok(EngineState {
+            chats: chats
+                .iter()
+                .map(|r| Ok((ConversationId(r.uuid("conversation_id")?), state(r)?)))
+                .collect::<Result<_>>()?,
+            agents: agents.iter().map(|r| Ok((UserId(r.uuid("user_id")?), state(r)?))).collect::<Result<_>>()?,
+        })
     }
 
     async fn claim_node(&self) -> Result<NodeClaim> {
@@ -518,17 +709,6 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?;
         Ok((sql::user(&row)?, row.opt_text("password_hash")?))
-    }
-
-    async fn set_presence(&self, tenant: TenantId, user: UserId, presence: Presence) -> Result<()> {
-        let done = sqlx::query("UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(id(tenant.0))
-            .bind(id(user.0))
-            .bind(presence.as_str())
-            .execute(&self.write)
-            .await
-            .map_err(db_error)?;
-        one_row(done.rows_affected())
     }
 
     async fn find_user_by_contact_id(&self, contact_id: &str) -> Result<User> {
@@ -997,97 +1177,6 @@ impl Store for SqliteStore {
         sql::visitor_credential(&row)
     }
 
-    async fn update_conversation(
-        &self,
-        tenant: TenantId,
-        conversation: ConversationId,
-        status: ConversationStatus,
-        agent: Option<UserId>,
-        ended_at: Option<OffsetDateTime>,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(id(tenant.0))
-        .bind(id(conversation.0))
-        .bind(status.as_str())
-        .bind(agent.map(|a| id(a.0)))
-        .bind(ended_at.map(micros))
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        one_row(done.rows_affected())
-    }
-
-    async fn set_agent_alias(&self, tenant: TenantId, conversation: ConversationId, alias: &str) -> Result<()> {
-        let done = sqlx::query("UPDATE conversations SET agent_alias = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(id(tenant.0))
-            .bind(id(conversation.0))
-            .bind(alias)
-            .execute(&self.write)
-            .await
-            .map_err(db_error)?;
-        one_row(done.rows_affected())
-    }
-
-    async fn transfer_conversation(
-        &self,
-        tenant: TenantId,
-        conversation: ConversationId,
-        service: ServiceId,
-        workflow: WorkflowId,
-        version: u32,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE conversations SET service_id = $3, workflow_id = $4, workflow_version = $5 \
-             WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(id(tenant.0))
-        .bind(id(conversation.0))
-        .bind(id(service.0))
-        .bind(id(workflow.0))
-        .bind(i64::from(version))
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        one_row(done.rows_affected())
-    }
-
-    async fn set_outcome(
-        &self,
-        tenant: TenantId,
-        conversation: ConversationId,
-        outcome: Outcome,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE conversations SET outcome = $3, outcome_reason = $4 WHERE tenant_id = $1 AND id = $2")
-                .bind(id(tenant.0))
-                .bind(id(conversation.0))
-                .bind(outcome.as_str())
-                .bind(reason)
-                .execute(&self.write)
-                .await
-                .map_err(db_error)?;
-        one_row(done.rows_affected())
-    }
-
-    async fn save_workflow_run(
-        &self,
-        tenant: TenantId,
-        conversation: ConversationId,
-        run: &serde_json::Value,
-    ) -> Result<()> {
-        let done = sqlx::query("UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(id(tenant.0))
-            .bind(id(conversation.0))
-            .bind(run.to_string())
-            .execute(&self.write)
-            .await
-            .map_err(db_error)?;
-        one_row(done.rows_affected())
-    }
-
     async fn get_workflow_run(
         &self,
         tenant: TenantId,
@@ -1449,19 +1538,6 @@ impl Store for SqliteStore {
         rows.iter().map(sql::user_skill).collect()
     }
 
-    async fn set_queue_entry(&self, tenant: TenantId, entry: &QueueEntry) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE conversations SET queued_at = $3, priority = $4 WHERE tenant_id = $1 AND id = $2")
-                .bind(id(tenant.0))
-                .bind(id(entry.conversation_id.0))
-                .bind(micros(entry.queued_at))
-                .bind(sql::priority(entry.priority))
-                .execute(&self.write)
-                .await
-                .map_err(db_error)?;
-        one_row(done.rows_affected())
-    }
-
     async fn list_queue_entries(&self, tenant: TenantId) -> Result<Vec<QueueEntry>> {
         // `status <> 'ended'` literally, so the partial index conversations_open applies.
         let rows = sqlx::query(concat!(
@@ -1473,53 +1549,6 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         rows.iter().map(sql::queue_entry).collect()
-    }
-
-    async fn record_user_session(&self, s: &UserSession) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, offered_at, \
-             answered_at, ended_at, ring_secs, connected_secs) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(id(s.id))
-        .bind(id(s.tenant_id.0))
-        .bind(id(s.conversation_id.0))
-        .bind(s.service_id.map(|v| id(v.0)))
-        .bind(id(s.user_id.0))
-        .bind(s.outcome.as_str())
-        .bind(micros(s.offered_at))
-        .bind(s.answered_at.map(micros))
-        .bind(micros(s.ended_at))
-        .bind(s.ring_secs)
-        .bind(s.connected_secs)
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    async fn record_service_session(&self, s: &ServiceSession) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, started_at, \
-             ended_at, ivr_secs, queue_secs, connected_secs, offers) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(id(s.id))
-        .bind(id(s.tenant_id.0))
-        .bind(id(s.conversation_id.0))
-        .bind(id(s.service_id.0))
-        .bind(s.outcome.map(Outcome::as_str))
-        .bind(s.user_id.map(|u| id(u.0)))
-        .bind(micros(s.started_at))
-        .bind(micros(s.ended_at))
-        .bind(s.ivr_secs)
-        .bind(s.queue_secs)
-        .bind(s.connected_secs)
-        .bind(i64::from(s.offers))
-        .execute(&self.write)
-        .await
-        .map_err(db_error)?;
-        Ok(())
     }
 
     async fn list_user_sessions(

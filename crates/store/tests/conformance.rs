@@ -18,8 +18,8 @@ use parley_store::testing::{
     temp_sqlite,
 };
 use parley_store::{
-    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, ConversationLog, NewEntry, QueueEntry,
-    ReportWindow, Result, Store, StoreError, VisitorCredential,
+    AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, ConversationLog, EngineWrite, NewEntry,
+    QueueEntry, ReportWindow, Result, Store, StoreError, VisitorCredential,
 };
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
@@ -110,6 +110,8 @@ conformance! {
     tenants_cannot_read_or_change_each_others_rows => story_tenant_isolation;
     concurrent_appenders_get_every_seq_once_in_order => story_concurrent_appends;
     queue_entries_round_trip_and_a_second_set_replaces_the_first => story_queue_entries;
+    an_engine_commit_writes_every_effect_or_none => story_engine_commit_is_atomic;
+    engine_state_round_trips_is_replaced_and_forgotten_per_tenant => story_engine_state;
     a_queue_entry_leaves_the_list_once_its_conversation_has_ended => story_queue_entry_of_ended_conversation;
     queue_entries_are_kept_apart_per_tenant => story_queue_entry_isolation;
     user_sessions_round_trip_exactly => story_user_sessions_round_trip;
@@ -3371,4 +3373,78 @@ async fn story_wrap_up(store: Arc<dyn Store>) {
     assert_not_found(store.set_wrap_up(b.tenant.id, c, &wrap).await, "wrap-up across tenants");
     assert_eq!(store.list_wrapped_up(b.tenant.id, all_time(), None).await.unwrap(), []);
     assert_eq!(store.get_conversation(t, c).await.unwrap().wrap_up, Some(changed));
+}
+
+async fn story_engine_commit_is_atomic(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "atomic").await;
+    let c = &w.conversation;
+    let at = at(10);
+    let queued =
+        EngineWrite::Status { conversation: c.id, status: ConversationStatus::Queued, agent: None, ended_at: None };
+    let entry = |text: &str| EngineWrite::Append {
+        conversation: c.id,
+        body: EntryBody::Message { sender: parley_domain::Sender::System, text: text.into(), attachment: None },
+        created_at: at,
+    };
+    let state = EngineWrite::ChatState { conversation: c.id, state: Some(serde_json::json!({"node": "ask"})) };
+    // The last write names an unknown user: nothing of the input is kept, not even the entries.
+    let stranger = UserId::from_uuid(uuid::Uuid::from_u128(999));
+    let bad = EngineWrite::Presence { user: stranger, presence: Presence::Available };
+    let writes = [queued.clone(), entry("one"), entry("two"), state.clone(), bad];
+    assert_not_found(store.commit_engine(w.tenant.id, &writes).await, "unknown user");
+    assert_eq!(store.get_conversation(w.tenant.id, c.id).await.unwrap().status, c.status);
+    assert!(seqs(store.as_ref(), c).await.is_empty(), "no entry of a rolled-back input");
+    assert!(store.load_engine_state(w.tenant.id).await.unwrap().chats.is_empty());
+
+    // Without it, all of it, in order; the entries come back with their seq.
+    let appended = store.commit_engine(w.tenant.id, &[queued, entry("one"), entry("two"), state]).await.unwrap();
+    assert_eq!(appended.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(store.get_conversation(w.tenant.id, c.id).await.unwrap().status, ConversationStatus::Queued);
+    assert_eq!(seqs(store.as_ref(), c).await, [1, 2]);
+    // A reporting row of another tenant is refused inside the commit too.
+    let other = world(store.as_ref(), "atomic-other").await;
+    let session = ServiceSession {
+        id: uuid::Uuid::from_u128(77),
+        tenant_id: other.tenant.id,
+        conversation_id: other.conversation.id,
+        service_id: other.service.id,
+        outcome: None,
+        user_id: None,
+        started_at: at,
+        ended_at: at,
+        ivr_secs: 0,
+        queue_secs: 0,
+        connected_secs: 0,
+        offers: 0,
+    };
+    assert_not_found(store.commit_engine(w.tenant.id, &[EngineWrite::ServiceSession(session)]).await, "foreign row");
+    assert!(store.commit_engine(w.tenant.id, &[]).await.unwrap().is_empty());
+}
+
+async fn story_engine_state(store: Arc<dyn Store>) {
+    let w = world(store.as_ref(), "kept").await;
+    let other = world(store.as_ref(), "kept-other").await;
+    let (c, a) = (w.conversation.id, w.agent.id);
+    let chat = |v: serde_json::Value| EngineWrite::ChatState { conversation: c, state: Some(v) };
+    let agent = |v: Option<serde_json::Value>| EngineWrite::AgentState { agent: a, state: v };
+    store
+        .commit_engine(
+            w.tenant.id,
+            &[chat(serde_json::json!({"v": 1})), agent(Some(serde_json::json!({"rona": true})))],
+        )
+        .await
+        .unwrap();
+    store.commit_engine(w.tenant.id, &[chat(serde_json::json!({"v": 2}))]).await.unwrap();
+    let kept = store.load_engine_state(w.tenant.id).await.unwrap();
+    assert_eq!(kept.chats, [(c, serde_json::json!({"v": 2}))], "the last state wins");
+    assert_eq!(kept.agents, [(a, serde_json::json!({"rona": true}))]);
+    assert_eq!(store.load_engine_state(other.tenant.id).await.unwrap(), parley_store::EngineState::default());
+    // Another tenant cannot write state for this tenant's chat.
+    let foreign = EngineWrite::ChatState { conversation: c, state: Some(serde_json::json!({})) };
+    assert!(store.commit_engine(other.tenant.id, &[foreign]).await.is_err());
+    // Forgetting removes it (twice is no error).
+    let forget = [EngineWrite::ChatState { conversation: c, state: None }, agent(None)];
+    store.commit_engine(w.tenant.id, &forget).await.unwrap();
+    store.commit_engine(w.tenant.id, &forget).await.unwrap();
+    assert_eq!(store.load_engine_state(w.tenant.id).await.unwrap(), parley_store::EngineState::default());
 }
