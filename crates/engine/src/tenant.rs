@@ -216,8 +216,8 @@ pub struct Run {
 }
 
 /// What happened to an open conversation so far, for its outcome.
-#[derive(Debug, Clone, Copy, Default)]
-struct History {
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct History {
     accepted: bool,
     queued: bool,
     offered: bool,
@@ -249,8 +249,8 @@ struct Idle {
 }
 
 /// The conversation's time in its current service, for its service session.
-#[derive(Debug, Clone)]
-struct Stay {
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stay {
     started_at: OffsetDateTime,
     /// When it entered the queue, and with which priority (kept for a restart).
     queued_at: Option<OffsetDateTime>,
@@ -349,6 +349,9 @@ pub struct TenantCore {
     invite_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
     /// The system messages items services and users link.
     texts: messages::Items,
+    /// Service chats and agents whose saved state this input changed (see `saved.rs`).
+    dirty_chats: BTreeSet<ConversationId>,
+    dirty_agents: BTreeSet<UserId>,
 }
 
 /// Where a waiting customer stands.
@@ -551,8 +554,13 @@ impl TenantCore {
     /// but no workflow question takes it as an answer.
     pub fn customer_active(&mut self, id: ConversationId, now: OffsetDateTime) {
         if let Some(idle) = self.idle_mut(id) {
+            // Only a withdrawn warning is kept: the silence itself counts from a restart.
+            let was_warned = idle.warned_at.is_some();
             *idle = Idle { since: now, warned_at: None };
             self.schedule_idle(id, now);
+            if was_warned {
+                self.touch(id);
+            }
         }
     }
 
@@ -598,6 +606,7 @@ impl TenantCore {
         if self.idle_deadline(id) != Some(at) {
             return;
         }
+        self.touch(id);
         // The settings hold the built-in warning; an item may say it in the customer's language.
         let fallback = self.idle_rules(id).map(|(_, r)| r.warning_text.to_owned());
         let Some(idle) = self.idle_mut(id) else { return };
@@ -681,6 +690,7 @@ impl TenantCore {
             if run.limit_at == Some(at) && in_router {
                 run.limit_reached = true;
                 self.router.handle(router::Input::LimitReached { conversation: id }, now);
+                self.dirty_chats.insert(id);
                 // One offered now hears it if the offer comes back (see `Requeued`).
                 reached = waiting && !run.limit_told;
                 run.limit_told |= reached;
@@ -969,6 +979,9 @@ impl TenantCore {
 
     fn route(&mut self, input: router::Input, now: OffsetDateTime, out: &mut Vec<Out>) {
         self.queue_dirty = true;
+        if let Some(id) = input.conversation() {
+            self.touch(id);
+        }
         let fx = self.router.handle(input, now);
         self.apply_routing(fx, now, out);
     }
@@ -1049,6 +1062,12 @@ impl TenantCore {
 
     fn apply_routing(&mut self, effects: Vec<router::Effect>, now: OffsetDateTime, out: &mut Vec<Out>) {
         for effect in effects {
+            if let Some(id) = effect.conversation() {
+                self.touch(id);
+            }
+            if let Some(agent) = effect.agent_state() {
+                self.touch_agent(agent);
+            }
             match effect {
                 router::Effect::Offer { conversation, agent, deadline } => {
                     self.set_status(conversation, ConversationStatus::Offered, Some(agent), None, out);
@@ -1141,6 +1160,7 @@ impl TenantCore {
             l.conversation.agent_id = agent;
             l.conversation.ended_at = ended_at;
         }
+        self.touch(id);
         out.push(Out::Status { conversation: id, status, agent, ended_at });
     }
 
@@ -1183,6 +1203,7 @@ impl TenantCore {
 
     /// Feeds one input to a conversation's workflow and carries out what it asks.
     fn interpret(&mut self, id: ConversationId, input: WfInput, now: OffsetDateTime, out: &mut Vec<Out>) {
+        self.touch(id);
         let mut pending = VecDeque::from([input]);
         while let Some(input) = pending.pop_front() {
             let Some(live) = self.live.get_mut(&id) else { return };
@@ -1523,5 +1544,7 @@ impl Facts for WorldFacts<'_> {
 
 mod direct;
 mod messages;
+mod saved;
+pub use saved::{SavedChat, SavedRun, Saves};
 #[cfg(test)]
 mod tests;

@@ -86,7 +86,6 @@ impl App {
         let tracker = TaskTracker::new();
         let deps = EngineDeps {
             store: Arc::clone(&store),
-            log: log.clone(),
             bus: Arc::clone(&bus),
             clock: Arc::clone(&clock),
             tracker: tracker.clone(),
@@ -96,6 +95,9 @@ impl App {
         for tenant in store.list_tenants().await.context("listing tenants")? {
             engines.ensure_started(tenant.id);
         }
+        // Every engine has read the store before the first request is taken: a chat that
+        // arrives now finds its tenant's state complete and runs its workflow from the start.
+        engines.ready().await;
         let files = crate::files::Files::new(config.attachments_dir.clone());
         let state = AppState::new(Inner {
             files,

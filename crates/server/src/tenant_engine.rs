@@ -7,19 +7,19 @@ use crate::bus::{Bus, BusEvent, Topic};
 use crate::clock::Clock;
 use crate::outbound::Outbound;
 use crate::workflow_host::{self, WorkflowRunView};
-use crate::ws::protocol::{AgentFrame, ChatView, CustomerView, DetailView, OfferView, RoutingView, VisitorFrame};
+use crate::ws::protocol::{AgentFrame, ChatView, OfferView, RoutingView, VisitorFrame};
+use futures_util::FutureExt;
 use parley_domain::{Conversation, ConversationId, ConversationStatus, EndedBy, Presence, TenantId, UserId};
 use parley_domain::{ServiceSession, UserSession};
-use parley_engine::tenant::{Out, QueueStatus, Refusal, TenantCore};
+use parley_engine::tenant::{Out, QueueStatus, Refusal, SavedChat, TenantCore};
 use parley_engine::workflow::HttpOutcome;
-use parley_store::{ConversationLog, NewEntry, QueueEntry, Store, StoreError};
-use std::collections::HashMap;
+use parley_store::{EngineWrite, QueueEntry, Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
-
-/// What the workspace shows in place of a service name for a direct chat.
-const DIRECT_CHAT_LABEL: &str = "Direct chat";
 
 /// Why an engine command was refused; each has a stable code for clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -174,7 +174,6 @@ pub struct AgentSnapshot {
 #[derive(Clone)]
 pub struct EngineDeps {
     pub store: Arc<dyn Store>,
-    pub log: ConversationLog,
     pub bus: Arc<Bus>,
     pub clock: Arc<dyn Clock>,
     pub tracker: TaskTracker,
@@ -186,6 +185,9 @@ pub struct Engines {
     deps: EngineDeps,
     /// `None` once closed: no engine starts during shutdown.
     senders: Mutex<Option<HashMap<TenantId, mpsc::Sender<Command>>>>,
+    health: Arc<EngineHealth>,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<faults::Faults>,
 }
 
 impl std::fmt::Debug for Engines {
@@ -197,7 +199,13 @@ impl std::fmt::Debug for Engines {
 impl Engines {
     #[must_use]
     pub fn new(deps: EngineDeps) -> Self {
-        Self { deps, senders: Mutex::new(Some(HashMap::new())) }
+        Self {
+            deps,
+            senders: Mutex::new(Some(HashMap::new())),
+            health: Arc::new(EngineHealth::default()),
+            #[cfg(feature = "fault-injection")]
+            faults: Arc::new(faults::Faults::default()),
+        }
     }
 
     fn sender(&self, tenant: TenantId) -> Option<mpsc::Sender<Command>> {
@@ -206,14 +214,21 @@ impl Engines {
         let tx = senders
             .entry(tenant)
             .or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(1024);
+                let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
                 let engine = TenantEngine {
                     tenant,
                     deps: self.deps.clone(),
                     core: TenantCore::new(),
                     parameters: HashMap::new(),
+                    online: BTreeMap::new(),
                     me: tx.downgrade(),
+                    health: Arc::clone(&self.health),
+                    after_commit: Vec::new(),
+                    #[cfg(feature = "fault-injection")]
+                    faults: Arc::clone(&self.faults),
                 };
+                // Marked down until its first rebuild is done: nothing is served from an empty core.
+                self.health.set_down(tenant, "starting");
                 self.deps.tracker.spawn(engine.run(rx));
                 tx
             })
@@ -224,6 +239,17 @@ impl Engines {
     /// Starts the tenant's engine now (it rebuilds from the store) rather than on first use.
     pub fn ensure_started(&self, tenant: TenantId) {
         let _ = self.sender(tenant);
+    }
+
+    /// Waits until every engine started so far has finished its rebuild (the server listens only
+    /// then, so no chat arrives at an engine that has not yet read the store).
+    pub async fn ready(&self) {
+        let mut changes = self.health.changes();
+        while self.health.starting() {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Queues a command; `Unavailable` when the engine has stopped (shutdown).
@@ -249,6 +275,33 @@ impl Engines {
     pub fn close(&self) {
         *self.senders.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
+
+    /// How the engines are doing (for `/readyz` and the counters).
+    #[must_use]
+    pub fn health(&self) -> &EngineHealth {
+        &self.health
+    }
+
+    /// The switches tests use to make engines fail.
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn faults(&self) -> &faults::Faults {
+        &self.faults
+    }
+}
+
+/// Commands waiting for one engine beyond this make senders wait.
+const COMMAND_QUEUE: usize = 1024;
+/// First wait before a failed engine rebuilds; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why an engine stopped serving.
+enum Stop {
+    /// Shutdown: the channel closed.
+    Closed,
+    /// A store failure or a panic: rebuild from the last committed state.
+    Failed(String),
 }
 
 struct TenantEngine {
@@ -257,44 +310,140 @@ struct TenantEngine {
     core: TenantCore,
     /// The tenant's parameters by id, to name what a workflow collected for the agent.
     parameters: HashMap<String, parley_domain::CustomParameter>,
+    /// Open workspace sockets per agent: they outlive a rebuilt core, which learns them again.
+    online: BTreeMap<UserId, usize>,
     /// For answers that arrive later (HTTP calls); weak, so shutdown still closes the channel.
     me: mpsc::WeakSender<Command>,
+    health: Arc<EngineHealth>,
+    /// Replies and pushes held until the input's effects are committed.
+    after_commit: Vec<AfterCommit>,
+    #[cfg(feature = "fault-injection")]
+    faults: Arc<faults::Faults>,
+}
+
+/// What waits for the commit: nobody hears of an effect the store does not have.
+enum AfterCommit {
+    Reply(Reply<()>),
+    Publish(Topic, BusEvent),
+    Http { conversation: ConversationId, call_id: u64, call: parley_engine::workflow::HttpCall },
 }
 
 impl TenantEngine {
+    /// Rebuilds and serves; after a store failure or a panic, starts again from the store with
+    /// back-off, while commands wait in the channel. Other tenants' engines never notice.
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        if let Err(e) = self.rebuild().await {
-            tracing::error!(tenant = %self.tenant, error = %e, "engine rebuild failed");
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let served = match self.guarded_rebuild().await {
+                Ok(()) => {
+                    self.health.set_up(self.tenant);
+                    backoff = FIRST_BACKOFF;
+                    self.serve(&mut rx).await
+                }
+                Err(why) => Stop::Failed(why),
+            };
+            match served {
+                Stop::Closed => {
+                    self.health.set_up(self.tenant);
+                    return;
+                }
+                Stop::Failed(why) => {
+                    tracing::error!(tenant = %self.tenant, error = %why, "tenant engine stopped; rebuilding from the store");
+                    self.health.set_down(self.tenant, &why);
+                    self.health.restarts.fetch_add(1, Ordering::Relaxed);
+                    self.fail_pending();
+                    self.core = TenantCore::new();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
         }
+    }
+
+    /// The rebuild, with a panic in it counted as a failure.
+    async fn guarded_rebuild(&mut self) -> Result<(), String> {
+        #[cfg(feature = "fault-injection")]
+        self.faults.before_rebuild().await;
+        match AssertUnwindSafe(self.rebuild()).catch_unwind().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.health.store_failures.fetch_add(1, Ordering::Relaxed);
+                Err(format!("rebuild: {e}"))
+            }
+            Err(_) => {
+                self.health.panics.fetch_add(1, Ordering::Relaxed);
+                Err("rebuild panicked".to_owned())
+            }
+        }
+    }
+
+    /// Handles inputs until the channel closes or one fails.
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<Command>) -> Stop {
         loop {
             let wake = self.core.next_deadline().map(|t| self.deps.clock.sleep_until(t));
             // Biased, timers first: once the clock has passed a deadline, any later command sees
             // its effects (tests rely on this instead of sleeping).
-            let result = tokio::select! {
+            let step = tokio::select! {
                 biased;
-                () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => {
-                    let out = self.core.tick(self.deps.clock.now());
-                    self.carry_out(out).await
-                }
+                () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => None,
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd).await,
-                    None => break,
+                    Some(cmd) => Some(cmd),
+                    None => return Stop::Closed,
                 },
             };
-            // Whatever moved, waiting customers hear their new place (only those whose changed),
-            // also after a failed command: the core has already moved on.
-            let told = self.core.queue_updates();
-            let told = self.carry_out(told).await;
-            let result = result.and(told);
-            if let Err(e) = result {
-                tracing::error!(tenant = %self.tenant, error = %e, "engine command failed");
+            let done = AssertUnwindSafe(self.step(step)).catch_unwind().await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.health.store_failures.fetch_add(1, Ordering::Relaxed);
+                    return Stop::Failed(format!("store: {e}"));
+                }
+                Err(_) => {
+                    self.health.panics.fetch_add(1, Ordering::Relaxed);
+                    return Stop::Failed("a command panicked".to_owned());
+                }
+            }
+        }
+    }
+
+    /// One input (a command, or the timers due when `cmd` is `None`) and everything it caused,
+    /// committed together.
+    async fn step(&mut self, cmd: Option<Command>) -> Result<(), StoreError> {
+        let mut out = match cmd {
+            None => self.core.tick(self.deps.clock.now()),
+            Some(cmd) => {
+                #[cfg(feature = "fault-injection")]
+                self.faults.before_command(self.tenant);
+                self.handle(cmd).await?
+            }
+        };
+        // Whatever moved, waiting customers hear their new place (only those whose changed).
+        out.extend(self.core.queue_updates());
+        self.commit(out).await
+    }
+
+    /// Replies to callers still waiting on a failed input: the engine is unavailable to them.
+    fn fail_pending(&mut self) {
+        for a in self.after_commit.drain(..) {
+            if let AfterCommit::Reply(r) = a {
+                let _ = r.send(Err(EngineError::Unavailable));
             }
         }
     }
 
     async fn rebuild(&mut self) -> Result<(), StoreError> {
-        self.refresh().await?;
+        let mut out = self.refresh().await?;
         let now = self.deps.clock.now();
+        let saved = self.deps.store.load_engine_state(self.tenant).await?;
+        for (agent, state) in saved.agents {
+            match serde_json::from_value(state) {
+                Ok(s) => out.extend(self.core.restore_agent(agent, s, now)),
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, %agent, error = %e, "unreadable agent state: not restored")
+                }
+            }
+        }
+        let mut chats: HashMap<ConversationId, serde_json::Value> = saved.chats.into_iter().collect();
         let entries: HashMap<ConversationId, (time::OffsetDateTime, parley_domain::workflow::Priority)> = self
             .deps
             .store
@@ -303,141 +452,187 @@ impl TenantEngine {
             .into_iter()
             .map(|e| (e.conversation_id, (e.queued_at, e.priority)))
             .collect();
-        for c in self.deps.store.list_open_conversations(self.tenant).await? {
+        let mut open = self.deps.store.list_open_conversations(self.tenant).await?;
+        // Waiting chats go back in the order they entered their queues.
+        open.sort_by_key(|c| (entries.get(&c.id).map_or(c.created_at, |e| e.0), c.created_at, c.id));
+        for c in open {
+            let saved = chats.remove(&c.id).and_then(|v| match serde_json::from_value::<SavedChat>(v) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(tenant = %self.tenant, conversation = %c.id, error = %e, "unreadable chat state");
+                    None
+                }
+            });
             let queued = entries.get(&c.id).copied();
-            let out = self.core.restore(c, queued, now);
-            self.carry_out(out).await?;
+            out.extend(self.restore(c, saved, queued, now).await?);
         }
-        Ok(())
+        // Connections outlive a rebuilt core: sockets still open are online again.
+        let online: Vec<(UserId, usize)> = self.online.iter().map(|(a, n)| (*a, *n)).collect();
+        for (agent, n) in online {
+            for _ in 0..n {
+                out.extend(self.core.connection(agent, true, now));
+            }
+        }
+        out.extend(self.core.queue_updates());
+        self.commit(out).await
+    }
+
+    /// One open conversation back into the core: as it was saved; a service chat never started
+    /// (created while the engine was down or rebuilding) starts its workflow now; one from before
+    /// saves existed waits in its queue again.
+    async fn restore(
+        &mut self,
+        c: Conversation,
+        saved: Option<SavedChat>,
+        queued: Option<(time::OffsetDateTime, parley_domain::workflow::Priority)>,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<Out>, StoreError> {
+        if c.is_direct() {
+            return Ok(self.core.restore(c, queued, now));
+        }
+        match saved {
+            Some(saved) => {
+                let pinned = match &saved.run {
+                    Some(r) => Some(
+                        workflow_host::pinned(self.deps.store.as_ref(), self.tenant, r.workflow_id, r.version).await?,
+                    ),
+                    None => None,
+                };
+                Ok(self.core.restore_saved(c, saved, pinned, now))
+            }
+            None if c.status == ConversationStatus::Workflow && c.last_seq == 0 => self.start_conversation(c).await,
+            None => Ok(self.core.restore(c, queued, now)),
+        }
     }
 
     /// Reloads the tenant's configuration into the core.
-    async fn refresh(&mut self) -> Result<(), StoreError> {
+    async fn refresh(&mut self) -> Result<Vec<Out>, StoreError> {
         let config = workflow_host::load_config(self.deps.store.as_ref(), self.tenant).await?;
         let now = self.deps.clock.now();
+        let mut out = Vec::new();
         for setup in config.services {
-            let out = self.core.set_service(setup, now);
-            self.carry_out(out).await?;
+            out.extend(self.core.set_service(setup, now));
         }
         self.core.set_parameter_defaults(config.parameter_defaults);
         self.parameters = config.parameters.into_iter().map(|p| (p.id.clone(), p)).collect();
         self.core.set_system_messages(config.system_messages);
-        let out = self.core.set_people(config.users, &config.memberships, now);
-        self.carry_out(out).await?;
-        let out = self.core.set_skills(&config.skills, now);
-        self.carry_out(out).await
+        out.extend(self.core.set_people(config.users, &config.memberships, now));
+        out.extend(self.core.set_skills(&config.skills, now));
+        Ok(out)
     }
 
-    async fn handle(&mut self, cmd: Command) -> Result<(), StoreError> {
+    async fn handle(&mut self, cmd: Command) -> Result<Vec<Out>, StoreError> {
         let now = self.deps.clock.now();
-        match cmd {
-            Command::Start { conversation } => self.start(conversation).await,
-            Command::CustomerText { conversation, text } => {
-                let out = self.core.customer_text(conversation, text, now);
-                self.carry_out(out).await
-            }
+        Ok(match cmd {
+            Command::Start { conversation } => return self.start(conversation).await,
+            Command::CustomerText { conversation, text } => self.core.customer_text(conversation, text, now),
             Command::CustomerActive { conversation } => {
                 self.core.customer_active(conversation, now);
-                Ok(())
+                Vec::new()
             }
             Command::HttpDone { conversation, call_id, outcome } => {
-                let out = self.core.http_done(conversation, call_id, outcome, now);
-                self.carry_out(out).await
+                self.core.http_done(conversation, call_id, outcome, now)
             }
             Command::AgentConnected { agent } => {
-                let out = self.core.connection(agent, true, now);
-                self.carry_out(out).await
+                *self.online.entry(agent).or_insert(0) += 1;
+                self.core.connection(agent, true, now)
             }
             Command::AgentDisconnected { agent } => {
-                let out = self.core.connection(agent, false, now);
-                self.carry_out(out).await
+                if let Some(n) = self.online.get_mut(&agent) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.online.remove(&agent);
+                    }
+                }
+                self.core.connection(agent, false, now)
             }
-            Command::Presence { agent, presence } => {
-                let out = self.core.presence(agent, presence, now);
-                self.carry_out(out).await
-            }
+            Command::Presence { agent, presence } => self.core.presence(agent, presence, now),
             Command::Accept { agent, conversation, reply } => {
                 let result = self.core.accept(agent, conversation, now);
-                self.answer(result, reply).await
+                self.answer(result, reply)
             }
             Command::Decline { agent, conversation, reply } => {
                 let result = self.core.decline(agent, conversation, now);
-                self.answer(result, reply).await
+                self.answer(result, reply)
             }
             Command::End { conversation, by, agent, reply } => {
                 let result = self.core.end(conversation, by, agent, now);
-                self.answer(result, reply).await
+                self.answer(result, reply)
             }
             Command::EndAcw { agent, reply } => {
                 let result = self.core.end_acw(agent, now);
-                self.answer(result, reply).await
+                self.answer(result, reply)
             }
             Command::ExtendAcw { agent, reply } => {
                 let result = self.core.extend_acw(agent, now);
-                self.answer(result, reply).await
+                self.answer(result, reply)
             }
-            Command::ResetRona { agent } => {
-                let out = self.core.reset_rona(agent, now);
-                self.carry_out(out).await
-            }
+            Command::ResetRona { agent } => self.core.reset_rona(agent, now),
             Command::SetPreferred { conversation, preferred, reply } => {
                 let result = self.core.set_preferred(conversation, preferred, now);
-                self.answer(result, reply).await
+                self.answer(result, reply)
             }
             Command::QueueStatus { conversation, reply } => {
                 let _ = reply.send(self.core.queue_status(conversation));
-                Ok(())
+                Vec::new()
             }
-            Command::Refresh => self.refresh().await,
+            Command::Refresh => return self.refresh().await,
             Command::Workflow { conversation, reply } => {
                 let _ = reply.send(self.core.run(conversation).map(WorkflowRunView::of));
-                Ok(())
+                Vec::new()
             }
             Command::Snapshot { agent, reply } => {
-                let open = self.core.conversations_of(agent);
-                let offers = open
-                    .iter()
-                    .filter(|c| c.status == ConversationStatus::Offered)
-                    .filter_map(|c| Some(self.offer_view(c, self.core.offer_deadline(c.id)?)))
-                    .collect();
-                let chats = open
-                    .iter()
-                    .filter(|c| c.status == ConversationStatus::Connected)
-                    .map(|c| self.chat_view(c))
-                    .collect();
-                let routing = self.routing_view(agent);
-                let _ = reply.send(AgentSnapshot { presence: self.core.presence_of(agent), routing, offers, chats });
-                Ok(())
+                let _ = reply.send(self.snapshot(agent));
+                Vec::new()
             }
-        }
+        })
     }
 
-    /// Carries out an accepted command and replies; a store failure is reported to the caller.
-    async fn answer(&mut self, result: Result<Vec<Out>, Refusal>, reply: Reply<()>) -> Result<(), StoreError> {
+    fn snapshot(&self, agent: UserId) -> AgentSnapshot {
+        let open = self.core.conversations_of(agent);
+        let offers = open
+            .iter()
+            .filter(|c| c.status == ConversationStatus::Offered)
+            .filter_map(|c| Some(self.offer_view(c, self.core.offer_deadline(c.id)?)))
+            .collect();
+        let chats =
+            open.iter().filter(|c| c.status == ConversationStatus::Connected).map(|c| self.chat_view(c)).collect();
+        AgentSnapshot { presence: self.core.presence_of(agent), routing: self.routing_view(agent), offers, chats }
+    }
+
+    /// A refusal is answered at once (nothing changed); an accepted command is answered once its
+    /// effects are committed.
+    fn answer(&mut self, result: Result<Vec<Out>, Refusal>, reply: Reply<()>) -> Vec<Out> {
         match result {
             Err(r) => {
                 let _ = reply.send(Err(r.into()));
-                Ok(())
+                Vec::new()
             }
             Ok(out) => {
-                let done = self.carry_out(out).await;
-                let _ = reply.send(done.as_ref().map(|_| ()).map_err(|_| EngineError::Unavailable));
-                done
+                self.after_commit.push(AfterCommit::Reply(reply));
+                out
             }
         }
     }
 
-    async fn start(&mut self, id: ConversationId) -> Result<(), StoreError> {
-        // A rebuild that ran while the conversation was being created has taken it already.
+    async fn start(&mut self, id: ConversationId) -> Result<Vec<Out>, StoreError> {
+        // A rebuild that ran while the conversation was being created has started it already.
         if self.core.conversation(id).is_some() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let conv = self.deps.store.get_conversation(self.tenant, id).await?;
+        if conv.status == ConversationStatus::Ended {
+            return Ok(Vec::new());
+        }
+        self.start_conversation(conv).await
+    }
+
+    /// Runs a new conversation's workflow from its start (or invites a direct chat's user).
+    async fn start_conversation(&mut self, conv: Conversation) -> Result<Vec<Out>, StoreError> {
         let now = self.deps.clock.now();
         let (Some(service), Some(workflow), Some(version)) = (conv.service_id, conv.workflow_id, conv.workflow_version)
         else {
-            let out = self.core.start_direct(conv, now);
-            return self.carry_out(out).await;
+            return Ok(self.core.start_direct(conv, now));
         };
         let pinned = workflow_host::pinned(self.deps.store.as_ref(), self.tenant, workflow, version).await?;
         let head_start = self.core.service(service).is_some_and(|s| s.service.routing.last_user_secs > 0);
@@ -447,118 +642,133 @@ impl TenantEngine {
         } else {
             None
         };
-        let out = self.core.start_returning(conv, pinned, last_user, now);
-        self.carry_out(out).await
+        Ok(self.core.start_returning(conv, pinned, last_user, now))
     }
 
-    /// Does what the core decided, in its order.
-    async fn carry_out(&mut self, out: Vec<Out>) -> Result<(), StoreError> {
-        let store = &self.deps.store;
-        let tenant = self.tenant;
+    /// Commits what the core decided, in its order, with the state it keeps, in one transaction;
+    /// only then tells anyone (log entries, frames, replies) and makes HTTP calls.
+    async fn commit(&mut self, out: Vec<Out>) -> Result<(), StoreError> {
+        let mut writes = Vec::new();
         for o in out {
-            match o {
-                Out::Status { conversation, status, agent, ended_at } => {
-                    store.update_conversation(tenant, conversation, status, agent, ended_at).await?;
+            self.plan(o, &mut writes)?;
+        }
+        let saves = self.core.take_saves();
+        for (conversation, state) in saves.chats {
+            let state = state.map(|s| to_json(&s)).transpose()?;
+            writes.push(EngineWrite::ChatState { conversation, state });
+        }
+        for (agent, state) in saves.agents {
+            let state = state.map(|s| to_json(&s)).transpose()?;
+            writes.push(EngineWrite::AgentState { agent, state });
+        }
+        #[cfg(feature = "fault-injection")]
+        self.faults.before_commit(self.tenant, writes.len())?;
+        let appended = self.deps.store.commit_engine(self.tenant, &writes).await?;
+        for entry in appended {
+            let topic = Topic::Conversation(self.tenant, entry.conversation_id);
+            self.deps.bus.publish(topic, BusEvent::Entry(entry));
+        }
+        for a in std::mem::take(&mut self.after_commit) {
+            match a {
+                AfterCommit::Reply(r) => {
+                    let _ = r.send(Ok(()));
                 }
-                Out::Append { conversation, body } => {
-                    let entry = NewEntry {
-                        tenant_id: tenant,
-                        conversation_id: conversation,
-                        client_msg_id: None,
-                        body,
-                        created_at: self.deps.clock.now(),
-                    };
-                    self.deps.log.append(entry).await?;
+                AfterCommit::Publish(topic, event) => self.deps.bus.publish(topic, event),
+                AfterCommit::Http { conversation, call_id, call } => self.call_out(conversation, call_id, call),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorts one effect into a store write or something to do after the commit.
+    fn plan(&mut self, o: Out, writes: &mut Vec<EngineWrite>) -> Result<(), StoreError> {
+        let tenant = self.tenant;
+        let now = self.deps.clock.now();
+        match o {
+            Out::Status { conversation, status, agent, ended_at } => {
+                writes.push(EngineWrite::Status { conversation, status, agent, ended_at });
+            }
+            Out::Append { conversation, body } => {
+                writes.push(EngineWrite::Append { conversation, body, created_at: now });
+            }
+            Out::Outcome { conversation, outcome, reason, run } => {
+                if let Some(r) = &reason {
+                    tracing::warn!(%tenant, %conversation, reason = %r, "workflow failed");
                 }
-                Out::Outcome { conversation, outcome, reason, run } => {
-                    if let Some(r) = &reason {
-                        tracing::warn!(%tenant, %conversation, reason = %r, "workflow failed");
-                    }
-                    store.set_outcome(tenant, conversation, outcome, reason.as_deref()).await?;
-                    if let Some(run) = run {
-                        let record = serde_json::to_value(WorkflowRunView::of(&run))
-                            .map_err(|e| StoreError::Other(format!("workflow record: {e}")))?;
-                        store.save_workflow_run(tenant, conversation, &record).await?;
-                    }
+                writes.push(EngineWrite::Outcome { conversation, outcome, reason });
+                if let Some(run) = run {
+                    let run = to_json(&WorkflowRunView::of(&run))?;
+                    writes.push(EngineWrite::WorkflowRun { conversation, run });
                 }
-                Out::QueueEntry { conversation, queued_at, priority } => {
-                    let entry = QueueEntry { conversation_id: conversation, queued_at, priority };
-                    store.set_queue_entry(tenant, &entry).await?;
-                }
-                Out::UserSession(f) => {
-                    let session = UserSession {
-                        id: uuid::Uuid::now_v7(),
-                        tenant_id: tenant,
-                        conversation_id: f.conversation,
-                        service_id: f.service,
-                        user_id: f.user,
-                        outcome: f.outcome,
-                        offered_at: f.offered_at,
-                        answered_at: f.answered_at,
-                        ended_at: f.ended_at,
-                        ring_secs: (f.answered_at.unwrap_or(f.ended_at) - f.offered_at).whole_seconds().max(0),
-                        connected_secs: f.answered_at.map_or(0, |a| (f.ended_at - a).whole_seconds().max(0)),
-                    };
-                    store.record_user_session(&session).await?;
-                }
-                Out::ServiceSession(f) => {
-                    let session = ServiceSession {
-                        id: uuid::Uuid::now_v7(),
-                        tenant_id: tenant,
-                        conversation_id: f.conversation,
-                        service_id: f.service,
-                        outcome: f.outcome,
-                        user_id: f.user,
-                        started_at: f.started_at,
-                        ended_at: f.ended_at,
-                        ivr_secs: f.ivr_secs,
-                        queue_secs: f.queue_secs,
-                        connected_secs: f.connected_secs,
-                        offers: f.offers,
-                    };
-                    store.record_service_session(&session).await?;
-                }
-                Out::Transferred { conversation, service, workflow, version } => {
-                    store.transfer_conversation(tenant, conversation, service, workflow, version).await?;
-                }
-                Out::Presence { agent, presence } => {
-                    store.set_presence(tenant, agent, presence).await?;
-                    self.publish_agent(agent, AgentFrame::Presence { presence });
-                }
-                Out::Offer { agent, deadline, conversation } => {
-                    let offer = self.offer_view(&conversation, deadline);
-                    self.publish_agent(agent, AgentFrame::Offer { offer });
-                }
-                Out::AgentState { agent, status } => {
-                    let routing = RoutingView {
-                        acw_until: status.acw_until,
-                        acw_extensions: status.acw_extensions,
-                        rona: status.rona,
-                    };
-                    self.publish_agent(agent, AgentFrame::Routing { routing });
-                }
-                Out::Queue { conversation, status } => {
-                    let frame = VisitorFrame::Queue {
-                        position: status.position,
-                        estimated_wait_secs: status.estimated_wait_secs,
-                    };
-                    self.deps.bus.publish(Topic::Conversation(tenant, conversation), BusEvent::Visitor(frame));
-                }
-                Out::OfferWithdrawn { agent, conversation } => {
-                    self.publish_agent(agent, AgentFrame::OfferWithdrawn { conversation_id: conversation });
-                }
-                Out::Chat { agent, conversation } => {
-                    let chat = self.chat_view(&conversation);
-                    self.publish_agent(agent, AgentFrame::Chat { chat });
-                }
-                Out::AgentAlias { conversation, alias } => {
-                    store.set_agent_alias(tenant, conversation, &alias).await?;
-                }
-                Out::Notice { agent, conversation, event, text } => {
-                    let frame = AgentFrame::Notice { conversation_id: conversation, event, text };
-                    self.publish_agent(agent, frame);
-                }
-                Out::Http { conversation, call_id, call } => self.call_out(conversation, call_id, call),
+            }
+            Out::QueueEntry { conversation, queued_at, priority } => {
+                writes.push(EngineWrite::QueueEntry(QueueEntry { conversation_id: conversation, queued_at, priority }));
+            }
+            Out::UserSession(f) => writes.push(EngineWrite::UserSession(UserSession {
+                id: uuid::Uuid::now_v7(),
+                tenant_id: tenant,
+                conversation_id: f.conversation,
+                service_id: f.service,
+                user_id: f.user,
+                outcome: f.outcome,
+                offered_at: f.offered_at,
+                answered_at: f.answered_at,
+                ended_at: f.ended_at,
+                ring_secs: (f.answered_at.unwrap_or(f.ended_at) - f.offered_at).whole_seconds().max(0),
+                connected_secs: f.answered_at.map_or(0, |a| (f.ended_at - a).whole_seconds().max(0)),
+            })),
+            Out::ServiceSession(f) => writes.push(EngineWrite::ServiceSession(ServiceSession {
+                id: uuid::Uuid::now_v7(),
+                tenant_id: tenant,
+                conversation_id: f.conversation,
+                service_id: f.service,
+                outcome: f.outcome,
+                user_id: f.user,
+                started_at: f.started_at,
+                ended_at: f.ended_at,
+                ivr_secs: f.ivr_secs,
+                queue_secs: f.queue_secs,
+                connected_secs: f.connected_secs,
+                offers: f.offers,
+            })),
+            Out::Transferred { conversation, service, workflow, version } => {
+                writes.push(EngineWrite::Transferred { conversation, service, workflow, version });
+            }
+            Out::AgentAlias { conversation, alias } => writes.push(EngineWrite::AgentAlias { conversation, alias }),
+            Out::Presence { agent, presence } => {
+                writes.push(EngineWrite::Presence { user: agent, presence });
+                self.push_agent(agent, AgentFrame::Presence { presence });
+            }
+            Out::Offer { agent, deadline, conversation } => {
+                let offer = self.offer_view(&conversation, deadline);
+                self.push_agent(agent, AgentFrame::Offer { offer });
+            }
+            Out::AgentState { agent, status } => {
+                let routing = RoutingView {
+                    acw_until: status.acw_until,
+                    acw_extensions: status.acw_extensions,
+                    rona: status.rona,
+                };
+                self.push_agent(agent, AgentFrame::Routing { routing });
+            }
+            Out::Queue { conversation, status } => {
+                let frame =
+                    VisitorFrame::Queue { position: status.position, estimated_wait_secs: status.estimated_wait_secs };
+                let topic = Topic::Conversation(tenant, conversation);
+                self.after_commit.push(AfterCommit::Publish(topic, BusEvent::Visitor(frame)));
+            }
+            Out::OfferWithdrawn { agent, conversation } => {
+                self.push_agent(agent, AgentFrame::OfferWithdrawn { conversation_id: conversation });
+            }
+            Out::Chat { agent, conversation } => {
+                let chat = self.chat_view(&conversation);
+                self.push_agent(agent, AgentFrame::Chat { chat });
+            }
+            Out::Notice { agent, conversation, event, text } => {
+                self.push_agent(agent, AgentFrame::Notice { conversation_id: conversation, event, text });
+            }
+            Out::Http { conversation, call_id, call } => {
+                self.after_commit.push(AfterCommit::Http { conversation, call_id, call });
             }
         }
         Ok(())
@@ -576,62 +786,70 @@ impl TenantEngine {
         });
     }
 
-    fn publish_agent(&self, agent: UserId, frame: AgentFrame) {
-        self.deps.bus.publish(Topic::Agent(self.tenant, agent), BusEvent::Agent(frame));
+    fn push_agent(&mut self, agent: UserId, frame: AgentFrame) {
+        let topic = Topic::Agent(self.tenant, agent);
+        self.after_commit.push(AfterCommit::Publish(topic, BusEvent::Agent(frame)));
     }
+}
 
-    fn routing_view(&self, agent: UserId) -> RoutingView {
-        self.core.router().agent_status(agent).map_or_else(RoutingView::default, |s| RoutingView {
-            acw_until: s.acw_until,
-            acw_extensions: s.acw_extensions,
-            rona: s.rona,
-        })
-    }
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(v).map_err(|e| StoreError::Other(format!("engine state: {e}")))
+}
 
-    /// How the workspace names where a chat came from.
-    fn service_label(&self, c: &Conversation) -> String {
-        c.service_id.map_or_else(|| DIRECT_CHAT_LABEL.to_owned(), |s| self.core.service_name(s))
-    }
+/// How the tenant engines are doing: which are down and why, and how often they failed.
+#[derive(Debug)]
+pub struct EngineHealth {
+    /// Tenants whose engine is not serving now, and why ("starting" before the first rebuild).
+    down: Mutex<BTreeMap<TenantId, String>>,
+    /// Rebuilds after a failure.
+    pub restarts: AtomicU64,
+    /// Inputs or rebuilds that failed in the store.
+    pub store_failures: AtomicU64,
+    /// Inputs or rebuilds that panicked.
+    pub panics: AtomicU64,
+    changed: tokio::sync::watch::Sender<u64>,
+}
 
-    fn offer_view(&self, c: &Conversation, deadline: time::OffsetDateTime) -> OfferView {
-        OfferView {
-            deadline,
-            conversation_id: c.id,
-            service_id: c.service_id,
-            service_name: self.service_label(c),
-            direct: c.is_direct(),
-            customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
-            first_message: c.first_message.clone(),
-            details: self.details(c),
-        }
-    }
-
-    /// The parameters the chat's workflow set (not empty, not its default), named for people.
-    fn details(&self, c: &Conversation) -> Vec<DetailView> {
-        let Some(run) = self.core.run(c.id) else { return Vec::new() };
-        run.session
-            .params
-            .iter()
-            .filter(|(id, value)| {
-                !value.trim().is_empty() && self.parameters.get(*id).is_none_or(|p| p.default_value != **value)
-            })
-            .map(|(id, value)| DetailView {
-                name: self.parameters.get(id).map_or_else(|| id.clone(), |p| p.name.clone()),
-                value: value.clone(),
-            })
-            .collect()
-    }
-
-    fn chat_view(&self, c: &Conversation) -> ChatView {
-        ChatView {
-            conversation_id: c.id,
-            service_name: self.service_label(c),
-            direct: c.is_direct(),
-            customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
-            first_message: c.first_message.clone(),
-            details: self.details(c),
-            status: c.status,
-            agent_alias: c.agent_alias.clone(),
+impl Default for EngineHealth {
+    fn default() -> Self {
+        Self {
+            down: Mutex::new(BTreeMap::new()),
+            restarts: AtomicU64::new(0),
+            store_failures: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            changed: tokio::sync::watch::Sender::new(0),
         }
     }
 }
+
+impl EngineHealth {
+    fn set_down(&self, tenant: TenantId, why: &str) {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner).insert(tenant, why.to_owned());
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn set_up(&self, tenant: TenantId) {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner).remove(&tenant);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn starting(&self) -> bool {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner).values().any(|w| w == "starting")
+    }
+
+    /// Tenants whose engine is not serving, with why.
+    #[must_use]
+    pub fn down(&self) -> Vec<(TenantId, String)> {
+        self.down.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|(t, w)| (*t, w.clone())).collect()
+    }
+
+    /// Wakes on every change (for tests and `/readyz` watchers).
+    #[must_use]
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+pub mod faults;
+mod views;

@@ -9,7 +9,9 @@
 use crate::{Appended, NewEntry, Result, Store, StoreError};
 use parley_domain::{LogEntry, TenantId};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -48,10 +50,21 @@ pub struct CommitStats {
     pub entries: u64,
 }
 
+/// Whether the writer is committing, and how often a whole batch failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterHealth {
+    /// The last batch committed (or there was none yet).
+    pub up: bool,
+    /// Batches that failed as a whole (store unreachable, or a panic in the store).
+    pub failures: u64,
+}
+
 #[derive(Default)]
 struct Counters {
     batches: AtomicU64,
     entries: AtomicU64,
+    failures: AtomicU64,
+    down: AtomicBool,
 }
 
 impl std::fmt::Debug for ConversationLog {
@@ -103,6 +116,15 @@ impl ConversationLog {
         }
     }
 
+    /// Whether the writer commits (for readiness), and how often a batch failed.
+    #[must_use]
+    pub fn health(&self) -> WriterHealth {
+        WriterHealth {
+            up: !self.counters.down.load(Ordering::Relaxed),
+            failures: self.counters.failures.load(Ordering::Relaxed),
+        }
+    }
+
     /// The store behind the log, for reads.
     #[must_use]
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -138,7 +160,7 @@ async fn writer(
             }
         }
         if !entries.is_empty() {
-            let results = store.append_batch(&entries).await;
+            let results = batch(store.as_ref(), &entries, &counters).await;
             counters.batches.fetch_add(1, Ordering::Relaxed);
             counters.entries.fetch_add(entries.len() as u64, Ordering::Relaxed);
             for ((entry, reply), result) in entries.drain(..).zip(replies.drain(..)).zip(results) {
@@ -156,4 +178,23 @@ async fn writer(
             return;
         }
     }
+}
+
+/// Writes one batch. A failure of the whole batch (the store unreachable, or a panic inside it)
+/// answers every appender with `Unavailable` and marks the writer down until a batch commits;
+/// the writer itself goes on, so one bad moment never stops the log.
+async fn batch(store: &dyn Store, entries: &[NewEntry], counters: &Counters) -> Vec<Result<Appended>> {
+    let results = match AssertUnwindSafe(store.append_batch(entries)).catch_unwind().await {
+        Ok(results) => results,
+        Err(_) => {
+            tracing::error!(entries = entries.len(), "the log writer's batch panicked");
+            entries.iter().map(|_| Err(StoreError::Unavailable("the log writer failed".into()))).collect()
+        }
+    };
+    let failed = results.iter().all(|r| matches!(r, Err(StoreError::Unavailable(_) | StoreError::Other(_))));
+    if failed {
+        counters.failures.fetch_add(1, Ordering::Relaxed);
+    }
+    counters.down.store(failed, Ordering::Relaxed);
+    results
 }

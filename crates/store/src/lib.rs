@@ -17,7 +17,7 @@ mod sql;
 mod sqlite;
 pub mod testing;
 
-pub use group_commit::{CommitHook, CommitStats, ConversationLog};
+pub use group_commit::{CommitHook, CommitStats, ConversationLog, WriterHealth};
 
 use async_trait::async_trait;
 use parley_domain::calendar::OpeningCalendar;

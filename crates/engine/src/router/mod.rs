@@ -27,6 +27,9 @@ use parley_domain::{ConversationId, PolicyLevel, Presence, ServiceId, SkillId, U
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use time::{Duration, OffsetDateTime};
 
+mod saved;
+pub use saved::{SavedAgent, SavedPhase, SavedTask};
+
 #[cfg(test)]
 mod day;
 #[cfg(test)]
@@ -178,6 +181,17 @@ pub enum Input {
         conversation: ConversationId,
         preferred: Vec<(UserId, u8)>,
     },
+    /// Rebuild after a restart: a chat as it was saved (waiting, offered again to the same
+    /// agent with a fresh deadline, or connected).
+    RestoreTask {
+        conversation: ConversationId,
+        task: SavedTask,
+    },
+    /// Rebuild after a restart: an agent's RONA flag and after-chat work.
+    RestoreAgent {
+        agent: UserId,
+        saved: SavedAgent,
+    },
     /// Rebuild after a restart: a chat that was connected to an agent.
     RestoreConnected {
         conversation: ConversationId,
@@ -215,6 +229,25 @@ pub enum Input {
     },
     /// The clock moved: handle every deadline due by `now`.
     Tick,
+}
+
+impl Input {
+    /// The chat the input is about, if it is about one.
+    #[must_use]
+    pub const fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Self::Enqueue(a) => Some(a.conversation),
+            Self::SetPriority { conversation, .. }
+            | Self::LimitReached { conversation }
+            | Self::SetPreferred { conversation, .. }
+            | Self::RestoreTask { conversation, .. }
+            | Self::RestoreConnected { conversation, .. }
+            | Self::Accept { conversation, .. }
+            | Self::Decline { conversation, .. }
+            | Self::Finish { conversation } => Some(*conversation),
+            _ => None,
+        }
+    }
 }
 
 /// Why a chat went back to the queue.
@@ -274,6 +307,32 @@ pub enum Effect {
         agent: UserId,
         reason: &'static str,
     },
+}
+
+impl Effect {
+    /// The chat whose routing state the effect changed.
+    #[must_use]
+    pub const fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Self::Offer { conversation, .. }
+            | Self::OfferWithdrawn { conversation, .. }
+            | Self::Connected { conversation, .. }
+            | Self::Requeued { conversation, .. } => Some(*conversation),
+            _ => None,
+        }
+    }
+
+    /// The agent whose kept state (RONA flag, after-chat work) the effect changed.
+    #[must_use]
+    pub const fn agent_state(&self) -> Option<UserId> {
+        match self {
+            Self::AcwStarted { agent, .. }
+            | Self::AcwEnded { agent }
+            | Self::RonaFlagged { agent, .. }
+            | Self::RonaCleared { agent } => Some(*agent),
+            _ => None,
+        }
+    }
 }
 
 /// A chat's phase in the router.
@@ -781,6 +840,11 @@ impl Router {
                 self.services.entry(service).or_default().active += 1;
                 self.agent_mut(agent, now).chats.insert(conversation);
                 self.reindex(agent);
+            }
+            Input::RestoreTask { conversation, task } => self.restore_task(conversation, task, now, touched),
+            Input::RestoreAgent { agent, saved } => {
+                self.restore_agent(agent, &saved, now);
+                self.agent_changed(agent, now, effects, touched);
             }
             Input::Accept { conversation, agent } => {
                 // Only a real accept changes anything: a refused one must not bring other
