@@ -9,7 +9,9 @@ use crate::outbound::Outbound;
 use crate::workflow_host::{self, WorkflowRunView};
 use crate::ws::protocol::{AgentFrame, ChatView, OfferView, RoutingView, VisitorFrame};
 use futures_util::FutureExt;
-use parley_domain::{Conversation, ConversationId, ConversationStatus, EndedBy, Presence, TenantId, UserId};
+use parley_domain::{
+    Conversation, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender, TenantId, UserId,
+};
 use parley_domain::{ServiceSession, UserSession};
 use parley_engine::tenant::{Out, QueueStatus, Refusal, SavedChat, TenantCore};
 use parley_engine::workflow::HttpOutcome;
@@ -78,6 +80,8 @@ pub enum Command {
     /// The customer wrote (a workflow question may be waiting for it).
     CustomerText {
         conversation: ConversationId,
+        /// The entry's place in the log (texts the engine read from the log are not taken twice).
+        seq: i64,
         text: String,
     },
     /// The customer sent something that is not text (a file): it ends their silence.
@@ -186,8 +190,21 @@ pub struct Engines {
     /// `None` once closed: no engine starts during shutdown.
     senders: Mutex<Option<HashMap<TenantId, mpsc::Sender<Command>>>>,
     health: Arc<EngineHealth>,
+    /// Customer texts that found their engine's queue full: per tenant, per conversation, the
+    /// first and last `seq` to read from the log on the engine's next turn.
+    overflow: Arc<Overflow>,
     #[cfg(feature = "fault-injection")]
     faults: Arc<faults::Faults>,
+}
+
+/// See [`Engines::customer_wrote`].
+type Overflow = Mutex<HashMap<TenantId, BTreeMap<ConversationId, (i64, i64)>>>;
+
+/// The engine reads this customer text from the log on its next turn.
+fn read_later(overflow: &Overflow, tenant: TenantId, conversation: ConversationId, seq: i64) {
+    let mut overflow = overflow.lock().unwrap_or_else(PoisonError::into_inner);
+    let range = overflow.entry(tenant).or_default().entry(conversation).or_insert((seq, seq));
+    *range = (range.0.min(seq), range.1.max(seq));
 }
 
 impl std::fmt::Debug for Engines {
@@ -203,6 +220,7 @@ impl Engines {
             deps,
             senders: Mutex::new(Some(HashMap::new())),
             health: Arc::new(EngineHealth::default()),
+            overflow: Arc::new(Mutex::new(HashMap::new())),
             #[cfg(feature = "fault-injection")]
             faults: Arc::new(faults::Faults::default()),
         }
@@ -224,6 +242,7 @@ impl Engines {
                     me: tx.downgrade(),
                     health: Arc::clone(&self.health),
                     after_commit: Vec::new(),
+                    overflow: Arc::clone(&self.overflow),
                     #[cfg(feature = "fault-injection")]
                     faults: Arc::clone(&self.faults),
                 };
@@ -259,6 +278,17 @@ impl Engines {
     pub async fn send(&self, tenant: TenantId, cmd: Command) -> Result<(), EngineError> {
         let tx = self.sender(tenant).ok_or(EngineError::Unavailable)?;
         tx.send(cmd).await.map_err(|_| EngineError::Unavailable)
+    }
+
+    /// A customer's text is committed (and acknowledged): the engine learns of it without the
+    /// customer ever waiting for the engine. When the engine's queue is full the text is not
+    /// lost: the engine reads it from the log on its next turn (a full queue guarantees one).
+    pub fn customer_wrote(&self, tenant: TenantId, conversation: ConversationId, seq: i64, text: String) {
+        let Some(tx) = self.sender(tenant) else { return };
+        match tx.try_send(Command::CustomerText { conversation, seq, text }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => read_later(&self.overflow, tenant, conversation, seq),
+        }
     }
 
     /// Sends a command carrying a reply channel and waits for the answer.
@@ -317,6 +347,7 @@ struct TenantEngine {
     health: Arc<EngineHealth>,
     /// Replies and pushes held until the input's effects are committed.
     after_commit: Vec<AfterCommit>,
+    overflow: Arc<Overflow>,
     #[cfg(feature = "fault-injection")]
     faults: Arc<faults::Faults>,
 }
@@ -391,35 +422,62 @@ impl TenantEngine {
                     None => return Stop::Closed,
                 },
             };
+            // A text whose input fails is read again from the log after the rebuild.
+            let text = match &step {
+                Some(Command::CustomerText { conversation, seq, .. }) => Some((*conversation, *seq)),
+                _ => None,
+            };
             let done = AssertUnwindSafe(self.step(step)).catch_unwind().await;
-            match done {
-                Ok(Ok(())) => {}
+            let failed = match done {
+                Ok(Ok(())) => continue,
                 Ok(Err(e)) => {
                     self.health.store_failures.fetch_add(1, Ordering::Relaxed);
-                    return Stop::Failed(format!("store: {e}"));
+                    format!("store: {e}")
                 }
                 Err(_) => {
                     self.health.panics.fetch_add(1, Ordering::Relaxed);
-                    return Stop::Failed("a command panicked".to_owned());
+                    "a command panicked".to_owned()
                 }
+            };
+            if let Some((conversation, seq)) = text {
+                read_later(&self.overflow, self.tenant, conversation, seq);
             }
+            return Stop::Failed(failed);
         }
     }
 
     /// One input (a command, or the timers due when `cmd` is `None`) and everything it caused,
     /// committed together.
     async fn step(&mut self, cmd: Option<Command>) -> Result<(), StoreError> {
-        let mut out = match cmd {
+        let mut out = self.read_overflow().await?;
+        out.extend(match cmd {
             None => self.core.tick(self.deps.clock.now()),
             Some(cmd) => {
                 #[cfg(feature = "fault-injection")]
                 self.faults.before_command(self.tenant);
                 self.handle(cmd).await?
             }
-        };
+        });
         // Whatever moved, waiting customers hear their new place (only those whose changed).
         out.extend(self.core.queue_updates());
         self.commit(out).await
+    }
+
+    /// The customer texts that did not fit in the queue, read from the log in their order.
+    async fn read_overflow(&mut self) -> Result<Vec<Out>, StoreError> {
+        let missed = self.overflow.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.tenant);
+        let mut out = Vec::new();
+        for (conversation, (first, last)) in missed.unwrap_or_default() {
+            let limit = u32::try_from(last - first + 1).unwrap_or(u32::MAX);
+            let entries = self.deps.store.read_log(self.tenant, conversation, first - 1, limit).await?;
+            let now = self.deps.clock.now();
+            for e in entries {
+                if let EntryBody::Message { sender: Sender::Customer { .. }, text, .. } = e.body {
+                    out.extend(self.core.customer_text(conversation, text, now));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Replies to callers still waiting on a failed input: the engine is unavailable to them.
@@ -500,7 +558,7 @@ impl TenantEngine {
                 };
                 Ok(self.core.restore_saved(c, saved, pinned, now))
             }
-            None if c.status == ConversationStatus::Workflow && c.last_seq == 0 => self.start_conversation(c).await,
+            None if c.status == ConversationStatus::Workflow => self.start_conversation(c).await,
             None => Ok(self.core.restore(c, queued, now)),
         }
     }
@@ -525,7 +583,7 @@ impl TenantEngine {
         let now = self.deps.clock.now();
         Ok(match cmd {
             Command::Start { conversation } => return self.start(conversation).await,
-            Command::CustomerText { conversation, text } => self.core.customer_text(conversation, text, now),
+            Command::CustomerText { conversation, seq: _, text } => self.core.customer_text(conversation, text, now),
             Command::CustomerActive { conversation } => {
                 self.core.customer_active(conversation, now);
                 Vec::new()

@@ -7,10 +7,10 @@
 //! entries in `seq` order.
 
 use crate::{Appended, NewEntry, Result, Store, StoreError};
-use parley_domain::{LogEntry, TenantId};
-use std::sync::Arc;
 use futures_util::FutureExt;
+use parley_domain::{LogEntry, TenantId};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;

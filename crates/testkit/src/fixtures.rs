@@ -106,6 +106,12 @@ pub async fn staffed_tenant(base: &str, slug: &str, agents: usize, max_chats: u3
 }
 
 impl Tenant {
+    /// The same tenant, reached on a server at another address (after a restart).
+    #[must_use]
+    pub fn on(&self, base: &str) -> Self {
+        Self { admin: Api::new(base).bearer(&self.api_key), ..self.clone() }
+    }
+
     /// Signs an agent in; returns the `Cookie` header value.
     ///
     /// # Errors

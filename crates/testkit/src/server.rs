@@ -62,7 +62,18 @@ pub struct TestServer {
     pub db: Db,
     database_url: String,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The runtime of a server that [`Self::crash`] can stop dead (`None`: the test's own).
+    runtime: Option<tokio::runtime::Runtime>,
     _dir: Arc<TempDir>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A runtime may not be dropped where the test's runtime could block on it.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for TestServer {
@@ -91,10 +102,50 @@ impl TestServer {
     /// If the server cannot start.
     pub async fn spawn_with(db: Db, configure: impl FnOnce(&mut Layer)) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database_url = db.url(dir.path()).await;
+        let clock = ManualClock::new(time::macros::datetime!(2026-01-05 09:00 UTC));
+        Self::start(db, dir, database_url, clock, None, configure).await
+    }
+
+    /// A server on a runtime of its own, so [`Self::crash`] can stop it as kill -9 would.
+    ///
+    /// # Panics
+    /// If the server cannot start.
+    pub async fn crashable(db: Db) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let database_url = db.url(dir.path()).await;
+        let clock = ManualClock::new(time::macros::datetime!(2026-01-05 09:00 UTC));
+        Self::start(db, dir, database_url, clock, Some(own_runtime()), |_| {}).await
+    }
+
+    /// Stops the server dead (every task dropped where it stands: nothing flushed, no socket
+    /// told, as kill -9 would) and starts a new one on the same database and clock, on a new
+    /// port. Only what was committed survives.
+    ///
+    /// # Panics
+    /// If the server was not started with [`Self::crashable`], or cannot start again.
+    pub async fn crash(mut self) -> Self {
+        let runtime = self.runtime.take().expect("a crashable server");
+        let (db, clock, database_url, dir) =
+            (self.db.clone(), self.clock.clone(), self.database_url.clone(), Arc::clone(&self._dir));
+        drop(self);
+        tokio::task::spawn_blocking(move || runtime.shutdown_timeout(std::time::Duration::from_secs(5)))
+            .await
+            .expect("runtime stopped");
+        Self::start(db, dir, database_url, clock, Some(own_runtime()), |_| {}).await
+    }
+
+    async fn start(
+        db: Db,
+        dir: Arc<TempDir>,
+        database_url: String,
+        clock: ManualClock,
+        runtime: Option<tokio::runtime::Runtime>,
+        configure: impl FnOnce(&mut Layer),
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
-        let database_url = db.url(dir.path()).await;
         let mut layer = Layer {
             listen: Some(addr),
             data_dir: Some(dir.path().to_path_buf()),
@@ -106,13 +157,17 @@ impl TestServer {
         };
         configure(&mut layer);
         let config = layer.finish().expect("config");
-        let clock = ManualClock::new(time::macros::datetime!(2026-01-05 09:00 UTC));
-        let app = App::build(config, Overrides { clock: Some(Arc::new(clock.clone())), listener: Some(listener) })
-            .await
-            .expect("server starts");
-        let state = app.state.clone();
-        let task = tokio::spawn(app.run());
-        Self { base, state, clock, db, database_url, task, _dir: dir }
+        let overrides = Overrides { clock: Some(Arc::new(clock.clone())), listener: Some(listener) };
+        let build = async move {
+            let app = App::build(config, overrides).await.expect("server starts");
+            let state = app.state.clone();
+            (state, tokio::spawn(app.run()))
+        };
+        let (state, task) = match &runtime {
+            Some(rt) => rt.spawn(build).await.expect("server starts"),
+            None => build.await,
+        };
+        Self { base, state, clock, db, database_url, task, runtime, _dir: dir }
     }
 
     /// `ws://127.0.0.1:PORT`
@@ -125,9 +180,12 @@ impl TestServer {
     ///
     /// # Errors
     /// If the server reported an error while stopping.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.state.shutdown.cancel();
-        self.task.await.context("server task")??;
+        (&mut self.task).await.context("server task")??;
+        if let Some(rt) = self.runtime.take() {
+            tokio::task::spawn_blocking(move || rt.shutdown_timeout(std::time::Duration::from_secs(5))).await?;
+        }
         if let Some(base) = self.db.postgres_base() {
             parley_store::testing::drop_postgres_db(base, &self.database_url).await;
         }
@@ -249,6 +307,10 @@ impl ServerProcess {
         anyhow::ensure!(exit.success(), "parley exited with {exit}");
         Ok(())
     }
+}
+
+fn own_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime")
 }
 
 /// Path of a workspace file, for tests that need one.

@@ -307,16 +307,15 @@ impl Session {
         };
         match self.state.log.append(entry).await {
             Ok(a) => {
+                // Committed: acknowledged at once, whatever the engine is doing.
+                let acked =
+                    send(sink, &VisitorFrame::Ack { client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await;
                 if !a.duplicate {
                     // A workflow question may be waiting for this answer; the engine ignores it otherwise.
                     let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
-                    let _ = self
-                        .state
-                        .engines
-                        .send(tenant, Command::CustomerText { conversation, text: text_of(&a.entry) })
-                        .await;
+                    self.state.engines.customer_wrote(tenant, conversation, a.entry.seq, text_of(&a.entry));
                 }
-                send(sink, &VisitorFrame::Ack { client_msg_id, seq: a.entry.seq, duplicate: a.duplicate }).await
+                acked
             }
             Err(parley_store::StoreError::NotFound) => {
                 self.ended = true;
