@@ -1392,6 +1392,26 @@ impl Router {
         }
     }
 
+    /// The offers a full scan of every queue would make now (none, while invariant 2 holds):
+    /// for tests that check the router from outside.
+    #[cfg(test)]
+    pub(crate) fn pending_offers(&self, now: OffsetDateTime) -> Vec<(ConversationId, UserId)> {
+        let mut r = self.clone();
+        for s in r.services.values_mut() {
+            s.unsettle();
+        }
+        let all: BTreeSet<ServiceId> = r.services.keys().copied().collect();
+        let mut effects = Vec::new();
+        r.dispatch(&all, now, &mut effects);
+        effects
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Offer { conversation, agent, .. } => Some((conversation, agent)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn offer(&mut self, conversation: ConversationId, agent: UserId, now: OffsetDateTime, effects: &mut Vec<Effect>) {
         let Some(t) = self.tasks.get_mut(&conversation) else { return };
         let service = t.service;

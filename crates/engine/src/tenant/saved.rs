@@ -125,6 +125,14 @@ impl TenantCore {
         })
     }
 
+    /// The open service chats, for tests that compare two cores.
+    #[cfg(test)]
+    pub(crate) fn open_ids(&self) -> Vec<ConversationId> {
+        let mut ids: Vec<ConversationId> = self.live.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// What changed since the last call, for the shell to commit with this input's effects.
     pub fn take_saves(&mut self) -> Saves {
         let chats = std::mem::take(&mut self.dirty_chats).into_iter().map(|id| (id, self.saved_chat(id))).collect();

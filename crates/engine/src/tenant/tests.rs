@@ -708,3 +708,4 @@ fn a_restart_keeps_a_connected_direct_chat_and_invites_again_with_a_fresh_deadli
 
 mod messages;
 mod queue;
+mod restart;
