@@ -10,6 +10,7 @@ pub mod calendar;
 pub mod conversation;
 pub mod entities;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod parameter;
 pub mod pattern;

@@ -2,7 +2,7 @@
 //! serve until shutdown, then stop in order (stop accepting, close sockets with a reconnect hint,
 //! commit what is queued, close the store).
 
-use crate::bus::{Bus, BusEvent, Topic};
+use crate::bus::{EventBus, LiveEvent, LocalBus, Topic};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::http;
@@ -77,10 +77,11 @@ impl App {
             config.public_url = format!("http://{}", listener.local_addr()?);
         }
         let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let bus = Arc::new(Bus::new());
+        let bus: Arc<dyn EventBus> = Arc::new(LocalBus::new());
         let hook_bus = Arc::clone(&bus);
         let hook = move |tenant: TenantId, entry: &LogEntry| {
-            hook_bus.publish(Topic::Conversation(tenant, entry.conversation_id), BusEvent::Entry(entry.clone()));
+            let topic = Topic::conversation(tenant, entry.conversation_id);
+            hook_bus.publish(topic, LiveEvent::Entry { entry: entry.clone() });
         };
         let (log, log_task) = ConversationLog::start(Arc::clone(&store), config.log_batch, Arc::new(hook));
         let tracker = TaskTracker::new();

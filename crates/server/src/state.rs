@@ -1,7 +1,7 @@
 //! What every handler can reach: configuration, store, conversation log, bus, engines, clock
 //! and the shutdown signal.
 
-use crate::bus::Bus;
+use crate::bus::EventBus;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::tenant_engine::Engines;
@@ -20,7 +20,7 @@ pub struct Inner {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub log: ConversationLog,
-    pub bus: Arc<Bus>,
+    pub bus: Arc<dyn EventBus>,
     /// The attachment folder.
     pub files: crate::files::Files,
     pub engines: Engines,

@@ -3,12 +3,12 @@
 //! frames). Because only this task decides assignments, no lock is needed to keep an agent under
 //! capacity or a chat offered once. Its state is rebuilt from the store when it starts.
 
-use crate::bus::{Bus, BusEvent, Topic};
+use crate::bus::{EventBus, LiveEvent, Topic};
 use crate::clock::Clock;
 use crate::outbound::Outbound;
 use crate::workflow_host::{self, WorkflowRunView};
-use crate::ws::protocol::{AgentFrame, ChatView, OfferView, RoutingView, VisitorFrame};
 use futures_util::FutureExt;
+use parley_domain::event::{AgentRouting, ChatCard};
 use parley_domain::{
     Conversation, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender, TenantId, UserId,
 };
@@ -169,16 +169,17 @@ pub const LAST_AGENT_LOOKBACK_DAYS: i64 = 30;
 #[derive(Debug)]
 pub struct AgentSnapshot {
     pub presence: Presence,
-    pub routing: RoutingView,
-    pub offers: Vec<OfferView>,
-    pub chats: Vec<ChatView>,
+    pub routing: AgentRouting,
+    /// Offers open to the agent, each with its deadline.
+    pub offers: Vec<(ChatCard, time::OffsetDateTime)>,
+    pub chats: Vec<ChatCard>,
 }
 
 /// What every engine needs from the shell.
 #[derive(Clone)]
 pub struct EngineDeps {
     pub store: Arc<dyn Store>,
-    pub bus: Arc<Bus>,
+    pub bus: Arc<dyn EventBus>,
     pub clock: Arc<dyn Clock>,
     pub tracker: TaskTracker,
     pub outbound: Arc<Outbound>,
@@ -355,7 +356,7 @@ struct TenantEngine {
 /// What waits for the commit: nobody hears of an effect the store does not have.
 enum AfterCommit {
     Reply(Reply<()>),
-    Publish(Topic, BusEvent),
+    Publish(Topic, Box<LiveEvent>),
     Http { conversation: ConversationId, call_id: u64, call: parley_engine::workflow::HttpCall },
 }
 
@@ -651,11 +652,10 @@ impl TenantEngine {
         let offers = open
             .iter()
             .filter(|c| c.status == ConversationStatus::Offered)
-            .filter_map(|c| Some(self.offer_view(c, self.core.offer_deadline(c.id)?)))
+            .filter_map(|c| Some((self.card(c), self.core.offer_deadline(c.id)?)))
             .collect();
-        let chats =
-            open.iter().filter(|c| c.status == ConversationStatus::Connected).map(|c| self.chat_view(c)).collect();
-        AgentSnapshot { presence: self.core.presence_of(agent), routing: self.routing_view(agent), offers, chats }
+        let chats = open.iter().filter(|c| c.status == ConversationStatus::Connected).map(|c| self.card(c)).collect();
+        AgentSnapshot { presence: self.core.presence_of(agent), routing: self.routing_of(agent), offers, chats }
     }
 
     /// A refusal is answered at once (nothing changed); an accepted command is answered once its
@@ -723,15 +723,15 @@ impl TenantEngine {
         self.faults.before_commit(self.tenant, writes.len())?;
         let appended = self.deps.store.commit_engine(self.tenant, &writes).await?;
         for entry in appended {
-            let topic = Topic::Conversation(self.tenant, entry.conversation_id);
-            self.deps.bus.publish(topic, BusEvent::Entry(entry));
+            let topic = Topic::conversation(self.tenant, entry.conversation_id);
+            self.deps.bus.publish(topic, LiveEvent::Entry { entry });
         }
         for a in std::mem::take(&mut self.after_commit) {
             match a {
                 AfterCommit::Reply(r) => {
                     let _ = r.send(Ok(()));
                 }
-                AfterCommit::Publish(topic, event) => self.deps.bus.publish(topic, event),
+                AfterCommit::Publish(topic, event) => self.deps.bus.publish(topic, *event),
                 AfterCommit::Http { conversation, call_id, call } => self.call_out(conversation, call_id, call),
             }
         }
@@ -795,35 +795,37 @@ impl TenantEngine {
             Out::AgentAlias { conversation, alias } => writes.push(EngineWrite::AgentAlias { conversation, alias }),
             Out::Presence { agent, presence } => {
                 writes.push(EngineWrite::Presence { user: agent, presence });
-                self.push_agent(agent, AgentFrame::Presence { presence });
+                self.push_agent(agent, LiveEvent::Presence { presence });
             }
             Out::Offer { agent, deadline, conversation } => {
-                let offer = self.offer_view(&conversation, deadline);
-                self.push_agent(agent, AgentFrame::Offer { offer });
+                let card = self.card(&conversation);
+                self.push_agent(agent, LiveEvent::Offered { card, deadline });
             }
             Out::AgentState { agent, status } => {
-                let routing = RoutingView {
+                let routing = AgentRouting {
                     acw_until: status.acw_until,
                     acw_extensions: status.acw_extensions,
                     rona: status.rona,
                 };
-                self.push_agent(agent, AgentFrame::Routing { routing });
+                self.push_agent(agent, LiveEvent::Routing { routing });
             }
             Out::Queue { conversation, status } => {
-                let frame =
-                    VisitorFrame::Queue { position: status.position, estimated_wait_secs: status.estimated_wait_secs };
-                let topic = Topic::Conversation(tenant, conversation);
-                self.after_commit.push(AfterCommit::Publish(topic, BusEvent::Visitor(frame)));
+                let event = LiveEvent::QueuePlace {
+                    position: status.position,
+                    estimated_wait_secs: status.estimated_wait_secs,
+                };
+                self.after_commit
+                    .push(AfterCommit::Publish(Topic::conversation(tenant, conversation), Box::new(event)));
             }
             Out::OfferWithdrawn { agent, conversation } => {
-                self.push_agent(agent, AgentFrame::OfferWithdrawn { conversation_id: conversation });
+                self.push_agent(agent, LiveEvent::OfferWithdrawn { conversation_id: conversation });
             }
             Out::Chat { agent, conversation } => {
-                let chat = self.chat_view(&conversation);
-                self.push_agent(agent, AgentFrame::Chat { chat });
+                let card = self.card(&conversation);
+                self.push_agent(agent, LiveEvent::Connected { card });
             }
             Out::Notice { agent, conversation, event, text } => {
-                self.push_agent(agent, AgentFrame::Notice { conversation_id: conversation, event, text });
+                self.push_agent(agent, LiveEvent::Notice { conversation_id: conversation, event, text });
             }
             Out::Http { conversation, call_id, call } => {
                 self.after_commit.push(AfterCommit::Http { conversation, call_id, call });
@@ -844,9 +846,8 @@ impl TenantEngine {
         });
     }
 
-    fn push_agent(&mut self, agent: UserId, frame: AgentFrame) {
-        let topic = Topic::Agent(self.tenant, agent);
-        self.after_commit.push(AfterCommit::Publish(topic, BusEvent::Agent(frame)));
+    fn push_agent(&mut self, agent: UserId, event: LiveEvent) {
+        self.after_commit.push(AfterCommit::Publish(Topic::agent(self.tenant, agent), Box::new(event)));
     }
 }
 

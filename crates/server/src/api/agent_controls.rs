@@ -48,8 +48,9 @@ pub async fn state(agent: Agent, State(state): State<AppState>) -> ApiResult<Jso
         .send(agent.tenant_id, Command::Snapshot { agent: agent.user_id, reply: tx })
         .await
         .map_err(refused)?;
-    let AgentSnapshot { presence, routing, offers, chats } = rx.await.map_err(|e| ApiError::internal(&e))?;
-    Ok(Json(WorkspaceState { presence, routing, offers, chats }))
+    let snapshot: AgentSnapshot = rx.await.map_err(|e| ApiError::internal(&e))?;
+    let (routing, offers, chats) = crate::ws::protocol::workspace(&snapshot);
+    Ok(Json(WorkspaceState { presence: snapshot.presence, routing, offers, chats }))
 }
 
 /// Body of `PUT /api/v1/agent/presence`.

@@ -1,42 +1,29 @@
-//! How the workspace sees what the engine holds: offers, chats, routing state. Built from the
-//! tenant core's state at the moment a frame goes out.
+//! What the engine tells the workspaces about a chat and an agent, in domain terms (the sockets
+//! render them): built from the tenant core's state at the moment the event goes out.
 
 use super::TenantEngine;
-use crate::ws::protocol::{ChatView, CustomerView, DetailView, OfferView, RoutingView};
+use parley_domain::event::{AgentRouting, ChatCard, Detail};
 use parley_domain::{Conversation, UserId};
 
-/// What the workspace shows in place of a service name for a direct chat.
+/// How a direct chat is labelled in place of a service name.
 const DIRECT_CHAT_LABEL: &str = "Direct chat";
 
 impl TenantEngine {
-    pub(super) fn routing_view(&self, agent: UserId) -> RoutingView {
-        self.core.router().agent_status(agent).map_or_else(RoutingView::default, |s| RoutingView {
+    pub(super) fn routing_of(&self, agent: UserId) -> AgentRouting {
+        self.core.router().agent_status(agent).map_or_else(AgentRouting::default, |s| AgentRouting {
             acw_until: s.acw_until,
             acw_extensions: s.acw_extensions,
             rona: s.rona,
         })
     }
 
-    /// How the workspace names where a chat came from.
-    pub(super) fn service_label(&self, c: &Conversation) -> String {
-        c.service_id.map_or_else(|| DIRECT_CHAT_LABEL.to_owned(), |s| self.core.service_name(s))
-    }
-
-    pub(super) fn offer_view(&self, c: &Conversation, deadline: time::OffsetDateTime) -> OfferView {
-        OfferView {
-            deadline,
-            conversation_id: c.id,
-            service_id: c.service_id,
-            service_name: self.service_label(c),
-            direct: c.is_direct(),
-            customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
-            first_message: c.first_message.clone(),
-            details: self.details(c),
-        }
+    pub(super) fn card(&self, c: &Conversation) -> ChatCard {
+        let service_name = c.service_id.map_or_else(|| DIRECT_CHAT_LABEL.to_owned(), |s| self.core.service_name(s));
+        ChatCard { conversation: c.clone(), service_name, details: self.details(c) }
     }
 
     /// The parameters the chat's workflow set (not empty, not its default), named for people.
-    pub(super) fn details(&self, c: &Conversation) -> Vec<DetailView> {
+    fn details(&self, c: &Conversation) -> Vec<Detail> {
         let Some(run) = self.core.run(c.id) else { return Vec::new() };
         run.session
             .params
@@ -44,23 +31,10 @@ impl TenantEngine {
             .filter(|(id, value)| {
                 !value.trim().is_empty() && self.parameters.get(*id).is_none_or(|p| p.default_value != **value)
             })
-            .map(|(id, value)| DetailView {
+            .map(|(id, value)| Detail {
                 name: self.parameters.get(id).map_or_else(|| id.clone(), |p| p.name.clone()),
                 value: value.clone(),
             })
             .collect()
-    }
-
-    pub(super) fn chat_view(&self, c: &Conversation) -> ChatView {
-        ChatView {
-            conversation_id: c.id,
-            service_name: self.service_label(c),
-            direct: c.is_direct(),
-            customer: CustomerView { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() },
-            first_message: c.first_message.clone(),
-            details: self.details(c),
-            status: c.status,
-            agent_alias: c.agent_alias.clone(),
-        }
     }
 }

@@ -1,10 +1,10 @@
 //! The agent's socket: offers, chat changes and the entries of every chat the agent holds.
 //! Authenticated by the session cookie; each open socket counts as "online" for routing.
 
-use super::protocol::{AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, Seen, Typist};
+use super::protocol::{self, AgentFrame, AgentIdentity, AgentIn, CLOSE_RESTART, ChatView, OfferView, Seen, Typist};
 use super::{Cursor, Sink, close, limits, record_receipt, send, upgrade_error};
 use crate::auth::Agent;
-use crate::bus::{BusEvent, Topic};
+use crate::bus::{LiveEvent, Topic};
 use crate::error::ApiResult;
 use crate::state::AppState;
 use crate::tenant_engine::{Command, EngineError};
@@ -67,7 +67,7 @@ struct Followed {
     alias: String,
 }
 
-type LiveEntry = (ConversationId, Result<Arc<BusEvent>, RecvError>);
+type LiveEntry = (ConversationId, Result<Arc<LiveEvent>, RecvError>);
 
 struct Session {
     state: AppState,
@@ -83,7 +83,7 @@ struct Session {
 async fn session(state: AppState, user: User, socket: WebSocket) {
     let tenant = user.tenant_id;
     let agent_id = user.id;
-    let mut agent_rx = state.bus.subscribe(Topic::Agent(tenant, agent_id));
+    let mut agent_rx = state.bus.subscribe(Topic::agent(tenant, agent_id));
     let (mut sink, mut stream) = socket.split();
     if state.engines.send(tenant, Command::AgentConnected { agent: agent_id }).await.is_err() {
         close(&mut sink, CLOSE_RESTART, "restart: reconnect").await;
@@ -156,15 +156,10 @@ impl Session {
         }
         let Ok(snapshot) = rx.await else { return false };
         let ids: Vec<(ConversationId, Option<String>)> =
-            snapshot.chats.iter().map(|c| (c.conversation_id, c.agent_alias.clone())).collect();
+            snapshot.chats.iter().map(|c| (c.conversation.id, c.conversation.agent_alias.clone())).collect();
         let user = AgentIdentity { id: self.user.id, display_name: self.user.display_name.clone() };
-        let hello = AgentFrame::Hello {
-            user,
-            presence: snapshot.presence,
-            routing: snapshot.routing,
-            offers: snapshot.offers,
-            chats: snapshot.chats,
-        };
+        let (routing, offers, chats) = protocol::workspace(&snapshot);
+        let hello = AgentFrame::Hello { user, presence: snapshot.presence, routing, offers, chats };
         if !send(sink, &hello).await {
             return false;
         }
@@ -181,7 +176,7 @@ impl Session {
         if self.chats.contains_key(&conversation) {
             return true;
         }
-        let mut rx = self.state.bus.subscribe(Topic::Conversation(self.user.tenant_id, conversation));
+        let mut rx = self.state.bus.subscribe(Topic::conversation(self.user.tenant_id, conversation));
         let tx = self.entries_tx.clone();
         let forwarder = self.forwarders.spawn(async move {
             loop {
@@ -264,11 +259,11 @@ impl Session {
         &mut self,
         sink: &mut Sink,
         conversation: ConversationId,
-        ev: Result<Arc<BusEvent>, RecvError>,
+        ev: Result<Arc<LiveEvent>, RecvError>,
     ) -> bool {
         match ev {
             Ok(ev) => match &*ev {
-                BusEvent::Entry(entry) => {
+                LiveEvent::Entry { entry } => {
                     let Some(f) = self.chats.get_mut(&conversation) else { return true };
                     match f.cursor.live(entry, self.state.store.as_ref()).await {
                         Ok(entries) => self.deliver(sink, conversation, entries).await,
@@ -278,14 +273,14 @@ impl Session {
                         }
                     }
                 }
-                BusEvent::Typing { who: Typist::Customer, .. } if self.writable(conversation).is_ok() => {
+                LiveEvent::Typing { who: Typist::Customer, .. } if self.writable(conversation).is_ok() => {
                     send(sink, &AgentFrame::Typing { conversation_id: conversation, who: Typist::Customer }).await
                 }
-                BusEvent::Receipt { reader: Reader::Customer, mark } => {
+                LiveEvent::Receipt { reader: Reader::Customer, mark } => {
                     send(sink, &customer_receipt(conversation, *mark)).await
                 }
                 // Agents' own typing and receipts go to the visitor only.
-                BusEvent::Typing { .. } | BusEvent::Receipt { .. } | BusEvent::Agent(_) | BusEvent::Visitor(_) => true,
+                _ => true,
             },
             Err(RecvError::Lagged(_)) => {
                 self.catch_up(sink, conversation).await && self.receipts(sink, conversation).await
@@ -294,13 +289,32 @@ impl Session {
         }
     }
 
-    async fn on_agent_event(&mut self, sink: &mut Sink, ev: &BusEvent) -> bool {
-        let BusEvent::Agent(frame) = ev else { return true };
-        if !send(sink, frame).await {
+    /// Renders an event of the agent's own topic; a connected chat is followed from then on.
+    async fn on_agent_event(&mut self, sink: &mut Sink, ev: &LiveEvent) -> bool {
+        let frame = match ev {
+            LiveEvent::Presence { presence } => AgentFrame::Presence { presence: *presence },
+            LiveEvent::Routing { routing } => AgentFrame::Routing { routing: (*routing).into() },
+            LiveEvent::Offered { card, deadline } => AgentFrame::Offer { offer: OfferView::of(card, *deadline) },
+            LiveEvent::OfferWithdrawn { conversation_id } => {
+                AgentFrame::OfferWithdrawn { conversation_id: *conversation_id }
+            }
+            LiveEvent::Connected { card } => AgentFrame::Chat { chat: ChatView::of(card) },
+            LiveEvent::Notice { conversation_id, event, text } => {
+                AgentFrame::Notice { conversation_id: *conversation_id, event: *event, text: text.clone() }
+            }
+            LiveEvent::Entry { .. }
+            | LiveEvent::Typing { .. }
+            | LiveEvent::Receipt { .. }
+            | LiveEvent::QueuePlace { .. } => {
+                return true;
+            }
+        };
+        if !send(sink, &frame).await {
             return false;
         }
-        if let AgentFrame::Chat { chat } = frame {
-            return self.follow(sink, chat.conversation_id, chat.agent_alias.clone()).await;
+        if let LiveEvent::Connected { card } = ev {
+            let c = &card.conversation;
+            return self.follow(sink, c.id, c.agent_alias.clone()).await;
         }
         true
     }
@@ -392,8 +406,8 @@ impl Session {
             return true;
         }
         self.last_typing.insert(conversation, now);
-        let topic = Topic::Conversation(self.user.tenant_id, conversation);
-        self.state.bus.publish(topic, BusEvent::Typing { who: Typist::Agent, name });
+        let topic = Topic::conversation(self.user.tenant_id, conversation);
+        self.state.bus.publish(topic, LiveEvent::Typing { who: Typist::Agent, name });
         true
     }
 

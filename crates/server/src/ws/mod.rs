@@ -6,7 +6,7 @@ pub mod agent;
 pub mod protocol;
 pub mod visitor;
 
-use crate::bus::{BusEvent, Topic};
+use crate::bus::{LiveEvent, Topic};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -84,7 +84,7 @@ async fn record_receipt(
     };
     if now != *known {
         *known = now;
-        state.bus.publish(Topic::Conversation(tenant, id), BusEvent::Receipt { reader, mark: now });
+        state.bus.publish(Topic::conversation(tenant, id), LiveEvent::Receipt { reader, mark: now });
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The frames of the visitor and agent WebSockets (see `docs/protocol.md`).
 
+use parley_domain::event::{AgentRouting, ChatCard};
 use parley_domain::{
-    ConversationId, ConversationStatus, LogEntry, Presence, Reader, ServiceId, SystemEvent, UserId, Watermark,
+    Conversation, ConversationId, ConversationStatus, LogEntry, Presence, Reader, ServiceId, SystemEvent, UserId,
+    Watermark,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -90,13 +92,8 @@ impl Seen {
     }
 }
 
-/// Who is typing, in `typing` frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Typist {
-    Customer,
-    Agent,
-}
+/// Who is typing, in `typing` frames (`customer` or `agent`).
+pub use parley_domain::event::Typist;
 
 /// The customer as an agent sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -157,6 +154,67 @@ pub struct ChatView {
     /// The name the customer reads for the agent (their messages go out under it); `null`
     /// before the connection, empty when the service hides agents' names.
     pub agent_alias: Option<String>,
+}
+
+impl OfferView {
+    /// The offer as the workspace draws it.
+    #[must_use]
+    pub fn of(card: &ChatCard, deadline: OffsetDateTime) -> Self {
+        let c = &card.conversation;
+        Self {
+            conversation_id: c.id,
+            service_id: c.service_id,
+            service_name: card.service_name.clone(),
+            direct: c.is_direct(),
+            customer: CustomerView::of(c),
+            first_message: c.first_message.clone(),
+            details: DetailView::all(card),
+            deadline,
+        }
+    }
+}
+
+impl ChatView {
+    /// The chat as the workspace draws it.
+    #[must_use]
+    pub fn of(card: &ChatCard) -> Self {
+        let c = &card.conversation;
+        Self {
+            conversation_id: c.id,
+            service_name: card.service_name.clone(),
+            direct: c.is_direct(),
+            customer: CustomerView::of(c),
+            first_message: c.first_message.clone(),
+            details: DetailView::all(card),
+            status: c.status,
+            agent_alias: c.agent_alias.clone(),
+        }
+    }
+}
+
+impl CustomerView {
+    fn of(c: &Conversation) -> Self {
+        Self { display_name: c.customer.display_name.clone(), email: c.customer.email.clone() }
+    }
+}
+
+impl DetailView {
+    fn all(card: &ChatCard) -> Vec<Self> {
+        card.details.iter().map(|d| Self { name: d.name.clone(), value: d.value.clone() }).collect()
+    }
+}
+
+/// The workspace's routing state, offers and chats, drawn from what the engine holds.
+#[must_use]
+pub fn workspace(s: &crate::tenant_engine::AgentSnapshot) -> (RoutingView, Vec<OfferView>, Vec<ChatView>) {
+    let offers = s.offers.iter().map(|(card, deadline)| OfferView::of(card, *deadline)).collect();
+    (s.routing.into(), offers, s.chats.iter().map(ChatView::of).collect())
+}
+
+impl From<AgentRouting> for RoutingView {
+    fn from(r: AgentRouting) -> Self {
+        Self { acw_until: r.acw_until, acw_extensions: r.acw_extensions, rona: r.rona }
+    }
 }
 
 /// The agent's identity in `hello`.

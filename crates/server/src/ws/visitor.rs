@@ -3,7 +3,7 @@
 use super::protocol::{CLOSE_RESTART, Seen, Typist, VisitorFrame, VisitorIn};
 use super::{Cursor, Sink, close, limits, record_receipt, send, upgrade_error};
 use crate::auth::Visitor;
-use crate::bus::{BusEvent, Topic};
+use crate::bus::{LiveEvent, Topic};
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
@@ -60,7 +60,7 @@ struct Session {
 }
 
 async fn session(state: AppState, conversation: Conversation, since_seq: i64, socket: WebSocket) {
-    let topic = Topic::Conversation(conversation.tenant_id, conversation.id);
+    let topic = Topic::conversation(conversation.tenant_id, conversation.id);
     // Subscribe before replaying so nothing committed in between is missed.
     let mut live = state.bus.subscribe(topic);
     let (mut sink, mut stream) = socket.split();
@@ -108,14 +108,16 @@ async fn session(state: AppState, conversation: Conversation, since_seq: i64, so
             ev = live.recv() => {
                 let ok = match ev {
                     Ok(ev) => match &*ev {
-                        BusEvent::Entry(entry) => s.on_live(&mut sink, entry).await,
-                        BusEvent::Visitor(frame) => send(&mut sink, frame).await,
-                        BusEvent::Typing { who: Typist::Agent, name } if !s.ended => {
+                        LiveEvent::Entry { entry } => s.on_live(&mut sink, entry).await,
+                        LiveEvent::QueuePlace { position, estimated_wait_secs } => {
+                            send(&mut sink, &VisitorFrame::Queue { position: *position, estimated_wait_secs: *estimated_wait_secs }).await
+                        }
+                        LiveEvent::Typing { who: Typist::Agent, name } if !s.ended => {
                             send(&mut sink, &VisitorFrame::Typing { who: Typist::Agent, name: name.clone() }).await
                         }
-                        BusEvent::Receipt { reader: Reader::Agent, mark } => send(&mut sink, &agent_receipt(*mark)).await,
+                        LiveEvent::Receipt { reader: Reader::Agent, mark } => send(&mut sink, &agent_receipt(*mark)).await,
                         // The customer's own typing and receipts (from this or another tab) are not news to them.
-                        BusEvent::Typing { .. } | BusEvent::Receipt { .. } | BusEvent::Agent(_) => true,
+                        _ => true,
                     },
                     Err(RecvError::Lagged(_)) => {
                         s.replay(&mut sink).await && s.receipts(&mut sink).await && s.queue_status(&mut sink).await
@@ -267,9 +269,9 @@ impl Session {
             return;
         }
         self.last_typing = Some(now);
-        let topic = Topic::Conversation(self.conversation.tenant_id, self.conversation.id);
+        let topic = Topic::conversation(self.conversation.tenant_id, self.conversation.id);
         let name = self.conversation.customer.display_name.clone();
-        self.state.bus.publish(topic, BusEvent::Typing { who: Typist::Customer, name });
+        self.state.bus.publish(topic, LiveEvent::Typing { who: Typist::Customer, name });
     }
 
     async fn on_send(&mut self, sink: &mut Sink, client_msg_id: String, text: &str) -> bool {
