@@ -1,6 +1,9 @@
 //! Runs every scenario through the command line with tiny parameters and checks that the reports
 //! come out and that their counts agree. Speed is never asserted here: it is what the reports show.
 
+// Test code: a failed expectation is the report (clippy.toml allows this inside #[test] only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

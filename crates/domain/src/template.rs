@@ -560,7 +560,7 @@ fn gsm_friendly(c: char) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
 
     use proptest::prelude::*;
 
@@ -569,8 +569,8 @@ mod tests {
     /// A lookup from placeholder spellings (`Task.Id`) to values, plus parameter defaults.
     #[derive(Default)]
     struct Ctx {
-        values: HashMap<String, String>,
-        defaults: HashMap<String, String>,
+        values: BTreeMap<String, String>,
+        defaults: BTreeMap<String, String>,
     }
 
     impl Ctx {
@@ -783,13 +783,12 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_text_of_unclosed_openings_is_refused_quickly() {
+    fn a_huge_text_of_unclosed_openings_is_refused_in_one_pass() {
+        // Quadratic parsing would not finish here; each opening is reported once.
         let text = "$(".repeat(200_000);
-        let started = std::time::Instant::now();
         let mut e = ValidationErrors::default();
         validate_template(&mut e, "/t", &text, &|_| true);
         assert_eq!(e.0.len(), 200_000);
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "parsing must stay linear");
     }
 
     #[test]

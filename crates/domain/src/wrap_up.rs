@@ -11,7 +11,7 @@ use crate::error::ValidationErrors;
 use crate::ids::{CodeId, OrgUnitId, TenantId, UserId};
 use crate::validate::required_text;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -81,7 +81,7 @@ pub struct ServiceCodes {
 impl ServiceCodes {
     /// Checks the lists' sizes and that no code is listed twice (on either list).
     pub fn check(&self, e: &mut ValidationErrors, prefix: &str) {
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (list, ids) in [("primary", &self.primary), ("secondary", &self.secondary)] {
             if ids.len() > MAX_SERVICE_CODES {
                 e.push(format!("{prefix}/{list}"), "too_many", format!("at most {MAX_SERVICE_CODES} codes"));
@@ -134,13 +134,13 @@ impl WrapUpInput {
     /// Every broken rule, with its field path.
     pub fn validate(mut self) -> Result<Self, ValidationErrors> {
         let mut e = ValidationErrors::default();
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         self.codes.retain(|c| seen.insert(*c));
         if self.codes.len() > MAX_CHOSEN_CODES {
             e.push("/codes", "too_many", format!("at most {MAX_CHOSEN_CODES} codes"));
         }
         let mut tags: Vec<String> = Vec::with_capacity(self.tags.len());
-        let mut seen = HashSet::new();
+        let mut seen = BTreeSet::new();
         for (i, raw) in self.tags.iter().enumerate() {
             let tag = raw.split_whitespace().collect::<Vec<_>>().join(" ");
             let path = format!("/tags/{i}");

@@ -17,8 +17,8 @@ use parley_domain::{
     Conversation, ConversationEvent, ConversationId, ConversationStatus, EndedBy, EntryBody, Membership, Outcome,
     Presence, Sender, Service, ServiceId, User, UserId, WorkflowId,
 };
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -324,19 +324,19 @@ impl<'a> IdleRules<'a> {
 #[derive(Debug, Default)]
 pub struct TenantCore {
     router: Router,
-    users: HashMap<UserId, User>,
+    users: BTreeMap<UserId, User>,
     members: BTreeSet<(ServiceId, UserId)>,
-    services: HashMap<ServiceId, ServiceSetup>,
+    services: BTreeMap<ServiceId, ServiceSetup>,
     parameter_defaults: BTreeMap<String, String>,
-    connections: HashMap<UserId, usize>,
-    live: HashMap<ConversationId, Live>,
+    connections: BTreeMap<UserId, usize>,
+    live: BTreeMap<ConversationId, Live>,
     /// Workflow wake-ups and queue limits, earliest first (stale entries are skipped).
     timers: BTreeSet<(OffsetDateTime, ConversationId)>,
     /// Numbers HTTP calls so each answer finds its call.
     next_call: u64,
     /// The queue position and estimated wait each waiting customer was last told, and the
     /// queue pass that last saw the chat waiting (an older pass: it no longer waits).
-    told: HashMap<ConversationId, (QueueStatus, u64)>,
+    told: BTreeMap<ConversationId, (QueueStatus, u64)>,
     /// Counts the queue passes of [`Self::queue_updates`].
     queue_pass: u64,
     /// The router changed since the customers were last told (read-only commands skip the pass).
@@ -344,7 +344,7 @@ pub struct TenantCore {
     /// Inactivity warnings and closes, earliest first (stale entries are skipped).
     idle_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
     /// Open direct chats (outside the router and the workflows).
-    direct: HashMap<ConversationId, direct::Direct>,
+    direct: BTreeMap<ConversationId, direct::Direct>,
     /// Direct-chat invitations' deadlines, earliest first (stale entries are skipped).
     invite_timers: BTreeSet<(OffsetDateTime, ConversationId)>,
     /// The system messages items services and users link.
@@ -394,9 +394,7 @@ impl TenantCore {
         }
         self.members = current;
         let mut out = Vec::new();
-        for i in inputs {
-            self.route(i, now, &mut out);
-        }
+        self.route_all(inputs, now, &mut out);
         out
     }
 
@@ -412,15 +410,14 @@ impl TenantCore {
 
     /// Replaces the agents' skills (for distribution policies).
     pub fn set_skills(&mut self, skills: &[(UserId, parley_domain::UserSkill)], now: OffsetDateTime) -> Vec<Out> {
-        let mut by_agent: HashMap<UserId, Vec<parley_domain::UserSkill>> =
+        let mut by_agent: BTreeMap<UserId, Vec<parley_domain::UserSkill>> =
             self.users.keys().map(|u| (*u, Vec::new())).collect();
         for (u, s) in skills {
             by_agent.entry(*u).or_default().push(*s);
         }
+        let inputs = by_agent.into_iter().map(|(agent, skills)| router::Input::AgentSkills { agent, skills }).collect();
         let mut out = Vec::new();
-        for (agent, skills) in by_agent {
-            self.route(router::Input::AgentSkills { agent, skills }, now, &mut out);
-        }
+        self.route_all(inputs, now, &mut out);
         out
     }
 
@@ -986,6 +983,16 @@ impl TenantCore {
         self.apply_routing(fx, now, out);
     }
 
+    /// A configuration reload's inputs: all applied, then one decision.
+    fn route_all(&mut self, inputs: Vec<router::Input>, now: OffsetDateTime, out: &mut Vec<Out>) {
+        self.queue_dirty = true;
+        for id in inputs.iter().filter_map(router::Input::conversation) {
+            self.touch(id);
+        }
+        let fx = self.router.handle_all(inputs, now);
+        self.apply_routing(fx, now, out);
+    }
+
     /// An offer ended without a connection: its user session is over.
     fn end_offer(
         &mut self,
@@ -1464,7 +1471,7 @@ struct WorldFacts<'a> {
     conversation: &'a Conversation,
     /// The service the conversation is in.
     service: ServiceId,
-    services: &'a HashMap<ServiceId, ServiceSetup>,
+    services: &'a BTreeMap<ServiceId, ServiceSetup>,
     agent: Option<&'a User>,
     limit_reached: bool,
     parameter_defaults: &'a BTreeMap<String, String>,

@@ -3,6 +3,9 @@
 //! `PARLEY_TEST_DATABASE_URL` names a server (each test gets its own fresh database) and is
 //! otherwise skipped with a note on stderr, so the suite stays green on a machine without one.
 
+// Test code: a failed expectation is the report (clippy.toml allows this inside #[test] only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use parley_domain::calendar::{Calendar, Category, OpeningCalendar, Period, Rule, Weekday};
 use parley_domain::workflow::{Priority, Workflow, WorkflowDefinition, WorkflowKind, WorkflowVersion};
 use parley_domain::{

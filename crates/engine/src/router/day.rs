@@ -285,7 +285,7 @@ struct Day {
     events: BTreeMap<(i64, u64), Event>,
     next_event: u64,
     chats: Vec<Chat>,
-    chat_ids: HashMap<ConversationId, usize>,
+    chat_ids: BTreeMap<ConversationId, usize>,
     agents: Vec<Agent>,
     /// Per service: chats waiting, by rank.
     waiting: [BTreeSet<(Rank, usize)>; 2],
@@ -337,7 +337,7 @@ impl Day {
             events: BTreeMap::new(),
             next_event: 0,
             chats: Vec::new(),
-            chat_ids: HashMap::new(),
+            chat_ids: BTreeMap::new(),
             agents,
             waiting: [BTreeSet::new(), BTreeSet::new()],
             active: [0, 0],

@@ -24,7 +24,7 @@
 
 use parley_domain::workflow::Priority;
 use parley_domain::{ConversationId, PolicyLevel, Presence, ServiceId, SkillId, UserId, UserSkill};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use time::{Duration, OffsetDateTime};
 
 mod saved;
@@ -552,9 +552,9 @@ impl Service {
 /// One tenant's routing state.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    agents: HashMap<UserId, Agent>,
-    services: HashMap<ServiceId, Service>,
-    tasks: HashMap<ConversationId, Task>,
+    agents: BTreeMap<UserId, Agent>,
+    services: BTreeMap<ServiceId, Service>,
+    tasks: BTreeMap<ConversationId, Task>,
     deadlines: BTreeSet<(OffsetDateTime, Deadline)>,
     next_order: u64,
 }
@@ -571,6 +571,18 @@ impl Router {
         let mut effects = Vec::new();
         let mut touched = BTreeSet::new();
         self.apply(input, now, &mut effects, &mut touched);
+        self.dispatch(&touched, now, &mut effects);
+        effects
+    }
+
+    /// Applies several inputs that belong together (a configuration reload), then decides once:
+    /// no agent gets a chat merely for being set up before another who has waited longer.
+    pub fn handle_all(&mut self, inputs: Vec<Input>, now: OffsetDateTime) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut touched = BTreeSet::new();
+        for input in inputs {
+            self.apply(input, now, &mut effects, &mut touched);
+        }
         self.dispatch(&touched, now, &mut effects);
         effects
     }

@@ -12,14 +12,14 @@ use parley_domain::system_messages::{self, Audience, MessageFacts, SystemEvent, 
 use parley_domain::{
     Conversation, ConversationId, EntryBody, Sender, ServiceId, SystemMessages, SystemMessagesId, UserId,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// How customer texts name a hidden user.
 const HIDDEN_USER: &str = "Agent";
 
 /// The tenant's system messages items, by id.
-pub(super) type Items = HashMap<SystemMessagesId, Arc<SystemMessagesContent>>;
+pub(super) type Items = BTreeMap<SystemMessagesId, Arc<SystemMessagesContent>>;
 
 /// Where a chat stands when a text is rendered.
 struct Context<'a> {

@@ -1,5 +1,8 @@
 //! Parley's integration tests: one binary, real servers on port 0, real sockets.
 
+// Test code: a failed expectation is the report (clippy.toml allows this inside #[test] only).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod acceptance;
 mod access;
 mod attachments;

@@ -148,6 +148,7 @@ pub async fn agent_tab(server: &TestServer, t: &fixtures::Tenant, n: usize) -> W
 }
 
 /// Moves the server's clock forward to the wall clock the browser uses.
+#[allow(clippy::disallowed_methods)] // the browser's clock is the wall clock
 pub fn align_clock(server: &TestServer) {
     let behind = time::OffsetDateTime::now_utc() - server.clock.now();
     if behind > time::Duration::ZERO {

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 /// The queue frames of one pass, by chat (each chat gets one at most).
-fn frames(out: &[Out]) -> HashMap<ConversationId, QueueStatus> {
-    let mut frames = HashMap::new();
+fn frames(out: &[Out]) -> BTreeMap<ConversationId, QueueStatus> {
+    let mut frames = BTreeMap::new();
     for o in out {
         if let Out::Queue { conversation, status } = o {
             assert!(frames.insert(*conversation, *status).is_none(), "two frames for {conversation:?}");
@@ -20,8 +20,8 @@ fn frames(out: &[Out]) -> HashMap<ConversationId, QueueStatus> {
 }
 
 /// The system texts of one pass, by chat.
-fn texts(out: &[Out]) -> HashMap<ConversationId, Vec<String>> {
-    let mut texts: HashMap<ConversationId, Vec<String>> = HashMap::new();
+fn texts(out: &[Out]) -> BTreeMap<ConversationId, Vec<String>> {
+    let mut texts: BTreeMap<ConversationId, Vec<String>> = BTreeMap::new();
     for o in out {
         if let Out::Append { conversation, body: EntryBody::Message { sender: Sender::System, text, .. } } = o {
             texts.entry(*conversation).or_default().push(text.clone());
@@ -31,8 +31,8 @@ fn texts(out: &[Out]) -> HashMap<ConversationId, Vec<String>> {
 }
 
 /// Where every waiting chat of the services truly stands: its rank in the router's queue.
-fn truth(core: &TenantCore, services: &[ServiceId]) -> HashMap<ConversationId, QueueStatus> {
-    let mut truth = HashMap::new();
+fn truth(core: &TenantCore, services: &[ServiceId]) -> BTreeMap<ConversationId, QueueStatus> {
+    let mut truth = BTreeMap::new();
     for &service in services {
         let estimate = core.router().wait_estimate(service);
         for (i, c) in core.router().queue_of(service).into_iter().enumerate() {
@@ -52,8 +52,8 @@ fn truth(core: &TenantCore, services: &[ServiceId]) -> HashMap<ConversationId, Q
 /// changed read the position text (`text_at` renders it).
 fn check_pass(
     out: &[Out],
-    before: &HashMap<ConversationId, QueueStatus>,
-    now: &HashMap<ConversationId, QueueStatus>,
+    before: &BTreeMap<ConversationId, QueueStatus>,
+    now: &BTreeMap<ConversationId, QueueStatus>,
     text_at: impl Fn(ConversationId, u32) -> String,
 ) -> Result<(), String> {
     let frames = frames(out);
@@ -99,8 +99,8 @@ fn places() -> SystemMessages {
 fn pass(
     core: &mut TenantCore,
     services: &[ServiceId],
-    before: &HashMap<ConversationId, QueueStatus>,
-) -> HashMap<ConversationId, QueueStatus> {
+    before: &BTreeMap<ConversationId, QueueStatus>,
+) -> BTreeMap<ConversationId, QueueStatus> {
     let out = core.queue_updates();
     let now = truth(core, services);
     check_pass(&out, before, &now, number).unwrap();
@@ -113,7 +113,7 @@ fn pass(
 fn dequeued(
     core: &mut TenantCore,
     waiting: &mut VecDeque<ConversationId>,
-    told: &mut HashMap<ConversationId, QueueStatus>,
+    told: &mut BTreeMap<ConversationId, QueueStatus>,
     left: usize,
 ) {
     let out = core.queue_updates();
@@ -153,7 +153,7 @@ fn a_queue_of_ten_thousand_moves_up_by_one_at_each_dequeue() {
     for n in 1..=N {
         let _ = core.start(conversation(n.into(), 1, &p), p.clone(), T0);
     }
-    let mut told = pass(&mut core, &[sid(1)], &HashMap::new());
+    let mut told = pass(&mut core, &[sid(1)], &BTreeMap::new());
     assert_eq!(told.len(), 10_000);
     assert!((1..=N).all(|n| told[&cid(n.into())] == QueueStatus { position: n, estimated_wait_secs: None }));
     let mut waiting: VecDeque<ConversationId> = (1..=N).map(|n| cid(n.into())).collect();
@@ -267,7 +267,7 @@ proptest! {
         let services = [sid(1), sid(2)];
         let mut now = T0;
         let mut started: Vec<ConversationId> = Vec::new();
-        let mut told = HashMap::new();
+        let mut told = BTreeMap::new();
         for op in ops {
             match op {
                 Op::Arrive { service, high: h } => {
@@ -324,4 +324,27 @@ proptest! {
             told = truth;
         }
     }
+}
+
+#[test]
+fn skills_given_to_two_agents_at_once_send_the_chat_to_the_longest_idle_not_the_first_set_up() {
+    use parley_domain::{PolicyLevel, SkillId, SkillRequirement, UserSkill};
+    let skill = SkillId::from_uuid(uuid::Uuid::from_u128(77));
+    let p = pinned(201, queue_only(None));
+    let mut s = setup(1, Some(p.clone()));
+    s.service.routing.policy =
+        vec![PolicyLevel { after_secs: 0, requires: vec![SkillRequirement { skill_id: skill, min_level: 1 }] }];
+    let mut core = TenantCore::new();
+    let _ = core.set_service(s, T0);
+    let members: Vec<Membership> =
+        (1..=2).map(|n| Membership { service_id: sid(1), user_id: uid(n), active: true }).collect();
+    let _ = core.set_people(vec![agent(1), agent(2)], &members, T0);
+    // Agent 2 has waited since 09:00, agent 1 only since 09:01.
+    let _ = core.connection(uid(2), true, T0);
+    let _ = core.connection(uid(1), true, T0 + time::Duration::seconds(60));
+    let _ = core.start(conversation(1, 1, &p), p, T0 + time::Duration::seconds(61));
+    assert_eq!(core.router().offered_to(cid(1)), None, "nobody has the skill yet");
+    let both = [uid(1), uid(2)].map(|u| (u, UserSkill { skill_id: skill, level: 3 }));
+    let _ = core.set_skills(&both, T0 + time::Duration::seconds(62));
+    assert_eq!(core.router().offered_to(cid(1)), Some(uid(2)));
 }
