@@ -502,7 +502,8 @@ impl TenantEngine {
                 }
             }
         }
-        let mut chats: HashMap<ConversationId, serde_json::Value> = saved.chats.into_iter().collect();
+        let kept: HashMap<ConversationId, serde_json::Value> = saved.chats.into_iter().collect();
+        let mut chats = kept.clone();
         let entries: HashMap<ConversationId, (time::OffsetDateTime, parley_domain::workflow::Priority)> = self
             .deps
             .store
@@ -533,7 +534,7 @@ impl TenantEngine {
             }
         }
         out.extend(self.core.queue_updates());
-        self.commit(out).await
+        self.commit_unless_kept(out, &kept).await
     }
 
     /// One open conversation back into the core: as it was saved; a service chat never started
@@ -706,6 +707,16 @@ impl TenantEngine {
     /// Commits what the core decided, in its order, with the state it keeps, in one transaction;
     /// only then tells anyone (log entries, frames, replies) and makes HTTP calls.
     async fn commit(&mut self, out: Vec<Out>) -> Result<(), StoreError> {
+        self.commit_unless_kept(out, &HashMap::new()).await
+    }
+
+    /// [`Self::commit`], leaving out a chat's state where it equals what `kept` says the store
+    /// holds (a rebuild would otherwise write back every chat it just read).
+    async fn commit_unless_kept(
+        &mut self,
+        out: Vec<Out>,
+        kept: &HashMap<ConversationId, serde_json::Value>,
+    ) -> Result<(), StoreError> {
         let mut writes = Vec::new();
         for o in out {
             self.plan(o, &mut writes)?;
@@ -713,6 +724,9 @@ impl TenantEngine {
         let saves = self.core.take_saves();
         for (conversation, state) in saves.chats {
             let state = state.map(|s| to_json(&s)).transpose()?;
+            if state.is_some() && state.as_ref() == kept.get(&conversation) {
+                continue;
+            }
             writes.push(EngineWrite::ChatState { conversation, state });
         }
         for (agent, state) in saves.agents {
