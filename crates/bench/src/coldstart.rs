@@ -105,6 +105,9 @@ pub struct Starts {
     pub hello_ms: Percentiles,
     /// Spawn → the probing visitor's `queue` frame: the engine has rebuilt every open chat.
     pub ready_ms: Percentiles,
+    /// Once ready: the agent sets Available → the first offer, in milliseconds (the engine holds
+    /// every open chat again).
+    pub offer_after_restart_ms: Percentiles,
     /// The place each start's `queue` frame gave the probe (the last chat): the open chats.
     pub queue_positions: Vec<u64>,
     /// Resident memory once ready, the largest of the starts, in KiB.
@@ -152,6 +155,8 @@ pub struct Report {
 #[derive(Debug, Clone)]
 struct Seed {
     tenant: TenantId,
+    /// The fixture tenant, whose agent signs in at each start.
+    fixture: fixtures::Tenant,
     conversation: ConversationId,
     token: String,
 }
@@ -161,6 +166,7 @@ struct Seed {
 struct Probe {
     token: String,
     last_seq: i64,
+    fixture: fixtures::Tenant,
 }
 
 /// One timed start.
@@ -169,6 +175,8 @@ struct Sample {
     listening_ns: u64,
     hello_ns: u64,
     ready_ns: u64,
+    /// The agent becomes available → the first offer (the queue's head).
+    offer_ns: u64,
     position: u64,
     rss_kib: f64,
 }
@@ -238,6 +246,7 @@ async fn seed(bin: &Path, dir: &Path) -> anyhow::Result<Seed> {
     server.terminate().await?;
     Ok(Seed {
         tenant: TenantId::from_uuid(Uuid::try_parse(&tenant.id).context("tenant id")?),
+        fixture: tenant.clone(),
         conversation: ConversationId::from_uuid(Uuid::try_parse(&conversation).context("conversation id")?),
         token,
     })
@@ -262,10 +271,12 @@ async fn fill(dir: &Path, seed: &Seed, params: &Params) -> anyhow::Result<(Fill,
     let append_secs = appending.elapsed().as_secs_f64();
 
     let probe = match clones.last() {
-        Some((id, token)) => {
-            Probe { token: token.clone(), last_seq: store.get_conversation(seed.tenant, *id).await?.last_seq }
-        }
-        None => Probe { token: seed.token.clone(), last_seq: original.last_seq },
+        Some((id, token)) => Probe {
+            token: token.clone(),
+            last_seq: store.get_conversation(seed.tenant, *id).await?.last_seq,
+            fixture: seed.fixture.clone(),
+        },
+        None => Probe { token: seed.token.clone(), last_seq: original.last_seq, fixture: seed.fixture.clone() },
     };
     // Closing checkpoints the WAL, as a clean shutdown of the server leaves the folder.
     store.close().await;
@@ -412,8 +423,25 @@ async fn start(bin: &Path, dir: &Path, probe: &Probe) -> anyhow::Result<Sample> 
     let position = queue["position"].as_u64().with_context(|| format!("queue frame without position: {queue}"))?;
     let rss_kib = rss_kib(server.pid().context("parley pid")?)?;
     ws.close().await;
+    let offer_ns = first_offer(&server, &probe.fixture).await?;
     server.terminate().await?;
-    Ok(Sample { listening_ns, hello_ns, ready_ns, position, rss_kib })
+    Ok(Sample { listening_ns, hello_ns, ready_ns, offer_ns, position, rss_kib })
+}
+
+/// The agent signs in and sets Available: time to the first offer. Then Away, which takes the
+/// offer back without counting as a decline, so the next start finds the same queue.
+async fn first_offer(server: &ServerProcess, fixture: &fixtures::Tenant) -> anyhow::Result<u64> {
+    let cookie = fixture.on(&server.base).login(&server.base, 0).await?;
+    let mut agent = parley_testkit::Ws::connect(&format!("{}/ws/v1/agent", server.ws_base()), Some(&cookie)).await?;
+    agent.until("the agent's hello", |f| f["type"] == "hello").await?;
+    let available = Instant::now();
+    agent.send(&serde_json::json!({"type": "presence", "presence": "available"})).await?;
+    agent.until("the first offer", |f| f["type"] == "offer").await?;
+    let offer_ns = nanos(available.elapsed());
+    agent.send(&serde_json::json!({"type": "presence", "presence": "away"})).await?;
+    agent.until("the offer taken back", |f| f["type"] == "offer_withdrawn").await?;
+    agent.close().await;
+    Ok(offer_ns)
 }
 
 fn summarize(samples: &[Sample]) -> Starts {
@@ -422,6 +450,7 @@ fn summarize(samples: &[Sample]) -> Starts {
         listening_ms: ms(|s| s.listening_ns),
         hello_ms: ms(|s| s.hello_ns),
         ready_ms: ms(|s| s.ready_ns),
+        offer_after_restart_ms: ms(|s| s.offer_ns),
         queue_positions: samples.iter().map(|s| s.position).collect(),
         rss_ready_kib: samples.iter().map(|s| s.rss_kib).fold(0.0, f64::max),
     }
@@ -460,6 +489,7 @@ pub fn markdown(r: &Report) -> String {
         ("**spawn → listening**, p50 / max", p50_max(&st.listening_ms)),
         ("spawn → visitor `hello`, p50 / max", p50_max(&st.hello_ms)),
         ("spawn → visitor `queue` frame (ready), p50 / max", p50_max(&st.ready_ms)),
+        ("then an agent sets Available → first offer, p50 / max", p50_max(&st.offer_after_restart_ms)),
         ("probe's queue position, per start", format!("{} of {}", positions.join(", "), f.open_chats)),
         (
             "rebuild's store reads in process: queue entries / open chats",

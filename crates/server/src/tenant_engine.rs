@@ -423,12 +423,15 @@ impl TenantEngine {
                     None => return Stop::Closed,
                 },
             };
-            // A text whose input fails is read again from the log after the rebuild.
-            let text = match &step {
-                Some(Command::CustomerText { conversation, seq, .. }) => Some((*conversation, *seq)),
-                _ => None,
-            };
-            let done = AssertUnwindSafe(self.step(step)).catch_unwind().await;
+            let missed = self.overflow.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.tenant);
+            let missed = missed.unwrap_or_default();
+            // Texts whose input fails are read again from the log after the rebuild.
+            let mut retry: Vec<(ConversationId, i64)> =
+                missed.iter().flat_map(|(c, (first, last))| [(*c, *first), (*c, *last)]).collect();
+            if let Some(Command::CustomerText { conversation, seq, .. }) = &step {
+                retry.push((*conversation, *seq));
+            }
+            let done = AssertUnwindSafe(self.step(step, missed)).catch_unwind().await;
             let failed = match done {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => {
@@ -440,7 +443,7 @@ impl TenantEngine {
                     "a command panicked".to_owned()
                 }
             };
-            if let Some((conversation, seq)) = text {
+            for (conversation, seq) in retry {
                 read_later(&self.overflow, self.tenant, conversation, seq);
             }
             return Stop::Failed(failed);
@@ -449,8 +452,12 @@ impl TenantEngine {
 
     /// One input (a command, or the timers due when `cmd` is `None`) and everything it caused,
     /// committed together.
-    async fn step(&mut self, cmd: Option<Command>) -> Result<(), StoreError> {
-        let mut out = self.read_overflow().await?;
+    async fn step(
+        &mut self,
+        cmd: Option<Command>,
+        missed: BTreeMap<ConversationId, (i64, i64)>,
+    ) -> Result<(), StoreError> {
+        let mut out = self.read_missed(missed).await?;
         out.extend(match cmd {
             None => self.core.tick(self.deps.clock.now()),
             Some(cmd) => {
@@ -464,11 +471,11 @@ impl TenantEngine {
         self.commit(out).await
     }
 
-    /// The customer texts that did not fit in the queue, read from the log in their order.
-    async fn read_overflow(&mut self) -> Result<Vec<Out>, StoreError> {
-        let missed = self.overflow.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.tenant);
+    /// The customer texts that did not fit in the queue (or whose input failed), read from the
+    /// log in their order.
+    async fn read_missed(&mut self, missed: BTreeMap<ConversationId, (i64, i64)>) -> Result<Vec<Out>, StoreError> {
         let mut out = Vec::new();
-        for (conversation, (first, last)) in missed.unwrap_or_default() {
+        for (conversation, (first, last)) in missed {
             let limit = u32::try_from(last - first + 1).unwrap_or(u32::MAX);
             let entries = self.deps.store.read_log(self.tenant, conversation, first - 1, limit).await?;
             let now = self.deps.clock.now();

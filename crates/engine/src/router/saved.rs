@@ -33,6 +33,10 @@ pub struct SavedTask {
     pub phase: SavedPhase,
     pub priority: Priority,
     pub entered_at: OffsetDateTime,
+    /// Its arrival number, which orders chats that entered in the same instant (kept, so the
+    /// numbers go on rising across restarts; 0: unknown).
+    #[serde(default)]
+    pub order: u64,
     /// Agents who passed on it, and when.
     pub declined_by: Vec<(UserId, OffsetDateTime)>,
     pub past_limit: bool,
@@ -69,6 +73,7 @@ impl Router {
             phase,
             priority: t.priority,
             entered_at: t.entered_at,
+            order: t.order,
             declined_by: t.declined_by.iter().map(|(a, at)| (*a, *at)).collect(),
             past_limit: t.past_limit,
             preferred: t.preferred.clone(),
@@ -105,7 +110,12 @@ impl Router {
             return;
         }
         let service = saved.service;
-        let order = self.bump_order();
+        let order = if saved.order > 0 {
+            self.next_order = self.next_order.max(saved.order);
+            saved.order
+        } else {
+            self.bump_order()
+        };
         let key = self.key(service, saved.priority, saved.entered_at, order, conversation);
         let mut task = Task {
             service,

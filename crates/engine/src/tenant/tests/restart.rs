@@ -324,10 +324,15 @@ impl World {
         }
     }
 
-    /// A new core from the store; what its rebuild decided is committed like any input.
+    /// A new core from the store; what its rebuild decided is committed like any input, and then,
+    /// as the shell's loop does first, whatever fell due meanwhile runs.
     fn restart(&mut self) {
         let (core, out) = rebuild(&self.stored, &self.online, self.now);
         self.core = core;
+        let saves = self.core.take_saves();
+        self.stored.commit(&out, saves);
+        let mut out = self.tick();
+        out.extend(self.core.queue_updates());
         let saves = self.core.take_saves();
         self.stored.commit(&out, saves);
     }
