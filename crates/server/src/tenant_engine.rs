@@ -292,6 +292,13 @@ impl Engines {
         }
     }
 
+    /// Whether the tenant's command queue has no room left (for the tests of what happens then).
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn queue_full(&self, tenant: TenantId) -> bool {
+        self.sender(tenant).is_some_and(|tx| tx.capacity() == 0)
+    }
+
     /// Sends a command carrying a reply channel and waits for the answer.
     ///
     /// # Errors

@@ -107,3 +107,76 @@ async fn a_panicking_command_restarts_only_its_tenants_engine_and_readyz_shows_i
     assert_eq!(offer["offer"]["customer"]["display_name"], "Trigger");
     server.shutdown().await.unwrap();
 }
+
+fn asking() -> Value {
+    json!({"start": "accept", "nodes": [
+        {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "ask"}},
+        {"id": "ask", "activity": {"kind": "collect_information", "prompt": "Your order number?", "parameter": "Order",
+            "rule": {"kind": "regex", "pattern": "[0-9]+"}, "timeout_secs": 600, "retries": 0},
+         "exits": {"answered": "thanks", "timeout": "thanks", "invalid": "thanks"}},
+        {"id": "thanks", "activity": {"kind": "message", "text": "Thanks, order $(CustomContextParameters.Order)."}, "exits": {"next": "queue"}},
+        {"id": "queue", "activity": {"kind": "queue_task", "max_queue_secs": 3600}, "exits": {"next": "wait"}},
+        {"id": "wait", "activity": {"kind": "delay", "secs": 3600}, "exits": {}}
+    ]})
+}
+
+/// A tenant whose chat waits at a question, and that chat's visitor socket.
+async fn asked(server: &TestServer, slug: &str) -> (fixtures::Tenant, parley_testkit::Ws) {
+    let t = fixtures::tenant(&server.base, slug, 1).await.unwrap();
+    let p = t.admin.post("/api/v1/parameters", &json!({"id": "Order", "name": "Order"})).await.unwrap();
+    assert_eq!(p.status, 201, "{}", p.body);
+    t.use_workflow("Ask", &asking()).await.unwrap();
+    let (_, token) = t.start_chat(&server.base, "Ali", None).await.unwrap();
+    let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
+    v.until("question", |f| f["type"] == "entry" && f["entry"]["text"] == "Your order number?").await.unwrap();
+    (t, v)
+}
+
+#[tokio::test]
+async fn a_customer_is_acknowledged_while_the_engine_is_down_and_the_answer_is_taken_after() {
+    let server = TestServer::sqlite().await;
+    let (t, mut v) = asked(&server, "ack-down").await;
+    let faults = server.state.engines.faults();
+    faults.hold_rebuilds(true);
+    faults.panic_next_command(tenant_id(&t));
+    server.state.engines.send(tenant_id(&t), parley_server::tenant_engine::Command::Refresh).await.unwrap();
+    until_engine(&server, tenant_id(&t), true).await;
+
+    v.send(&json!({"type": "send", "client_msg_id": "c1", "text": "4711"})).await.unwrap();
+    let ack = v.until("ack", |f| f["type"] == "ack").await.unwrap();
+    assert_eq!(ack["client_msg_id"], "c1", "committed and acknowledged with the engine down");
+    faults.hold_rebuilds(false);
+    v.until("answer taken", |f| f["type"] == "entry" && f["entry"]["text"] == "Thanks, order 4711.").await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_text_that_finds_the_engine_queue_full_is_read_from_the_log_on_its_next_turn() {
+    let server = TestServer::sqlite().await;
+    let (t, mut v) = asked(&server, "ack-full").await;
+    let tenant = tenant_id(&t);
+    let faults = server.state.engines.faults();
+    faults.hold_rebuilds(true);
+    faults.panic_next_command(tenant);
+    server.state.engines.send(tenant, parley_server::tenant_engine::Command::Refresh).await.unwrap();
+    until_engine(&server, tenant, true).await;
+    // Fill the held engine's queue to the brim (the senders wait for room).
+    let state = server.state.clone();
+    let filler = tokio::spawn(async move {
+        let nobody = parley_domain::ConversationId::from_uuid(uuid::Uuid::nil());
+        for _ in 0..1100 {
+            let cmd = parley_server::tenant_engine::Command::CustomerActive { conversation: nobody };
+            state.engines.send(tenant, cmd).await.unwrap();
+        }
+    });
+    while !server.state.engines.queue_full(tenant) {
+        tokio::task::yield_now().await;
+    }
+    v.send(&json!({"type": "send", "client_msg_id": "c1", "text": "4711"})).await.unwrap();
+    let ack = v.until("ack", |f| f["type"] == "ack").await.unwrap();
+    assert_eq!(ack["client_msg_id"], "c1");
+    faults.hold_rebuilds(false);
+    v.until("answer taken", |f| f["type"] == "entry" && f["entry"]["text"] == "Thanks, order 4711.").await.unwrap();
+    filler.await.unwrap();
+    server.shutdown().await.unwrap();
+}
