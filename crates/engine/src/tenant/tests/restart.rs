@@ -1,4 +1,5 @@
-//! The core against a model of the store, through random days with restarts and failed commits.
+//! The core against a model of the store, through random days (random workflow timings and
+//! service rules, random inputs) with restarts and failed commits.
 //!
 //! The shell commits each input's effects and the core's saves in one transaction, and after a
 //! restart or a failed commit rebuilds a core from what was committed. Here the store is a model
@@ -22,15 +23,40 @@ use std::collections::BTreeMap;
 const TIMEOUT_TEXT: &str = "No number? Never mind.";
 const LIMIT_TEXT: &str = "Sorry, everyone is busy.";
 
-fn asking() -> WorkflowDefinition {
+/// What varies between the random days: the workflows' timings and the services' rules.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    question_secs: u32,
+    retries: u8,
+    limit_secs: u32,
+    check_secs: u32,
+    persistent_rona: bool,
+    reoffer_secs: u32,
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    (20u32..90, 0u8..3, 60u32..400, 10u32..60, any::<bool>(), prop_oneof![Just(0u32), Just(45), Just(200)]).prop_map(
+        |(question_secs, retries, limit_secs, check_secs, persistent_rona, reoffer_secs)| Shape {
+            question_secs,
+            retries,
+            limit_secs,
+            check_secs,
+            persistent_rona,
+            reoffer_secs,
+        },
+    )
+}
+
+fn asking(sh: Shape) -> WorkflowDefinition {
     serde_json::from_value(serde_json::json!({"start": "accept", "nodes": [
         {"id": "accept", "activity": {"kind": "accept"}, "exits": {"next": "ask"}},
         {"id": "ask", "activity": {"kind": "collect_information", "prompt": "Order number?", "parameter": "Order",
-            "rule": {"kind": "regex", "pattern": "[0-9]+"}, "timeout_secs": 40, "retries": 1, "retry_text": "Digits, please."},
+            "rule": {"kind": "regex", "pattern": "[0-9]+"}, "timeout_secs": sh.question_secs, "retries": sh.retries,
+            "retry_text": "Digits, please."},
          "exits": {"answered": "queue", "timeout": "late", "invalid": "queue"}},
         {"id": "late", "activity": {"kind": "message", "text": TIMEOUT_TEXT}, "exits": {"next": "queue"}},
-        {"id": "queue", "activity": {"kind": "queue_task", "max_queue_secs": 300}, "exits": {"next": "wait"}},
-        {"id": "wait", "activity": {"kind": "delay", "secs": 30}, "exits": {"next": "check"}},
+        {"id": "queue", "activity": {"kind": "queue_task", "max_queue_secs": sh.limit_secs}, "exits": {"next": "wait"}},
+        {"id": "wait", "activity": {"kind": "delay", "secs": sh.check_secs}, "exits": {"next": "check"}},
         {"id": "check", "activity": {"kind": "check_task"},
          "exits": {"queued": "wait", "offering": "wait", "connected": "done", "limit_reached": "sorry", "ended": "done"}},
         {"id": "sorry", "activity": {"kind": "message", "text": LIMIT_TEXT}, "exits": {"next": "done"}},
@@ -50,16 +76,17 @@ fn urgent() -> WorkflowDefinition {
 }
 
 /// Two services: one asks a question first; the other queues at High priority and keeps
-/// declined chats off their agents for 45 s. Both flag a missed offer and give after-chat work.
-fn services() -> Vec<ServiceSetup> {
-    let mut one = setup(1, Some(pinned(301, asking())));
+/// declined chats off their agents for a while. Both give after-chat work.
+fn services(sh: Shape) -> Vec<ServiceSetup> {
+    let mut one = setup(1, Some(pinned(301, asking(sh))));
     one.service.routing.rona_secs = 20;
-    one.service.routing.persistent_rona = true;
+    one.service.routing.persistent_rona = sh.persistent_rona;
     one.service.routing.rona_reset_secs = Some(90);
     one.service.routing.acw_secs = 30;
     let mut two = setup(2, Some(pinned(302, urgent())));
     two.service.routing.rona_secs = 15;
-    two.service.routing.reoffer_secs = 45;
+    two.service.routing.persistent_rona = true;
+    two.service.routing.reoffer_secs = sh.reoffer_secs;
     two.service.routing.acw_secs = 20;
     two.service.routing.acw_max_extensions = 1;
     vec![one, two]
@@ -75,9 +102,9 @@ fn people() -> (Vec<User>, Vec<Membership>) {
     (users, members)
 }
 
-fn configured(now: OffsetDateTime) -> TenantCore {
+fn configured(sh: Shape, now: OffsetDateTime) -> TenantCore {
     let mut core = TenantCore::new();
-    for s in services() {
+    for s in services(sh) {
         let _ = core.set_service(s, now);
     }
     let (users, members) = people();
@@ -145,8 +172,13 @@ impl Stored {
 
 /// The shell's rebuild: configuration, agents' kept state, open chats in queue order (as saved,
 /// started from scratch when never started, or waiting again), then the open sockets.
-fn rebuild(stored: &Stored, online: &BTreeMap<UserId, usize>, now: OffsetDateTime) -> (TenantCore, Vec<Out>) {
-    let mut core = configured(now);
+fn rebuild(
+    sh: Shape,
+    stored: &Stored,
+    online: &BTreeMap<UserId, usize>,
+    now: OffsetDateTime,
+) -> (TenantCore, Vec<Out>) {
+    let mut core = configured(sh, now);
     let mut out = Vec::new();
     for (agent, p) in &stored.presence {
         out.extend(core.presence(*agent, *p, now));
@@ -156,7 +188,7 @@ fn rebuild(stored: &Stored, online: &BTreeMap<UserId, usize>, now: OffsetDateTim
         out.extend(core.restore_agent(*agent, saved, now));
     }
     let pinned_of =
-        |w: Option<WorkflowId>| services().into_iter().filter_map(|s| s.workflow).find(|p| Some(p.workflow_id) == w);
+        |w: Option<WorkflowId>| services(sh).into_iter().filter_map(|s| s.workflow).find(|p| Some(p.workflow_id) == w);
     let mut open: Vec<&Conversation> =
         stored.conversations.values().filter(|c| c.status != ConversationStatus::Ended).collect();
     open.sort_by_key(|c| (stored.queue.get(&c.id).map_or(c.created_at, |q| q.0), c.created_at, c.id));
@@ -221,6 +253,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 struct World {
+    shape: Shape,
     core: TenantCore,
     stored: Stored,
     online: BTreeMap<UserId, usize>,
@@ -230,13 +263,14 @@ struct World {
 }
 
 impl World {
-    fn new() -> Self {
+    fn new(sh: Shape) -> Self {
         let now = T0;
-        let mut core = configured(now);
+        let mut core = configured(sh, now);
         let _ = core.take_saves();
         let (users, _) = people();
         let presence = users.iter().map(|u| (u.id, u.presence)).collect();
         Self {
+            shape: sh,
             core,
             stored: Stored { presence, ..Stored::default() },
             online: BTreeMap::new(),
@@ -255,7 +289,7 @@ impl World {
         let now = self.now;
         let mut out = match op {
             Op::Start(service) => {
-                let p = services()[usize::from(*service - 1)].workflow.clone().unwrap();
+                let p = services(self.shape)[usize::from(*service - 1)].workflow.clone().unwrap();
                 let c = Conversation { created_at: now, ..conversation(self.chats, u128::from(*service), &p) };
                 self.chats += 1;
                 self.stored.conversations.insert(c.id, c.clone());
@@ -327,7 +361,7 @@ impl World {
     /// A new core from the store; what its rebuild decided is committed like any input, and then,
     /// as the shell's loop does first, whatever fell due meanwhile runs.
     fn restart(&mut self) {
-        let (core, out) = rebuild(&self.stored, &self.online, self.now);
+        let (core, out) = rebuild(self.shape, &self.stored, &self.online, self.now);
         self.core = core;
         let saves = self.core.take_saves();
         self.stored.commit(&out, saves);
@@ -348,7 +382,7 @@ impl World {
     }
 
     fn check(&self) -> Result<(), TestCaseError> {
-        let (rebuilt, _) = rebuild(&self.stored, &self.online, self.now);
+        let (rebuilt, _) = rebuild(self.shape, &self.stored, &self.online, self.now);
         prop_assert_eq!(self.core.open_ids(), rebuilt.open_ids(), "open chats");
         for id in self.core.open_ids() {
             prop_assert_eq!(self.core.saved_chat(id), rebuilt.saved_chat(id), "chat {:?}", id);
@@ -398,9 +432,10 @@ proptest! {
 
     #[test]
     fn prop_memory_equals_a_rebuild_from_the_store_through_restarts_and_failed_commits(
+        sh in shape(),
         ops in proptest::collection::vec(op(), 1..80),
     ) {
-        let mut w = World::new();
+        let mut w = World::new(sh);
         for o in &ops {
             w.step(o);
             w.check()?;
