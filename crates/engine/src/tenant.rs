@@ -695,6 +695,7 @@ impl TenantCore {
             let wake = run.wake_at == Some(at);
             if wake {
                 run.wake_at = None;
+                self.dirty_chats.insert(id);
             }
             if reached {
                 self.say(id, SystemEvent::CustomerLimitReached, None, None, &mut out);
@@ -1210,7 +1211,6 @@ impl TenantCore {
 
     /// Feeds one input to a conversation's workflow and carries out what it asks.
     fn interpret(&mut self, id: ConversationId, input: WfInput, now: OffsetDateTime, out: &mut Vec<Out>) {
-        self.touch(id);
         let mut pending = VecDeque::from([input]);
         while let Some(input) = pending.pop_front() {
             let Some(live) = self.live.get_mut(&id) else { return };
@@ -1225,11 +1225,18 @@ impl TenantCore {
                 limit_reached: run.limit_reached,
                 parameter_defaults: &self.parameter_defaults,
             };
+            let before = run.session.clone();
             let outcome =
                 workflow::handle(&run.pinned.definition, &run.pinned.patterns, &mut run.session, input, now, &facts);
+            // Most texts reach a workflow that is not asking (a chat waiting in its queue): then
+            // nothing changed and nothing needs saving.
+            let changed = !outcome.trace.is_empty() || !outcome.effects.is_empty() || run.session != before;
             run.trace.extend(outcome.trace);
             // A finished run stays (for its trace) until the conversation ends.
             live.run = Some(run);
+            if changed {
+                self.touch(id);
+            }
             for effect in outcome.effects {
                 self.workflow_effect(id, effect, now, out, &mut pending);
             }

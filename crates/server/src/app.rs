@@ -96,9 +96,9 @@ impl App {
         for tenant in store.list_tenants().await.context("listing tenants")? {
             engines.ensure_started(tenant.id);
         }
-        // Every engine has read the store before the first request is taken: a chat that
-        // arrives now finds its tenant's state complete and runs its workflow from the start.
-        engines.ready().await;
+        // Listening does not wait for the engines' rebuilds: what needs an engine waits in its
+        // channel until the rebuild is done, and a chat created meanwhile runs its workflow from
+        // the start either way (`/readyz` says `engine_down` until then).
         let files = crate::files::Files::new(config.attachments_dir.clone());
         let state = AppState::new(Inner {
             files,

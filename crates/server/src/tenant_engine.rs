@@ -261,17 +261,6 @@ impl Engines {
         let _ = self.sender(tenant);
     }
 
-    /// Waits until every engine started so far has finished its rebuild (the server listens only
-    /// then, so no chat arrives at an engine that has not yet read the store).
-    pub async fn ready(&self) {
-        let mut changes = self.health.changes();
-        while self.health.starting() {
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
     /// Queues a command; `Unavailable` when the engine has stopped (shutdown).
     ///
     /// # Errors
@@ -509,15 +498,14 @@ impl TenantEngine {
         let now = self.deps.clock.now();
         let saved = self.deps.store.load_engine_state(self.tenant).await?;
         for (agent, state) in saved.agents {
-            match serde_json::from_value(state) {
+            match serde_json::from_str(&state) {
                 Ok(s) => out.extend(self.core.restore_agent(agent, s, now)),
                 Err(e) => {
                     tracing::warn!(tenant = %self.tenant, %agent, error = %e, "unreadable agent state: not restored")
                 }
             }
         }
-        let kept: HashMap<ConversationId, serde_json::Value> = saved.chats.into_iter().collect();
-        let mut chats = kept.clone();
+        let mut chats: HashMap<ConversationId, String> = saved.chats.into_iter().collect();
         let entries: HashMap<ConversationId, (time::OffsetDateTime, parley_domain::workflow::Priority)> = self
             .deps
             .store
@@ -530,7 +518,7 @@ impl TenantEngine {
         // Waiting chats go back in the order they entered their queues.
         open.sort_by_key(|c| (entries.get(&c.id).map_or(c.created_at, |e| e.0), c.created_at, c.id));
         for c in open {
-            let saved = chats.remove(&c.id).and_then(|v| match serde_json::from_value::<SavedChat>(v) {
+            let saved = chats.remove(&c.id).and_then(|v| match serde_json::from_str::<SavedChat>(&v) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(tenant = %self.tenant, conversation = %c.id, error = %e, "unreadable chat state");
@@ -548,7 +536,7 @@ impl TenantEngine {
             }
         }
         out.extend(self.core.queue_updates());
-        self.commit_unless_kept(out, &kept).await
+        self.commit(out).await
     }
 
     /// One open conversation back into the core: as it was saved; a service chat never started
@@ -721,16 +709,6 @@ impl TenantEngine {
     /// Commits what the core decided, in its order, with the state it keeps, in one transaction;
     /// only then tells anyone (log entries, frames, replies) and makes HTTP calls.
     async fn commit(&mut self, out: Vec<Out>) -> Result<(), StoreError> {
-        self.commit_unless_kept(out, &HashMap::new()).await
-    }
-
-    /// [`Self::commit`], leaving out a chat's state where it equals what `kept` says the store
-    /// holds (a rebuild would otherwise write back every chat it just read).
-    async fn commit_unless_kept(
-        &mut self,
-        out: Vec<Out>,
-        kept: &HashMap<ConversationId, serde_json::Value>,
-    ) -> Result<(), StoreError> {
         let mut writes = Vec::new();
         for o in out {
             self.plan(o, &mut writes)?;
@@ -738,9 +716,6 @@ impl TenantEngine {
         let saves = self.core.take_saves();
         for (conversation, state) in saves.chats {
             let state = state.map(|s| to_json(&s)).transpose()?;
-            if state.is_some() && state.as_ref() == kept.get(&conversation) {
-                continue;
-            }
             writes.push(EngineWrite::ChatState { conversation, state });
         }
         for (agent, state) in saves.agents {
@@ -783,7 +758,8 @@ impl TenantEngine {
                 }
                 writes.push(EngineWrite::Outcome { conversation, outcome, reason });
                 if let Some(run) = run {
-                    let run = to_json(&WorkflowRunView::of(&run))?;
+                    let run = serde_json::to_value(WorkflowRunView::of(&run))
+                        .map_err(|e| StoreError::Other(format!("workflow record: {e}")))?;
                     writes.push(EngineWrite::WorkflowRun { conversation, run });
                 }
             }
@@ -879,8 +855,8 @@ impl TenantEngine {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(v).map_err(|e| StoreError::Other(format!("engine state: {e}")))
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Other(format!("engine state: {e}")))
 }
 
 /// How the tenant engines are doing: which are down and why, and how often they failed.
@@ -918,10 +894,6 @@ impl EngineHealth {
     fn set_up(&self, tenant: TenantId) {
         self.down.lock().unwrap_or_else(PoisonError::into_inner).remove(&tenant);
         self.changed.send_modify(|n| *n += 1);
-    }
-
-    fn starting(&self) -> bool {
-        self.down.lock().unwrap_or_else(PoisonError::into_inner).values().any(|w| w == "starting")
     }
 
     /// Tenants whose engine is not serving, with why.

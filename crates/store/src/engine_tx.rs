@@ -7,6 +7,27 @@ use crate::{EngineWrite, NewEntry, Result, StoreError};
 use parley_domain::{LogEntry, TenantId};
 use std::future::Future;
 
+/// The statements of [`EngineTx::write`], the same text on both backends (only the bound
+/// types differ; PostgreSQL casts the states' text to `jsonb` in its own two).
+pub(crate) mod statements {
+    pub(crate) const STATUS: &str =
+        "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const AGENT_ALIAS: &str = "UPDATE conversations SET agent_alias = $3 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const TRANSFERRED: &str = "UPDATE conversations SET service_id = $3, workflow_id = $4, workflow_version = $5 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const OUTCOME: &str =
+        "UPDATE conversations SET outcome = $3, outcome_reason = $4 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const WORKFLOW_RUN: &str = "UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const QUEUE_ENTRY: &str =
+        "UPDATE conversations SET queued_at = $3, priority = $4 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const USER_SESSION: &str = "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, offered_at, answered_at, ended_at, ring_secs, connected_secs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    pub(crate) const SERVICE_SESSION: &str = "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, started_at, ended_at, ivr_secs, queue_secs, connected_secs, offers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    pub(crate) const PRESENCE: &str = "UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2";
+    pub(crate) const CHAT_STATE: &str = "INSERT INTO engine_chats (tenant_id, conversation_id, state) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET state = excluded.state";
+    pub(crate) const FORGET_CHAT: &str = "DELETE FROM engine_chats WHERE tenant_id = $1 AND conversation_id = $2";
+    pub(crate) const AGENT_STATE: &str = "INSERT INTO engine_agents (tenant_id, user_id, state) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = excluded.state";
+    pub(crate) const FORGET_AGENT: &str = "DELETE FROM engine_agents WHERE tenant_id = $1 AND user_id = $2";
+}
+
 /// One statement per kind of write other than a log entry, run inside the caller's transaction.
 pub(crate) trait EngineTx: LogTx {
     /// Writes `w` for `tenant`; a row of another tenant is `NotFound`.

@@ -102,10 +102,11 @@ pub enum EngineWrite {
     Presence { user: UserId, presence: Presence },
     /// A server entry of the conversation's log (no `client_msg_id`).
     Append { conversation: ConversationId, body: EntryBody, created_at: OffsetDateTime },
-    /// What the engine keeps of an open conversation; `None` forgets it (the chat ended).
-    ChatState { conversation: ConversationId, state: Option<serde_json::Value> },
-    /// What the engine keeps of an agent; `None` when there is nothing to keep.
-    AgentState { agent: UserId, state: Option<serde_json::Value> },
+    /// What the engine keeps of an open conversation, as JSON text; `None` forgets it (the chat
+    /// ended).
+    ChatState { conversation: ConversationId, state: Option<String> },
+    /// What the engine keeps of an agent, as JSON text; `None` when there is nothing to keep.
+    AgentState { agent: UserId, state: Option<String> },
 }
 
 impl EngineWrite {
@@ -128,11 +129,12 @@ impl EngineWrite {
     }
 }
 
-/// What a tenant's engine kept, read back when it rebuilds (opaque JSON for the store).
+/// What a tenant's engine kept, read back when it rebuilds: JSON text, opaque to the store (text,
+/// not parsed values: a rebuild reads every open chat's, and parses each straight into its type).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineState {
-    pub chats: Vec<(ConversationId, serde_json::Value)>,
-    pub agents: Vec<(UserId, serde_json::Value)>,
+    pub chats: Vec<(ConversationId, String)>,
+    pub agents: Vec<(UserId, String)>,
 }
 
 /// This process's claim on its database, held until dropped (or the process dies). Until

@@ -7,7 +7,7 @@
 //! duplicate answer (see `append.rs`).
 
 use crate::append::{self, LogTx};
-use crate::engine_tx::{self, EngineTx};
+use crate::engine_tx::{self, EngineTx, statements};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
     AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, EngineState, EngineWrite, NewEntry, NodeClaim,
@@ -40,6 +40,12 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 const MAX_CONNECTIONS: u32 = 10;
 
 /// [`Store`] on a PostgreSQL database.
+/// The engine's saves arrive as JSON text; PostgreSQL keeps them as `jsonb`.
+const CHAT_STATE_JSONB: &str = "INSERT INTO engine_chats (tenant_id, conversation_id, state) VALUES ($1, $2, $3::jsonb) \
+     ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET state = excluded.state";
+const AGENT_STATE_JSONB: &str = "INSERT INTO engine_agents (tenant_id, user_id, state) VALUES ($1, $2, $3::jsonb) \
+     ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = excluded.state";
+
 /// The advisory lock key one Parley process holds on its database ("parley" in ASCII).
 const NODE_LOCK: i64 = 0x7061_726c_6579;
 
@@ -183,50 +189,40 @@ impl EngineTx for PgConnection {
     async fn write(&mut self, tenant: TenantId, w: &EngineWrite) -> Result<()> {
         let t = tenant.0;
         let done = match w {
-            EngineWrite::Status { conversation, status, agent, ended_at } => sqlx::query(
-                "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(t)
-            .bind(conversation.0)
-            .bind(status.as_str())
-            .bind(agent.map(|a| a.0))
-            .bind(*ended_at)
-            .execute(&mut *self)
-            .await,
-            EngineWrite::AgentAlias { conversation, alias } => {
-                sqlx::query("UPDATE conversations SET agent_alias = $3 WHERE tenant_id = $1 AND id = $2")
+            EngineWrite::Status { conversation, status, agent, ended_at } => {
+                sqlx::query(statements::STATUS)
                     .bind(t)
                     .bind(conversation.0)
-                    .bind(alias)
+                    .bind(status.as_str())
+                    .bind(agent.map(|a| a.0))
+                    .bind(*ended_at)
                     .execute(&mut *self)
                     .await
             }
+            EngineWrite::AgentAlias { conversation, alias } => {
+                sqlx::query(statements::AGENT_ALIAS).bind(t).bind(conversation.0).bind(alias).execute(&mut *self).await
+            }
             EngineWrite::Transferred { conversation, service, workflow, version } => {
-                sqlx::query(
-                    "UPDATE conversations SET service_id = $3, workflow_id = $4, workflow_version = $5 \
-                     WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(t)
-                .bind(conversation.0)
-                .bind(service.0)
-                .bind(workflow.0)
-                .bind(i64::from(*version))
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::TRANSFERRED)
+                    .bind(t)
+                    .bind(conversation.0)
+                    .bind(service.0)
+                    .bind(workflow.0)
+                    .bind(i64::from(*version))
+                    .execute(&mut *self)
+                    .await
             }
             EngineWrite::Outcome { conversation, outcome, reason } => {
-                sqlx::query(
-                    "UPDATE conversations SET outcome = $3, outcome_reason = $4 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(t)
-                .bind(conversation.0)
-                .bind(outcome.as_str())
-                .bind(reason.as_deref())
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::OUTCOME)
+                    .bind(t)
+                    .bind(conversation.0)
+                    .bind(outcome.as_str())
+                    .bind(reason.as_deref())
+                    .execute(&mut *self)
+                    .await
             }
             EngineWrite::WorkflowRun { conversation, run } => {
-                sqlx::query("UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::WORKFLOW_RUN)
                     .bind(t)
                     .bind(conversation.0)
                     .bind(Json(run))
@@ -234,7 +230,7 @@ impl EngineTx for PgConnection {
                     .await
             }
             EngineWrite::QueueEntry(entry) => {
-                sqlx::query("UPDATE conversations SET queued_at = $3, priority = $4 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::QUEUE_ENTRY)
                     .bind(t)
                     .bind(entry.conversation_id.0)
                     .bind(entry.queued_at)
@@ -243,91 +239,54 @@ impl EngineTx for PgConnection {
                     .await
             }
             EngineWrite::UserSession(s) => {
-                sqlx::query(
-                    "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, \
-                     offered_at, answered_at, ended_at, ring_secs, connected_secs) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(s.id)
-                .bind(t)
-                .bind(s.conversation_id.0)
-                .bind(s.service_id.map(|v| v.0))
-                .bind(s.user_id.0)
-                .bind(s.outcome.as_str())
-                .bind(s.offered_at)
-                .bind(s.answered_at)
-                .bind(s.ended_at)
-                .bind(s.ring_secs)
-                .bind(s.connected_secs)
-                .execute(&mut *self)
-                .await
-            }
-            EngineWrite::ServiceSession(s) => {
-                sqlx::query(
-                    "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, \
-                     started_at, ended_at, ivr_secs, queue_secs, connected_secs, offers) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(s.id)
-                .bind(t)
-                .bind(s.conversation_id.0)
-                .bind(s.service_id.0)
-                .bind(s.outcome.map(Outcome::as_str))
-                .bind(s.user_id.map(|u| u.0))
-                .bind(s.started_at)
-                .bind(s.ended_at)
-                .bind(s.ivr_secs)
-                .bind(s.queue_secs)
-                .bind(s.connected_secs)
-                .bind(i64::from(s.offers))
-                .execute(&mut *self)
-                .await
-            }
-            EngineWrite::Presence { user, presence } => {
-                sqlx::query("UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::USER_SESSION)
+                    .bind(s.id)
                     .bind(t)
-                    .bind(user.0)
-                    .bind(presence.as_str())
+                    .bind(s.conversation_id.0)
+                    .bind(s.service_id.map(|v| v.0))
+                    .bind(s.user_id.0)
+                    .bind(s.outcome.as_str())
+                    .bind(s.offered_at)
+                    .bind(s.answered_at)
+                    .bind(s.ended_at)
+                    .bind(s.ring_secs)
+                    .bind(s.connected_secs)
                     .execute(&mut *self)
                     .await
             }
+            EngineWrite::ServiceSession(s) => {
+                sqlx::query(statements::SERVICE_SESSION)
+                    .bind(s.id)
+                    .bind(t)
+                    .bind(s.conversation_id.0)
+                    .bind(s.service_id.0)
+                    .bind(s.outcome.map(Outcome::as_str))
+                    .bind(s.user_id.map(|u| u.0))
+                    .bind(s.started_at)
+                    .bind(s.ended_at)
+                    .bind(s.ivr_secs)
+                    .bind(s.queue_secs)
+                    .bind(s.connected_secs)
+                    .bind(i64::from(s.offers))
+                    .execute(&mut *self)
+                    .await
+            }
+            EngineWrite::Presence { user, presence } => {
+                sqlx::query(statements::PRESENCE).bind(t).bind(user.0).bind(presence.as_str()).execute(&mut *self).await
+            }
             EngineWrite::ChatState { conversation, state: Some(state) } => {
-                sqlx::query(
-                    "INSERT INTO engine_chats (tenant_id, conversation_id, state) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET state = EXCLUDED.state",
-                )
-                .bind(t)
-                .bind(conversation.0)
-                .bind(Json(state))
-                .execute(&mut *self)
-                .await
+                sqlx::query(CHAT_STATE_JSONB).bind(t).bind(conversation.0).bind(state).execute(&mut *self).await
             }
             EngineWrite::ChatState { conversation, state: None } => {
-                let gone = sqlx::query("DELETE FROM engine_chats WHERE tenant_id = $1 AND conversation_id = $2")
-                    .bind(t)
-                    .bind(conversation.0)
-                    .execute(&mut *self)
-                    .await;
+                let gone = sqlx::query(statements::FORGET_CHAT).bind(t).bind(conversation.0).execute(&mut *self).await;
                 // Forgetting what was never kept is no error.
                 return gone.map(drop).map_err(db_error);
             }
             EngineWrite::AgentState { agent, state: Some(state) } => {
-                sqlx::query(
-                    "INSERT INTO engine_agents (tenant_id, user_id, state) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = EXCLUDED.state",
-                )
-                .bind(t)
-                .bind(agent.0)
-                .bind(Json(state))
-                .execute(&mut *self)
-                .await
+                sqlx::query(AGENT_STATE_JSONB).bind(t).bind(agent.0).bind(state).execute(&mut *self).await
             }
             EngineWrite::AgentState { agent, state: None } => {
-                let gone = sqlx::query("DELETE FROM engine_agents WHERE tenant_id = $1 AND user_id = $2")
-                    .bind(t)
-                    .bind(agent.0)
-                    .execute(&mut *self)
-                    .await;
+                let gone = sqlx::query(statements::FORGET_AGENT).bind(t).bind(agent.0).execute(&mut *self).await;
                 return gone.map(drop).map_err(db_error);
             }
             EngineWrite::Append { .. } => return Err(StoreError::Other("log entries are appended in batches".into())),
@@ -475,19 +434,17 @@ impl Store for PgStore {
     }
 
     async fn load_engine_state(&self, tenant: TenantId) -> Result<EngineState> {
-        let chats = sqlx::query("SELECT conversation_id, state FROM engine_chats WHERE tenant_id = $1")
+        let chats = sqlx::query("SELECT conversation_id, state::text AS state FROM engine_chats WHERE tenant_id = $1")
             .bind(tenant.0)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let agents = sqlx::query("SELECT user_id, state FROM engine_agents WHERE tenant_id = $1")
+        let agents = sqlx::query("SELECT user_id, state::text AS state FROM engine_agents WHERE tenant_id = $1")
             .bind(tenant.0)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let state = |r: &PgRow| {
-            r.try_get::<Json<serde_json::Value>, _>("state").map(|j| j.0).map_err(|e| decode_error("state", e))
-        };
+        let state = |r: &PgRow| r.text("state");
         Ok(EngineState {
             chats: chats
                 .iter()

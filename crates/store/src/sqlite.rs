@@ -9,7 +9,7 @@
 //! acknowledged message survives kill -9 and power loss, which `NORMAL` would not promise.
 
 use crate::append::{self, LogTx};
-use crate::engine_tx::{self, EngineTx};
+use crate::engine_tx::{self, EngineTx, statements};
 use crate::sql::{self, Cols, db_error, decode_error, one_row, select, to_json, windowed};
 use crate::{
     AgentSession, ApiKeyRecord, Appended, AttachmentRecord, Backend, EngineState, EngineWrite, NewEntry, NodeClaim,
@@ -283,18 +283,18 @@ impl EngineTx for SqliteConnection {
     async fn write(&mut self, tenant: TenantId, w: &EngineWrite) -> Result<()> {
         let t = id(tenant.0);
         let done = match w {
-            EngineWrite::Status { conversation, status, agent, ended_at } => sqlx::query(
-                "UPDATE conversations SET status = $3, agent_id = $4, ended_at = $5 WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(t)
-            .bind(id(conversation.0))
-            .bind(status.as_str())
-            .bind(agent.map(|a| id(a.0)))
-            .bind(ended_at.map(micros))
-            .execute(&mut *self)
-            .await,
+            EngineWrite::Status { conversation, status, agent, ended_at } => {
+                sqlx::query(statements::STATUS)
+                    .bind(t)
+                    .bind(id(conversation.0))
+                    .bind(status.as_str())
+                    .bind(agent.map(|a| id(a.0)))
+                    .bind(ended_at.map(micros))
+                    .execute(&mut *self)
+                    .await
+            }
             EngineWrite::AgentAlias { conversation, alias } => {
-                sqlx::query("UPDATE conversations SET agent_alias = $3 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::AGENT_ALIAS)
                     .bind(t)
                     .bind(id(conversation.0))
                     .bind(alias)
@@ -302,31 +302,26 @@ impl EngineTx for SqliteConnection {
                     .await
             }
             EngineWrite::Transferred { conversation, service, workflow, version } => {
-                sqlx::query(
-                    "UPDATE conversations SET service_id = $3, workflow_id = $4, workflow_version = $5 \
-                     WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(t)
-                .bind(id(conversation.0))
-                .bind(id(service.0))
-                .bind(id(workflow.0))
-                .bind(i64::from(*version))
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::TRANSFERRED)
+                    .bind(t)
+                    .bind(id(conversation.0))
+                    .bind(id(service.0))
+                    .bind(id(workflow.0))
+                    .bind(i64::from(*version))
+                    .execute(&mut *self)
+                    .await
             }
             EngineWrite::Outcome { conversation, outcome, reason } => {
-                sqlx::query(
-                    "UPDATE conversations SET outcome = $3, outcome_reason = $4 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(t)
-                .bind(id(conversation.0))
-                .bind(outcome.as_str())
-                .bind(reason.as_deref())
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::OUTCOME)
+                    .bind(t)
+                    .bind(id(conversation.0))
+                    .bind(outcome.as_str())
+                    .bind(reason.as_deref())
+                    .execute(&mut *self)
+                    .await
             }
             EngineWrite::WorkflowRun { conversation, run } => {
-                sqlx::query("UPDATE conversations SET workflow_run = $3 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::WORKFLOW_RUN)
                     .bind(t)
                     .bind(id(conversation.0))
                     .bind(run.to_string())
@@ -334,7 +329,7 @@ impl EngineTx for SqliteConnection {
                     .await
             }
             EngineWrite::QueueEntry(entry) => {
-                sqlx::query("UPDATE conversations SET queued_at = $3, priority = $4 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::QUEUE_ENTRY)
                     .bind(t)
                     .bind(id(entry.conversation_id.0))
                     .bind(micros(entry.queued_at))
@@ -343,48 +338,40 @@ impl EngineTx for SqliteConnection {
                     .await
             }
             EngineWrite::UserSession(s) => {
-                sqlx::query(
-                    "INSERT INTO user_sessions (id, tenant_id, conversation_id, service_id, user_id, outcome, \
-                     offered_at, answered_at, ended_at, ring_secs, connected_secs) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(id(s.id))
-                .bind(t)
-                .bind(id(s.conversation_id.0))
-                .bind(s.service_id.map(|v| id(v.0)))
-                .bind(id(s.user_id.0))
-                .bind(s.outcome.as_str())
-                .bind(micros(s.offered_at))
-                .bind(s.answered_at.map(micros))
-                .bind(micros(s.ended_at))
-                .bind(s.ring_secs)
-                .bind(s.connected_secs)
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::USER_SESSION)
+                    .bind(id(s.id))
+                    .bind(t)
+                    .bind(id(s.conversation_id.0))
+                    .bind(s.service_id.map(|v| id(v.0)))
+                    .bind(id(s.user_id.0))
+                    .bind(s.outcome.as_str())
+                    .bind(micros(s.offered_at))
+                    .bind(s.answered_at.map(micros))
+                    .bind(micros(s.ended_at))
+                    .bind(s.ring_secs)
+                    .bind(s.connected_secs)
+                    .execute(&mut *self)
+                    .await
             }
             EngineWrite::ServiceSession(s) => {
-                sqlx::query(
-                    "INSERT INTO service_sessions (id, tenant_id, conversation_id, service_id, outcome, user_id, \
-                     started_at, ended_at, ivr_secs, queue_secs, connected_secs, offers) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(id(s.id))
-                .bind(t)
-                .bind(id(s.conversation_id.0))
-                .bind(id(s.service_id.0))
-                .bind(s.outcome.map(Outcome::as_str))
-                .bind(s.user_id.map(|u| id(u.0)))
-                .bind(micros(s.started_at))
-                .bind(micros(s.ended_at))
-                .bind(s.ivr_secs)
-                .bind(s.queue_secs)
-                .bind(s.connected_secs)
-                .bind(i64::from(s.offers))
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::SERVICE_SESSION)
+                    .bind(id(s.id))
+                    .bind(t)
+                    .bind(id(s.conversation_id.0))
+                    .bind(id(s.service_id.0))
+                    .bind(s.outcome.map(Outcome::as_str))
+                    .bind(s.user_id.map(|u| id(u.0)))
+                    .bind(micros(s.started_at))
+                    .bind(micros(s.ended_at))
+                    .bind(s.ivr_secs)
+                    .bind(s.queue_secs)
+                    .bind(s.connected_secs)
+                    .bind(i64::from(s.offers))
+                    .execute(&mut *self)
+                    .await
             }
             EngineWrite::Presence { user, presence } => {
-                sqlx::query("UPDATE users SET presence = $3 WHERE tenant_id = $1 AND id = $2")
+                sqlx::query(statements::PRESENCE)
                     .bind(t)
                     .bind(id(user.0))
                     .bind(presence.as_str())
@@ -392,42 +379,24 @@ impl EngineTx for SqliteConnection {
                     .await
             }
             EngineWrite::ChatState { conversation, state: Some(state) } => {
-                sqlx::query(
-                    "INSERT INTO engine_chats (tenant_id, conversation_id, state) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET state = excluded.state",
-                )
-                .bind(t)
-                .bind(id(conversation.0))
-                .bind(state.to_string())
-                .execute(&mut *self)
-                .await
-            }
-            EngineWrite::ChatState { conversation, state: None } => {
-                let gone = sqlx::query("DELETE FROM engine_chats WHERE tenant_id = $1 AND conversation_id = $2")
+                sqlx::query(statements::CHAT_STATE)
                     .bind(t)
                     .bind(id(conversation.0))
+                    .bind(state)
                     .execute(&mut *self)
-                    .await;
+                    .await
+            }
+            EngineWrite::ChatState { conversation, state: None } => {
+                let gone =
+                    sqlx::query(statements::FORGET_CHAT).bind(t).bind(id(conversation.0)).execute(&mut *self).await;
                 // Forgetting what was never kept is no error.
                 return gone.map(drop).map_err(db_error);
             }
             EngineWrite::AgentState { agent, state: Some(state) } => {
-                sqlx::query(
-                    "INSERT INTO engine_agents (tenant_id, user_id, state) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET state = excluded.state",
-                )
-                .bind(t)
-                .bind(id(agent.0))
-                .bind(state.to_string())
-                .execute(&mut *self)
-                .await
+                sqlx::query(statements::AGENT_STATE).bind(t).bind(id(agent.0)).bind(state).execute(&mut *self).await
             }
             EngineWrite::AgentState { agent, state: None } => {
-                let gone = sqlx::query("DELETE FROM engine_agents WHERE tenant_id = $1 AND user_id = $2")
-                    .bind(t)
-                    .bind(id(agent.0))
-                    .execute(&mut *self)
-                    .await;
+                let gone = sqlx::query(statements::FORGET_AGENT).bind(t).bind(id(agent.0)).execute(&mut *self).await;
                 return gone.map(drop).map_err(db_error);
             }
             EngineWrite::Append { .. } => return Err(StoreError::Other("log entries are appended in batches".into())),
@@ -555,9 +524,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await
             .map_err(db_error)?;
-        let state = |r: &SqliteRow| -> Result<serde_json::Value> {
-            serde_json::from_str(&r.text("state")?).map_err(|e| decode_error("state", e))
-        };
+        let state = |r: &SqliteRow| r.text("state");
         Ok(EngineState {
             chats: chats
                 .iter()

@@ -188,7 +188,10 @@ impl TenantCore {
         self.schedule_idle(id, now);
         if let Some(task) = saved.task {
             let task_phase = task.phase;
-            self.route(router::Input::RestoreTask { conversation: id, task }, now, &mut out);
+            // Not through `route`: the chat is as it was saved, nothing to write back.
+            self.queue_dirty = true;
+            let fx = self.router.handle(router::Input::RestoreTask { conversation: id, task }, now);
+            self.apply_routing(fx, now, &mut out);
             // Offered again when its agent could still hold it, else waiting at its place.
             let was_offered_to = match task_phase {
                 router::SavedPhase::Offered { agent } => Some(agent),
