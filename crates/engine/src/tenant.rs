@@ -239,6 +239,9 @@ struct Live {
     stay: Stay,
     /// While connected: when the customer last wrote, and when they were warned since.
     idle: Option<Idle>,
+    /// The log `seq` of the last customer text the core took (0: none known). Saved with the
+    /// chat's next change, so a rebuild can give a waiting question the texts it missed.
+    text_seq: i64,
 }
 
 /// A connected customer's silence.
@@ -479,7 +482,8 @@ impl TenantCore {
         }
         let idle = connected.then_some(Idle { since: now, warned_at: None });
         let initial_service = service;
-        self.live.insert(id, Live { conversation, service, initial_service, run: None, history, stay, idle });
+        let text_seq = 0;
+        self.live.insert(id, Live { conversation, service, initial_service, run: None, history, stay, idle, text_seq });
         self.schedule_idle(id, now);
         self.route(input, now, &mut out);
         out
@@ -515,6 +519,7 @@ impl TenantCore {
             history: History::default(),
             stay,
             idle: None,
+            text_seq: 0,
         };
         self.live.insert(id, live);
         let mut out = Vec::new();
@@ -535,6 +540,17 @@ impl TenantCore {
             transfers: 0,
             trace,
         }
+    }
+
+    /// The customer's text at log position `seq` (texts at or before the last one taken are
+    /// not taken again).
+    pub fn customer_text_at(&mut self, id: ConversationId, seq: i64, text: String, now: OffsetDateTime) -> Vec<Out> {
+        match self.live.get_mut(&id) {
+            Some(l) if seq <= l.text_seq => return Vec::new(),
+            Some(l) => l.text_seq = seq,
+            None => {}
+        }
+        self.customer_text(id, text, now)
     }
 
     /// The customer wrote; a waiting question may take it as its answer.

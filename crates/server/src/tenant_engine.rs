@@ -13,10 +13,10 @@ use parley_domain::{
     Conversation, ConversationId, ConversationStatus, EndedBy, EntryBody, Presence, Sender, TenantId, UserId,
 };
 use parley_domain::{ServiceSession, UserSession};
-use parley_engine::tenant::{Out, QueueStatus, Refusal, SavedChat, TenantCore};
+use parley_engine::tenant::{Out, Refusal, SavedChat, TenantCore};
 use parley_engine::workflow::HttpOutcome;
 use parley_store::{EngineWrite, QueueEntry, Store, StoreError};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -142,10 +142,10 @@ pub enum Command {
         preferred: Vec<(UserId, u8)>,
         reply: Reply<()>,
     },
-    /// Where a waiting customer stands (`None` when not waiting).
-    QueueStatus {
+    /// Publish where a waiting customer stands to the chat's followers (nothing when it does not
+    /// wait): for a socket that just connected, which must not wait for the engine.
+    TellQueuePlace {
         conversation: ConversationId,
-        reply: oneshot::Sender<Option<QueueStatus>>,
     },
     /// Configuration (users, memberships, services, calendars, workflows, parameters) changed in
     /// the store.
@@ -191,21 +191,23 @@ pub struct Engines {
     /// `None` once closed: no engine starts during shutdown.
     senders: Mutex<Option<HashMap<TenantId, mpsc::Sender<Command>>>>,
     health: Arc<EngineHealth>,
-    /// Customer texts that found their engine's queue full: per tenant, per conversation, the
-    /// first and last `seq` to read from the log on the engine's next turn.
+    /// Customer texts that found their engine's queue full (or whose input failed): per tenant,
+    /// per conversation, the `seq`s to read from the log (before a later text of the same chat,
+    /// or once the queue is empty, so each chat's texts are taken in order and once).
     overflow: Arc<Overflow>,
     #[cfg(feature = "fault-injection")]
     faults: Arc<faults::Faults>,
 }
 
 /// See [`Engines::customer_wrote`].
-type Overflow = Mutex<HashMap<TenantId, BTreeMap<ConversationId, (i64, i64)>>>;
+type Overflow = Mutex<HashMap<TenantId, Missed>>;
+/// Customer texts to read from the log, by their exact `seq`, per conversation.
+type Missed = BTreeMap<ConversationId, BTreeSet<i64>>;
 
-/// The engine reads this customer text from the log on its next turn.
+/// The engine reads this customer text from the log on a later turn.
 fn read_later(overflow: &Overflow, tenant: TenantId, conversation: ConversationId, seq: i64) {
     let mut overflow = overflow.lock().unwrap_or_else(PoisonError::into_inner);
-    let range = overflow.entry(tenant).or_default().entry(conversation).or_insert((seq, seq));
-    *range = (range.0.min(seq), range.1.max(seq));
+    overflow.entry(tenant).or_default().entry(conversation).or_default().insert(seq);
 }
 
 impl std::fmt::Debug for Engines {
@@ -244,6 +246,7 @@ impl Engines {
                     health: Arc::clone(&self.health),
                     after_commit: Vec::new(),
                     overflow: Arc::clone(&self.overflow),
+                    backoff: FIRST_BACKOFF,
                     #[cfg(feature = "fault-injection")]
                     faults: Arc::clone(&self.faults),
                 };
@@ -268,6 +271,14 @@ impl Engines {
     pub async fn send(&self, tenant: TenantId, cmd: Command) -> Result<(), EngineError> {
         let tx = self.sender(tenant).ok_or(EngineError::Unavailable)?;
         tx.send(cmd).await.map_err(|_| EngineError::Unavailable)
+    }
+
+    /// Queues a command that nobody waits for, without waiting for room: dropped when the queue
+    /// is full (what it would have told is told again on the next change).
+    pub fn notify(&self, tenant: TenantId, cmd: Command) {
+        if let Some(tx) = self.sender(tenant) {
+            let _ = tx.try_send(cmd);
+        }
     }
 
     /// A customer's text is committed (and acknowledged): the engine learns of it without the
@@ -317,6 +328,9 @@ impl Engines {
     }
 }
 
+/// Most log entries read after a waiting question's last text, per chat, at a rebuild.
+const ANSWER_READ_LIMIT: u32 = 200;
+
 /// Commands waiting for one engine beyond this make senders wait.
 const COMMAND_QUEUE: usize = 1024;
 /// First wait before a failed engine rebuilds; it doubles up to [`MAX_BACKOFF`].
@@ -345,6 +359,8 @@ struct TenantEngine {
     /// Replies and pushes held until the input's effects are committed.
     after_commit: Vec<AfterCommit>,
     overflow: Arc<Overflow>,
+    /// How long to wait before the next rebuild after a failure.
+    backoff: std::time::Duration,
     #[cfg(feature = "fault-injection")]
     faults: Arc<faults::Faults>,
 }
@@ -360,12 +376,10 @@ impl TenantEngine {
     /// Rebuilds and serves; after a store failure or a panic, starts again from the store with
     /// back-off, while commands wait in the channel. Other tenants' engines never notice.
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let mut backoff = FIRST_BACKOFF;
         loop {
             let served = match self.guarded_rebuild().await {
                 Ok(()) => {
                     self.health.set_up(self.tenant);
-                    backoff = FIRST_BACKOFF;
                     self.serve(&mut rx).await
                 }
                 Err(why) => Stop::Failed(why),
@@ -377,12 +391,15 @@ impl TenantEngine {
                 }
                 Stop::Failed(why) => {
                     tracing::error!(tenant = %self.tenant, error = %why, "tenant engine stopped; rebuilding from the store");
-                    self.health.set_down(self.tenant, &why);
+                    // The details are in the log; the probe says only what state it is in.
+                    self.health.set_down(self.tenant, "rebuilding after a failure");
                     self.health.restarts.fetch_add(1, Ordering::Relaxed);
                     self.fail_pending();
                     self.core = TenantCore::new();
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    // Back-off grows until an input commits again (a rebuild alone proves little:
+                    // the first timer after it may fail the same way).
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
@@ -408,28 +425,36 @@ impl TenantEngine {
     /// Handles inputs until the channel closes or one fails.
     async fn serve(&mut self, rx: &mut mpsc::Receiver<Command>) -> Stop {
         loop {
-            let wake = self.core.next_deadline().map(|t| self.deps.clock.sleep_until(t));
-            // Biased, timers first: once the clock has passed a deadline, any later command sees
-            // its effects (tests rely on this instead of sleeping).
-            let step = tokio::select! {
-                biased;
-                () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => None,
-                cmd = rx.recv() => match cmd {
-                    Some(cmd) => Some(cmd),
-                    None => return Stop::Closed,
-                },
+            // Texts that missed the queue are taken once nothing older can still be in it.
+            let drain_all = rx.is_empty() && self.has_missed();
+            let step = if drain_all {
+                None
+            } else {
+                let wake = self.core.next_deadline().map(|t| self.deps.clock.sleep_until(t));
+                // Biased, timers first: once the clock has passed a deadline, any later command
+                // sees its effects (tests rely on this instead of sleeping).
+                tokio::select! {
+                    biased;
+                    () = async { if let Some(w) = wake { w.await } else { std::future::pending().await } } => None,
+                    cmd = rx.recv() => match cmd {
+                        Some(cmd) => Some(cmd),
+                        None => return Stop::Closed,
+                    },
+                }
             };
-            let missed = self.overflow.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.tenant);
-            let missed = missed.unwrap_or_default();
+            let missed = self.take_missed(step.as_ref(), drain_all);
             // Texts whose input fails are read again from the log after the rebuild.
             let mut retry: Vec<(ConversationId, i64)> =
-                missed.iter().flat_map(|(c, (first, last))| [(*c, *first), (*c, *last)]).collect();
+                missed.iter().flat_map(|(c, seqs)| seqs.iter().map(|s| (*c, *s))).collect();
             if let Some(Command::CustomerText { conversation, seq, .. }) = &step {
                 retry.push((*conversation, *seq));
             }
             let done = AssertUnwindSafe(self.step(step, missed)).catch_unwind().await;
             let failed = match done {
-                Ok(Ok(())) => continue,
+                Ok(Ok(())) => {
+                    self.backoff = FIRST_BACKOFF;
+                    continue;
+                }
                 Ok(Err(e)) => {
                     self.health.store_failures.fetch_add(1, Ordering::Relaxed);
                     format!("store: {e}")
@@ -446,13 +471,31 @@ impl TenantEngine {
         }
     }
 
-    /// One input (a command, or the timers due when `cmd` is `None`) and everything it caused,
-    /// committed together.
-    async fn step(
-        &mut self,
-        cmd: Option<Command>,
-        missed: BTreeMap<ConversationId, (i64, i64)>,
-    ) -> Result<(), StoreError> {
+    fn has_missed(&self) -> bool {
+        self.overflow.lock().unwrap_or_else(PoisonError::into_inner).get(&self.tenant).is_some_and(|m| !m.is_empty())
+    }
+
+    /// The missed texts to take in this step: all of them when the queue is empty, else those of
+    /// the step's own chat that came before its text.
+    fn take_missed(&self, step: Option<&Command>, all: bool) -> Missed {
+        let mut overflow = self.overflow.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(mine) = overflow.get_mut(&self.tenant) else { return Missed::new() };
+        if all {
+            return std::mem::take(mine);
+        }
+        let Some(Command::CustomerText { conversation, seq, .. }) = step else { return Missed::new() };
+        let Some(seqs) = mine.get_mut(conversation) else { return Missed::new() };
+        let later = seqs.split_off(seq);
+        let earlier = std::mem::replace(seqs, later);
+        if seqs.is_empty() {
+            mine.remove(conversation);
+        }
+        if earlier.is_empty() { Missed::new() } else { Missed::from([(*conversation, earlier)]) }
+    }
+
+    /// One input (a command, or the timers due when `cmd` is `None`) with the missed texts it
+    /// takes first, and everything it caused, committed together.
+    async fn step(&mut self, cmd: Option<Command>, missed: Missed) -> Result<(), StoreError> {
         let mut out = self.read_missed(missed).await?;
         out.extend(match cmd {
             None => self.core.tick(self.deps.clock.now()),
@@ -467,21 +510,29 @@ impl TenantEngine {
         self.commit(out).await
     }
 
-    /// The customer texts that did not fit in the queue (or whose input failed), read from the
-    /// log in their order.
-    async fn read_missed(&mut self, missed: BTreeMap<ConversationId, (i64, i64)>) -> Result<Vec<Out>, StoreError> {
+    /// Missed customer texts, read from the log and taken in their order.
+    async fn read_missed(&mut self, missed: Missed) -> Result<Vec<Out>, StoreError> {
         let mut out = Vec::new();
-        for (conversation, (first, last)) in missed {
+        for (conversation, seqs) in missed {
+            let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else { continue };
             let limit = u32::try_from(last - first + 1).unwrap_or(u32::MAX);
-            let entries = self.deps.store.read_log(self.tenant, conversation, first - 1, limit).await?;
-            let now = self.deps.clock.now();
-            for e in entries {
-                if let EntryBody::Message { sender: Sender::Customer { .. }, text, .. } = e.body {
-                    out.extend(self.core.customer_text(conversation, text, now));
+            for e in self.deps.store.read_log(self.tenant, conversation, first - 1, limit).await? {
+                if seqs.contains(&e.seq) {
+                    out.extend(self.take_text(conversation, e));
                 }
             }
         }
         Ok(out)
+    }
+
+    /// A customer's message from the log, to the core (anything else in the log is not theirs).
+    fn take_text(&mut self, conversation: ConversationId, e: parley_domain::LogEntry) -> Vec<Out> {
+        match e.body {
+            EntryBody::Message { sender: Sender::Customer { .. }, text, .. } => {
+                self.core.customer_text_at(conversation, e.seq, text, self.deps.clock.now())
+            }
+            EntryBody::Message { .. } | EntryBody::Event { .. } => Vec::new(),
+        }
     }
 
     /// Replies to callers still waiting on a failed input: the engine is unavailable to them.
@@ -516,7 +567,11 @@ impl TenantEngine {
             .collect();
         let mut open = self.deps.store.list_open_conversations(self.tenant).await?;
         // Waiting chats go back in the order they entered their queues.
-        open.sort_by_key(|c| (entries.get(&c.id).map_or(c.created_at, |e| e.0), c.created_at, c.id));
+        // Connected chats first, so they hold their agents' places before any offer is made again.
+        open.sort_by_key(|c| {
+            let connected = c.status == ConversationStatus::Connected;
+            (!connected, entries.get(&c.id).map_or(c.created_at, |e| e.0), c.created_at, c.id)
+        });
         for c in open {
             let saved = chats.remove(&c.id).and_then(|v| match serde_json::from_str::<SavedChat>(&v) {
                 Ok(s) => Some(s),
@@ -527,6 +582,13 @@ impl TenantEngine {
             });
             let queued = entries.get(&c.id).copied();
             out.extend(self.restore(c, saved, queued, now).await?);
+        }
+        // A question still waiting gets the texts that came after the last one it took
+        // (acknowledged to the customer, but still in the queue when the engine stopped).
+        for (conversation, after) in self.core.awaiting_answer() {
+            for e in self.deps.store.read_log(self.tenant, conversation, after, ANSWER_READ_LIMIT).await? {
+                out.extend(self.take_text(conversation, e));
+            }
         }
         // Connections outlive a rebuilt core: sockets still open are online again.
         let online: Vec<(UserId, usize)> = self.online.iter().map(|(a, n)| (*a, *n)).collect();
@@ -587,7 +649,9 @@ impl TenantEngine {
         let now = self.deps.clock.now();
         Ok(match cmd {
             Command::Start { conversation } => return self.start(conversation).await,
-            Command::CustomerText { conversation, seq: _, text } => self.core.customer_text(conversation, text, now),
+            Command::CustomerText { conversation, seq, text } => {
+                self.core.customer_text_at(conversation, seq, text, now)
+            }
             Command::CustomerActive { conversation } => {
                 self.core.customer_active(conversation, now);
                 Vec::new()
@@ -634,10 +698,10 @@ impl TenantEngine {
                 let result = self.core.set_preferred(conversation, preferred, now);
                 self.answer(result, reply)
             }
-            Command::QueueStatus { conversation, reply } => {
-                let _ = reply.send(self.core.queue_status(conversation));
-                Vec::new()
-            }
+            Command::TellQueuePlace { conversation } => match self.core.queue_status(conversation) {
+                Some(status) => vec![Out::Queue { conversation, status }],
+                None => Vec::new(),
+            },
             Command::Refresh => return self.refresh().await,
             Command::Workflow { conversation, reply } => {
                 let _ = reply.send(self.core.run(conversation).map(WorkflowRunView::of));

@@ -1198,7 +1198,11 @@ impl Router {
                         _ => None,
                     });
                     if let Some(agent) = due {
-                        self.take_back(c, agent, Requeue::NoAnswer, now, effects, touched);
+                        // Only an offer made again after a restart can run out while its agent
+                        // has no workspace open: not their miss, so no RONA for it.
+                        let online = self.agents.get(&agent).is_some_and(|a| a.online);
+                        let reason = if online { Requeue::NoAnswer } else { Requeue::AgentUnavailable };
+                        self.take_back(c, agent, reason, now, effects, touched);
                     }
                 }
                 Deadline::Acw(agent) => {

@@ -159,8 +159,18 @@ impl Router {
         s.queue.insert(key);
         s.recheck(conversation);
         touched.insert(service);
+        // Offered again only where the offer could still be made: a member, able to take chats,
+        // not flagged, not in after-chat work, with room (being online is not asked: the
+        // workspaces reconnect after a restart).
         if let SavedPhase::Offered { agent } = saved.phase
-            && self.agents.get(&agent).is_some_and(|a| a.offer.is_none() && a.chats.len() < a.max_chats as usize)
+            && self.services.get(&service).is_some_and(|s| s.members.get(&agent) == Some(&true))
+            && self.agents.get(&agent).is_some_and(|a| {
+                a.can_take_chats
+                    && a.offer.is_none()
+                    && a.rona.is_none()
+                    && a.acw_until.is_none()
+                    && a.chats.len() < a.max_chats as usize
+            })
         {
             let mut ignored = Vec::new();
             self.offer(conversation, agent, now, &mut ignored);

@@ -33,6 +33,10 @@ pub struct SavedChat {
     pub idle_warned_at: Option<OffsetDateTime>,
     /// Its place in the router, while it has one.
     pub task: Option<SavedTask>,
+    /// The log `seq` of the last customer text taken (texts after it are given to a question
+    /// still waiting after a restart).
+    #[serde(default)]
+    pub text_seq: i64,
 }
 
 /// A chat's workflow run: the version it runs and where it stands.
@@ -122,7 +126,27 @@ impl TenantCore {
             stay: l.stay.clone(),
             idle_warned_at: l.idle.and_then(|i| i.warned_at),
             task: self.router.saved_task(id),
+            text_seq: l.text_seq,
         })
+    }
+
+    /// The chats whose workflow waits for the customer's answer, with the log `seq` of the last
+    /// text each took: after a rebuild they are given the texts that came after it (committed,
+    /// acknowledged, but not yet taken when the engine stopped).
+    #[must_use]
+    pub fn awaiting_answer(&self) -> Vec<(ConversationId, i64)> {
+        self.live
+            .iter()
+            .filter(|(_, l)| {
+                l.run.as_ref().is_some_and(|r| {
+                    matches!(
+                        r.session.status,
+                        crate::workflow::Status::Waiting { wait: crate::workflow::Wait::Answer { .. }, .. }
+                    )
+                })
+            })
+            .map(|(id, l)| (*id, l.text_seq))
+            .collect()
     }
 
     /// The open service chats, for tests that compare two cores.
@@ -183,6 +207,7 @@ impl TenantCore {
             history: saved.history,
             stay: saved.stay,
             idle,
+            text_seq: saved.text_seq,
         };
         self.live.insert(id, live);
         self.schedule_idle(id, now);
@@ -200,10 +225,17 @@ impl TenantCore {
             let Some(stored) = self.live.get(&id).map(|l| (l.conversation.status, l.conversation.agent_id)) else {
                 return out;
             };
+            // Workspaces still open (a rebuild after a failure) hear of the offer as it is now.
             let now_at = match (self.router.offered_to(id), was_offered_to) {
-                (Some(agent), _) => (ConversationStatus::Offered, Some(agent)),
+                (Some(agent), _) => {
+                    if let (Some(deadline), Some(l)) = (self.router.offer_deadline(id), self.live.get(&id)) {
+                        out.push(Out::Offer { agent, deadline, conversation: l.conversation.clone() });
+                    }
+                    (ConversationStatus::Offered, Some(agent))
+                }
                 (None, Some(agent)) => {
                     self.end_offer(id, agent, parley_domain::UserOutcome::Withdrawn, now, &mut out);
+                    out.push(Out::OfferWithdrawn { agent, conversation: id });
                     (ConversationStatus::Queued, None)
                 }
                 (None, None) => stored,

@@ -171,19 +171,12 @@ impl Session {
     }
 
     /// Where the customer stands now, if waiting (later changes arrive on the bus).
-    async fn queue_status(&mut self, sink: &mut Sink) -> bool {
+    /// Asks the engine to tell this chat's followers where it stands (the answer comes on the
+    /// bus): the socket never waits for the engine, which may be busy or rebuilding.
+    async fn queue_status(&mut self, _sink: &mut Sink) -> bool {
         let (tenant, conversation) = (self.conversation.tenant_id, self.conversation.id);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.state.engines.send(tenant, Command::QueueStatus { conversation, reply: tx }).await.is_err() {
-            return true;
-        }
-        match rx.await {
-            Ok(Some(q)) => {
-                let frame = VisitorFrame::Queue { position: q.position, estimated_wait_secs: q.estimated_wait_secs };
-                send(sink, &frame).await
-            }
-            _ => true,
-        }
+        self.state.engines.notify(tenant, Command::TellQueuePlace { conversation });
+        true
     }
 
     async fn replay(&mut self, sink: &mut Sink) -> bool {

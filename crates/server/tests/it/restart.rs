@@ -235,3 +235,28 @@ async fn a_rona_flag_survives_a_restart_until_the_agent_is_ready() {
     assert_eq!(offer["offer"]["conversation_id"], next.as_str());
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_answer_acknowledged_but_not_yet_taken_when_the_server_died_is_taken_after_the_restart() {
+    let server = TestServer::crashable(parley_testkit::Db::Sqlite).await;
+    let t = asking_tenant(&server, "acked-unread").await;
+    let (conv, token) = t.start_chat(&server.base, "Una", None).await.unwrap();
+    let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
+    entry(&mut v, "question", |e| e["text"] == "Your order number?").await;
+    // The engine is held down: the answer is committed and acknowledged, and waits in its queue.
+    let tenant = parley_domain::TenantId::from_uuid(t.id.parse().unwrap());
+    let faults = server.state.engines.faults();
+    faults.hold_rebuilds(true);
+    faults.panic_next_command(tenant);
+    server.state.engines.send(tenant, parley_server::tenant_engine::Command::Refresh).await.unwrap();
+    v.send(&json!({"type": "send", "client_msg_id": "a1", "text": "4711"})).await.unwrap();
+    v.until("ack", |f| f["type"] == "ack" && f["client_msg_id"] == "a1").await.unwrap();
+
+    let server = server.crash().await;
+    let t = t.on(&server.base);
+    let mut v = fixtures::visitor(&server.ws_base(), &token, 0).await.unwrap();
+    entry(&mut v, "thanks", |e| e["text"] == "Thanks, order 4711.").await;
+    let texts = log_texts(&t, &conv).await;
+    assert_eq!(texts.iter().filter(|x| x.starts_with("Thanks")).count(), 1, "{texts:?}");
+    server.shutdown().await.unwrap();
+}

@@ -191,7 +191,10 @@ fn rebuild(
         |w: Option<WorkflowId>| services(sh).into_iter().filter_map(|s| s.workflow).find(|p| Some(p.workflow_id) == w);
     let mut open: Vec<&Conversation> =
         stored.conversations.values().filter(|c| c.status != ConversationStatus::Ended).collect();
-    open.sort_by_key(|c| (stored.queue.get(&c.id).map_or(c.created_at, |q| q.0), c.created_at, c.id));
+    open.sort_by_key(|c| {
+        let connected = c.status == ConversationStatus::Connected;
+        (!connected, stored.queue.get(&c.id).map_or(c.created_at, |q| q.0), c.created_at, c.id)
+    });
     for c in open {
         match stored.chats.get(&c.id) {
             Some(state) => {
