@@ -28,6 +28,11 @@ pub struct App {
     claim: NodeClaim,
 }
 
+/// Argon2id runs at once (19 MiB each, kept by the allocator afterwards) and sign-ins waiting
+/// for one; more are turned away with 503 at once.
+const PASSWORD_WORKERS: usize = 2;
+const PASSWORD_QUEUE: usize = 32;
+
 /// How long start-up waits for a predecessor's claim to go: a process killed a moment ago may
 /// still hold its PostgreSQL connection (and so its lock) until the server notices.
 const CLAIM_WAIT: Duration = Duration::from_secs(3);
@@ -100,6 +105,8 @@ impl App {
         // channel until the rebuild is done, and a chat created meanwhile runs its workflow from
         // the start either way (`/readyz` says `engine_down` until then).
         let files = crate::files::Files::new(config.attachments_dir.clone());
+        let passwords = crate::passwords::Passwords::start(PASSWORD_WORKERS, PASSWORD_QUEUE)
+            .context("starting the password workers")?;
         let state = AppState::new(Inner {
             files,
             config,
@@ -107,6 +114,7 @@ impl App {
             log,
             bus,
             engines,
+            passwords,
             clock,
             shutdown: CancellationToken::new(),
             tracker,

@@ -39,7 +39,8 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Argon2id hash of a password, PHC string form. CPU-heavy: call from `spawn_blocking`.
+/// Argon2id hash of a password, PHC string form. CPU- and memory-heavy: call through
+/// [`crate::passwords::Passwords`], which bounds how many run at once.
 ///
 /// # Errors
 /// Only if hashing itself fails.
@@ -53,7 +54,8 @@ pub fn hash_password(password: &str) -> Result<String, ApiError> {
         .map_err(|e| ApiError::internal(&e))
 }
 
-/// Checks a password against its stored hash. CPU-heavy: call from `spawn_blocking`.
+/// Checks a password against its stored hash. CPU- and memory-heavy: call through
+/// [`crate::passwords::Passwords`].
 #[must_use]
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())

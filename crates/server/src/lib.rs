@@ -18,6 +18,7 @@ pub mod http;
 pub mod openapi;
 pub mod outbound;
 pub mod pages;
+pub mod passwords;
 pub mod state;
 pub mod telemetry;
 pub mod tenant_engine;

@@ -24,6 +24,8 @@ pub struct Inner {
     /// The attachment folder.
     pub files: crate::files::Files,
     pub engines: Engines,
+    /// Password hashing on a bounded set of threads.
+    pub passwords: crate::passwords::Passwords,
     pub clock: Arc<dyn Clock>,
     /// Cancelled when the server begins shutting down; sockets close with a reconnect hint.
     pub shutdown: CancellationToken,

@@ -1,7 +1,7 @@
 //! Agent sign-in and the agent's own data. The session lives in an HttpOnly cookie so the
 //! workspace's WebSocket is authenticated by the browser without exposing the secret to scripts.
 
-use crate::auth::{Agent, DUMMY_PHC, SESSION_COOKIE, random_hex, sha256_hex, verify_password};
+use crate::auth::{Agent, DUMMY_PHC, SESSION_COOKIE, random_hex, sha256_hex};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -42,7 +42,8 @@ fn invalid_credentials() -> ApiError {
 
 /// Signs an agent in and sets the session cookie.
 #[utoipa::path(post, path = "/api/v1/agent/login", tag = "agent", request_body = LoginRequest,
-    responses((status = 200, body = Me), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = Me), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 503, description = "too many sign-ins at once (`busy`); retry after `Retry-After`", body = Problem)))]
 pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
     let tenant = match state.store.find_tenant_by_slug(req.tenant.trim()).await {
         Ok(t) => Some(t),
@@ -60,9 +61,7 @@ pub async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginReq
     // Verify against a dummy hash when there is no such user, so timing does not tell.
     let phc = found.as_ref().and_then(|(_, h)| h.clone()).unwrap_or_else(|| DUMMY_PHC.to_owned());
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let ok = state.passwords.verify(password, phc).await?;
     let Some((user, Some(_))) = found.filter(|_| ok) else { return Err(invalid_credentials()) };
     let token = random_hex(32);
     let now = state.clock.now();

@@ -3,7 +3,7 @@
 //! Every handler starts from [`TenantAdmin`], so every store call carries the caller's tenant.
 
 use super::{found, ou_or_root, referenced};
-use crate::auth::{TenantAdmin, hash_password, mint_api_key, random_hex};
+use crate::auth::{TenantAdmin, mint_api_key, random_hex};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -117,9 +117,7 @@ pub async fn create_user(
 pub async fn create_user_in(state: &AppState, tenant: parley_domain::TenantId, input: NewUser) -> ApiResult<User> {
     let ou_id = ou_or_root(state, tenant, input.ou_id, "/ou_id").await?;
     let password_hash = match input.password.clone() {
-        Some(p) => {
-            Some(tokio::task::spawn_blocking(move || hash_password(&p)).await.map_err(|e| ApiError::internal(&e))??)
-        }
+        Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
     };
     let user = User {

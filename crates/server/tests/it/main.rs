@@ -13,6 +13,7 @@ mod demo;
 mod direct;
 mod isolation;
 mod message_text;
+mod passwords;
 mod receipts;
 mod restart;
 mod routing;
