@@ -36,7 +36,13 @@ pub fn sha256_hex(s: &str) -> String {
 /// Compares without stopping at the first difference.
 #[must_use]
 pub fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ct_eq_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`ct_eq`] for bytes.
+#[must_use]
+pub fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Argon2id hash of a password, PHC string form. CPU- and memory-heavy: call through
