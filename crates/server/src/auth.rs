@@ -1,12 +1,10 @@
 //! Who is calling: the platform admin (bootstrap token), a tenant admin (API key), an agent
 //! (session cookie) or a visitor (token bound to one conversation). Every credential is a random
-//! secret stored only as a SHA-256 hash (passwords use argon2), and every extractor yields the
+//! secret stored only as a SHA-256 hash (passwords use Argon2id, see `passwords.rs`), and every extractor yields the
 //! tenant the caller may touch, so handlers cannot forget it.
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
 use parley_domain::{ApiKeyId, ConversationId, TenantId, UserId};
@@ -43,28 +41,6 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
 #[must_use]
 pub fn ct_eq_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Argon2id hash of a password, PHC string form. CPU- and memory-heavy: call through
-/// [`crate::passwords::Passwords`], which bounds how many run at once.
-///
-/// # Errors
-/// Only if hashing itself fails.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let mut salt = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::internal(&e))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal(&e))
-}
-
-/// Checks a password against its stored hash. CPU- and memory-heavy: call through
-/// [`crate::passwords::Passwords`].
-#[must_use]
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// A fixed hash to verify against when the user does not exist, so timing does not reveal it.
@@ -230,14 +206,6 @@ impl FromRequestParts<AppState> for Visitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_verify_only_with_the_right_text() {
-        let h = hash_password("correct horse battery").unwrap();
-        assert!(verify_password("correct horse battery", &h));
-        assert!(!verify_password("correct horse batterY", &h));
-        assert!(!verify_password("x", DUMMY_PHC));
-    }
 
     #[test]
     fn visitor_tokens_carry_tenant_and_conversation() {

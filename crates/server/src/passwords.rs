@@ -164,13 +164,18 @@ mod tests {
 
     #[test]
     fn hashes_read_like_the_library_s_and_check_against_them_both_ways() {
+        use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+        let library = argon2::Argon2::default();
         let mut m = Memory::default();
         let ours = m.hash("correct horse").unwrap();
         assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
-        assert!(crate::auth::verify_password("correct horse", &ours), "the library accepts ours");
-        let theirs = crate::auth::hash_password("correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(library.verify_password(b"correct horse", &parsed).is_ok(), "the library accepts ours");
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let theirs = library.hash_password(b"correct horse", &salt).unwrap().to_string();
         assert!(m.verify("correct horse", &theirs), "we accept the library's");
-        assert!(!m.verify("wrong", &theirs));
+        assert!(!m.verify("correct horsE", &theirs));
+        assert!(!m.verify("x", crate::auth::DUMMY_PHC));
         assert!(!m.verify("x", "not a hash"));
     }
 

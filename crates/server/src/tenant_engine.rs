@@ -774,8 +774,9 @@ impl TenantEngine {
     /// only then tells anyone (log entries, frames, replies) and makes HTTP calls.
     async fn commit(&mut self, out: Vec<Out>) -> Result<(), StoreError> {
         let mut writes = Vec::new();
+        let now = self.deps.clock.now();
         for o in out {
-            self.plan(o, &mut writes)?;
+            self.plan(o, now, &mut writes)?;
         }
         let saves = self.core.take_saves();
         for (conversation, state) in saves.chats {
@@ -806,9 +807,8 @@ impl TenantEngine {
     }
 
     /// Sorts one effect into a store write or something to do after the commit.
-    fn plan(&mut self, o: Out, writes: &mut Vec<EngineWrite>) -> Result<(), StoreError> {
+    fn plan(&mut self, o: Out, now: time::OffsetDateTime, writes: &mut Vec<EngineWrite>) -> Result<(), StoreError> {
         let tenant = self.tenant;
-        let now = self.deps.clock.now();
         match o {
             Out::Status { conversation, status, agent, ended_at } => {
                 writes.push(EngineWrite::Status { conversation, status, agent, ended_at });

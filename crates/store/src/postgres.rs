@@ -444,14 +444,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?;
-        let state = |r: &PgRow| r.text("state");
-        Ok(EngineState {
-            chats: chats
-                .iter()
-                .map(|r| Ok((ConversationId(r.uuid("conversation_id")?), state(r)?)))
-                .collect::<Result<_>>()?,
-            agents: agents.iter().map(|r| Ok((UserId(r.uuid("user_id")?), state(r)?))).collect::<Result<_>>()?,
-        })
+        sql::engine_state(&chats, &agents)
     }
 
     async fn claim_node(&self) -> Result<NodeClaim> {

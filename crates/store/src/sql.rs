@@ -36,6 +36,20 @@ pub(crate) trait Cols {
     fn flag(&self, col: &str) -> Result<bool, StoreError>;
 }
 
+/// What a tenant's engine kept, from the rows of `engine_chats` and `engine_agents`.
+pub(crate) fn engine_state<R: Cols>(chats: &[R], agents: &[R]) -> Result<crate::EngineState, StoreError> {
+    Ok(crate::EngineState {
+        chats: chats
+            .iter()
+            .map(|r| Ok((parley_domain::ConversationId(r.uuid("conversation_id")?), r.text("state")?)))
+            .collect::<Result<_, StoreError>>()?,
+        agents: agents
+            .iter()
+            .map(|r| Ok((parley_domain::UserId(r.uuid("user_id")?), r.text("state")?)))
+            .collect::<Result<_, StoreError>>()?,
+    })
+}
+
 /// `SELECT <the columns this module's readers use> FROM <table>`, for both backends (their
 /// column names are the same), as a literal so queries can `concat!` their conditions onto it.
 macro_rules! select {

@@ -524,14 +524,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await
             .map_err(db_error)?;
-        let state = |r: &SqliteRow| r.text("state");
-        Ok(EngineState {
-            chats: chats
-                .iter()
-                .map(|r| Ok((ConversationId(r.uuid("conversation_id")?), state(r)?)))
-                .collect::<Result<_>>()?,
-            agents: agents.iter().map(|r| Ok((UserId(r.uuid("user_id")?), state(r)?))).collect::<Result<_>>()?,
-        })
+        sql::engine_state(&chats, &agents)
     }
 
     async fn claim_node(&self) -> Result<NodeClaim> {

@@ -62,13 +62,6 @@ pub struct Saves {
     pub agents: Vec<(UserId, Option<SavedAgent>)>,
 }
 
-impl Saves {
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.chats.is_empty() && self.agents.is_empty()
-    }
-}
-
 impl SavedRun {
     fn of(run: &Run) -> Self {
         Self {
